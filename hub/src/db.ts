@@ -1,0 +1,152 @@
+/**
+ * The hub's database: typed tables, one pooled Kysely instance, and the migrator.
+ * Columns are snake_case here; repositories map them to camelCase.
+ */
+import { Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResultSet } from 'kysely'
+import pg from 'pg'
+import { migrations } from '../../migrations/index.js'
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+type Json = ColumnType<unknown, string, string>
+
+export type ServerState = 'stopped' | 'pending' | 'running' | 'stopping'
+
+export interface UsersTable {
+  id: Generated<string>
+  name: string
+  admin: Generated<boolean>
+  created: Generated<Timestamp>
+  last_activity: NullableTimestamp
+}
+
+export interface ServersTable {
+  id: Generated<string>
+  user_id: string
+  name: Generated<string>
+  state: Generated<ServerState>
+  spawner_kind: string | null
+  spawner_state: ColumnType<Record<string, unknown>, string | undefined, string>
+  url: string | null
+  user_options: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>
+  started: NullableTimestamp
+  last_activity: NullableTimestamp
+  last_error: string | null
+  owner: string | null
+  updated: Generated<Timestamp>
+}
+
+export interface SessionsTable {
+  id: string
+  user_id: string
+  created: Generated<Timestamp>
+  last_seen: Generated<Timestamp>
+  expires_at: Timestamp
+}
+
+export type TokenKind = 'api' | 'server' | 'oauth'
+
+export interface ApiTokensTable {
+  id: Generated<string>
+  prefix: string
+  hash: string
+  kind: TokenKind
+  user_id: string | null
+  service: string | null
+  server_id: string | null
+  session_id: string | null
+  oauth_client_id: string | null
+  scopes: ColumnType<string[], string[] | undefined, string[]>
+  roles: ColumnType<string[], string[] | undefined, string[]>
+  note: string | null
+  created: Generated<Timestamp>
+  expires_at: NullableTimestamp
+  last_activity: NullableTimestamp
+}
+
+export interface OauthClientsTable {
+  id: string
+  secret_hash: string
+  redirect_uri: string
+  description: string
+  server_id: string | null
+  created: Generated<Timestamp>
+}
+
+export interface OauthCodesTable {
+  code_hash: string
+  client_id: string
+  user_id: string
+  session_id: string | null
+  redirect_uri: string
+  scopes: ColumnType<string[], string[], string[]>
+  expires_at: Timestamp
+}
+
+export interface GroupsTable {
+  id: Generated<string>
+  name: string
+  properties: ColumnType<Record<string, unknown>, string | undefined, string>
+  created: Generated<Timestamp>
+}
+
+export interface GroupMembersTable {
+  group_id: string
+  user_id: string
+}
+
+export interface Database {
+  users: UsersTable
+  servers: ServersTable
+  sessions: SessionsTable
+  api_tokens: ApiTokensTable
+  oauth_clients: OauthClientsTable
+  oauth_codes: OauthCodesTable
+  groups: GroupsTable
+  group_members: GroupMembersTable
+}
+
+export type Db = Kysely<Database>
+export type { Json }
+
+export interface DbOptions {
+  readonly url: string
+  /** Pool size. Default 20: the hub never holds a connection across an await on anything but the database. */
+  readonly poolSize?: number
+}
+
+// bigint ids come back as strings (exact); timestamps as Date.
+export function createDb(options: DbOptions): { db: Db; pool: pg.Pool } {
+  const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, idleTimeoutMillis: 30_000 })
+  pool.on('error', () => { /* an idle client died (database restart); the pool replaces it */ })
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
+}
+
+function migrator(db: Kysely<any>): Migrator {
+  return new Migrator({ db, provider: { getMigrations: async () => migrations } })
+}
+
+function check(result: MigrationResultSet): string[] {
+  if (result.error) {
+    const failed = result.results?.find(r => r.status === 'Error')
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${result.error instanceof Error ? result.error.message : String(result.error)}`, { cause: result.error })
+  }
+  return (result.results ?? []).map(r => r.migrationName)
+}
+
+/** Apply every pending migration; returns the names applied. */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  return check(await migrator(db).migrateToLatest())
+}
+
+/** Undo migrations one by one; `steps` = how many (default all). Returns the names undone. */
+export async function migrateDown(db: Kysely<any>, steps = Number.POSITIVE_INFINITY): Promise<string[]> {
+  const undone: string[] = []
+  const m = migrator(db)
+  for (let i = 0; i < steps; i++) {
+    const names = check(await m.migrateDown())
+    if (names.length === 0) break
+    undone.push(...names)
+  }
+  return undone
+}

@@ -1,0 +1,18 @@
+/**
+ * The migrations, listed explicitly (kysely's static provider): explicit beats a directory scan,
+ * and works the same from `dist/` and under the test loader. Names sort in apply order.
+ */
+import type { Migration } from 'kysely'
+import * as m0001 from './0001_create_users.js'
+import * as m0002 from './0002_create_servers.js'
+import * as m0003 from './0003_create_sessions.js'
+import * as m0004 from './0004_create_api_tokens.js'
+import * as m0005 from './0005_create_groups.js'
+
+export const migrations: Record<string, Migration> = {
+  '0001_create_users': m0001,
+  '0002_create_servers': m0002,
+  '0003_create_sessions': m0003,
+  '0004_create_api_tokens': m0004,
+  '0005_create_groups': m0005,
+}
