@@ -1,0 +1,5 @@
+export { parseSingleUserConfig, type SingleUserConfig } from './config.js'
+export { SingleUserError } from './errors.js'
+export { createSingleUserServer, type SingleUserServer, type SingleUserServerOptions } from './server.js'
+export { HUB_PROTOCOL_VERSION, type Fetch, type HubIdentity } from './hub-client.js'
+export { isoMicros, type RetryPolicy } from './activity.js'
