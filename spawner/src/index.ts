@@ -1,1 +1,3 @@
 export * from './spawner.js'
+export * from './local-process.js'
+export * from './singleuser/index.js'
