@@ -1,0 +1,98 @@
+/**
+ * The simulated container runtime: what "running the pod's container" means in kube-sim. Each
+ * container gets the pod IP (a 127.x.y.z loopback address: Linux routes all of 127/8 to lo) and
+ * the pod's environment.
+ */
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import { createSingleUserServer, parseSingleUserConfig } from '../../../spawner/src/singleuser/index.js'
+import type { SingleUserServerOptions } from '../../../spawner/src/singleuser/index.js'
+
+export interface ContainerSpec {
+  readonly namespace: string
+  readonly podName: string
+  readonly image: string
+  /** The pod IP, e.g. 127.64.0.7. */
+  readonly ip: string
+  /** The first declared containerPort (8888 for user servers). */
+  readonly port: number
+  readonly env: Readonly<Record<string, string>>
+}
+
+export interface RunningContainer {
+  /** Stop the container (SIGTERM equivalent); resolves when it no longer listens. */
+  stop(): Promise<void>
+}
+
+export interface ContainerRuntime {
+  readonly name: string
+  start(spec: ContainerSpec): Promise<RunningContainer>
+}
+
+/** No process at all: the pod is Running but nothing listens. For 10k-pod informer benchmarks. */
+export const noneRuntime: ContainerRuntime = {
+  name: 'none',
+  async start() { return { async stop() {} } },
+}
+
+/**
+ * A tiny HTTP server per pod on `ip:port`, answering every request with JSON naming the pod and
+ * the user (from `JUPYTERHUB_USER`). Fast to start; enough for "the URL reaches the pod" checks.
+ */
+export const httpRuntime: ContainerRuntime = {
+  name: 'http',
+  async start(spec) {
+    const body = JSON.stringify({ pod: spec.podName, namespace: spec.namespace, user: spec.env.JUPYTERHUB_USER ?? null, image: spec.image })
+    const server: Server = createServer((req, res) => {
+      req.resume()
+      res.writeHead(200, { 'content-type': 'application/json', 'x-kube-sim-pod': spec.podName })
+      res.end(body)
+    })
+    server.keepAliveTimeout = 1000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(spec.port, spec.ip, () => { server.off('error', reject); resolve() })
+    })
+    return {
+      stop: () => new Promise<void>(resolve => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+    }
+  },
+}
+
+/**
+ * Pod IPs: 127.64.0.1 upwards (avoids 127.0.0.x, where the hub and tests live), skipping .0 and
+ * .255. Never reused, as on a real cluster with a large pod CIDR: a stale IP in some cache must
+ * not reach another user's server.
+ */
+export class IpAllocator {
+  #next = 0
+  allocate(): string {
+    const i = this.#next++
+    const block = Math.floor(i / 254)
+    if (block >= 63 * 256) throw new Error('kube-sim: out of pod IPs')
+    return `127.${64 + (block >> 8)}.${block & 255}.${(i % 254) + 1}`
+  }
+}
+
+/**
+ * The real built-in single-user server (`spawner/src/singleuser`) as the container: it parses
+ * the pod's JUPYTERHUB_* environment exactly as in a pod, binds the pod IP, checks the hub's
+ * version and reports activity. A hub must be reachable at JUPYTERHUB_API_URL.
+ */
+export function singleUserRuntime(log: Logger, extra: Partial<Pick<SingleUserServerOptions, 'hubRetryDelaysMs' | 'activityIntervalMs'>> = {}): ContainerRuntime {
+  return {
+    name: 'singleuser',
+    async start(spec) {
+      const config = parseSingleUserConfig(spec.env)
+      const server = await createSingleUserServer({
+        ...config, ...extra, host: spec.ip, port: spec.port,
+        log: log.child({ pod: spec.podName }),
+      })
+      return { stop: () => server.close() }
+    },
+  }
+}
