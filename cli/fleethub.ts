@@ -13,6 +13,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   start: { summary: 'run the whole hub: embedded Postgres (unless DATABASE_URL), proxy, hub', load: async () => (await import('../hub/src/main.js')).startMain },
   hub: { summary: 'run the hub process alone (needs DATABASE_URL or the embedded default)', load: async () => (await import('../hub/src/main.js')).hubMain },
+  proxy: { summary: 'run the proxy alone (configurable-http-proxy 5.3 compatible flags, CONFIGPROXY_AUTH_TOKEN)', load: async () => (await import('../proxy/src/main.js')).main },
   db: { summary: 'database tasks: `db migrate`, `db migrate --down`', load: async () => (await import('../hub/src/db-cli.js')).dbMain },
   'kube-sim': { summary: 'a simulated Kubernetes API server + kubelet for tests and load tests', load: async () => (await import('../loadtest/src/kube-sim/main.js')).main },
   singleuser: { summary: 'run the built-in single-user server (configured by the JUPYTERHUB_* environment)', load: async () => (await import('../spawner/src/singleuser/main.js')).main },

@@ -1,0 +1,234 @@
+/**
+ * The data plane: forwards HTTP requests and websocket upgrades to a route's target. This is the ONLY
+ * file that imports the forwarding library, so it can be swapped here alone.
+ *
+ * Library choice: http-proxy-3 1.23.3 (CHP 5.x's engine), not http-proxy 1.18.1: http-proxy is
+ * unmaintained since 2020 and its socket handling is what CHP #388/#434/#557 traced the leaks and
+ * port exhaustion to; http-proxy-3 ends upstream websocket sockets when the client socket closes or
+ * errors. The leak tests (proxy/test/leaks.test.ts) and the benchmark (bench-results/proxy-*) are
+ * the measurement behind the choice.
+ *
+ * What we add around the library, each for a failure CHP had:
+ * - a keep-alive upstream agent with bounded sockets and an idle timeout (CHP: unbounded global agent);
+ * - websocket tunnels tracked in a Set: the upgrade request is destroyed if the client leaves before
+ *   the upstream answers, the upstream socket is closed when the client goes (and vice versa, with a
+ *   grace period for the half-close), and a client that sent nothing for `wsIdleTimeoutMs` is dropped
+ *   (half-open connections to vanished laptops otherwise live for the kernel's retransmission timeout);
+ * - activity as a plain number: web responses < 300 write `route.lastActivity` on 'finish';
+ *   websocket activity is sampled from `socket.bytesRead` by a periodic sweep (and right before the
+ *   API reads routes), so there is no per-chunk work at all.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
+import type { Socket } from 'node:net'
+import { readFileSync } from 'node:fs'
+import { createProxyServer, type ServerOptions } from 'http-proxy-3'
+import type { ProxyConfig } from './config.js'
+import { KNOWN_UPSTREAM_ERRORS } from './errors.js'
+import type { Logger } from './log.js'
+import { logPath } from './log.js'
+import type { Route, RouteTable } from './route-table.js'
+
+/** Half-closed websocket sockets are destroyed after this long if the peer does not finish the close. */
+export const WS_CLOSE_GRACE_MS = 2000
+/** Upstream websocket handshakes that take longer than this (or --proxy-timeout) fail with 503. */
+export const WS_UPGRADE_TIMEOUT_MS = 30_000
+
+export interface ForwarderDeps {
+  readonly table: RouteTable
+  readonly log: Logger
+  readonly now: () => number
+  /** Answer a web request with an error status (error target / error path / plain). */
+  readonly respondError: (code: number, req: IncomingMessage, res: ServerResponse) => void
+  readonly onWebDone?: (status: number, startedAt: bigint) => void
+}
+
+export interface ForwarderStats {
+  readonly openWebsockets: number
+  readonly upstreamSockets: number
+}
+
+export interface Forwarder {
+  web(req: IncomingMessage, res: ServerResponse, route: Route): void
+  ws(req: IncomingMessage, socket: Socket, head: Buffer, route: Route): void
+  /** Credit websocket client traffic to routes and drop idle tunnels; cheap, O(open websockets). */
+  sweep(): void
+  stats(): ForwarderStats
+  close(): void
+}
+
+interface Tunnel {
+  readonly client: Socket
+  readonly routePath: string
+  upgradeReq: http.ClientRequest | undefined
+  upstream: Socket | undefined
+  lastRead: number
+  lastReadAt: number
+}
+
+const ROUTE = Symbol('route')
+const TUNNEL = Symbol('tunnel')
+type TaggedRes = ServerResponse & { [ROUTE]?: Route }
+type TaggedReq = IncomingMessage & { [TUNNEL]?: Tunnel }
+
+export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwarder {
+  const { log, now } = deps
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: config.maxUpstreamSockets,
+    maxFreeSockets: config.maxFreeUpstreamSockets,
+    timeout: config.upstreamFreeSocketTimeoutMs,
+    scheduling: 'lifo' as const,
+  }
+  const httpAgent = new http.Agent(agentOptions)
+  const clientTls = config.clientSsl === undefined ? {} : {
+    key: config.clientSsl.key === undefined ? undefined : readFileSync(config.clientSsl.key),
+    cert: config.clientSsl.cert === undefined ? undefined : readFileSync(config.clientSsl.cert),
+    ca: config.clientSsl.ca === undefined ? undefined : readFileSync(config.clientSsl.ca),
+  }
+  const httpsAgent = new https.Agent({ ...agentOptions, ...clientTls, rejectUnauthorized: !config.insecure })
+  const baseOptions: ServerOptions = {
+    xfwd: config.xForward,
+    prependPath: config.prependPath,
+    autoRewrite: config.autoRewrite,
+    changeOrigin: config.changeOrigin,
+    protocolRewrite: config.protocolRewrite,
+    headers: Object.keys(config.customHeaders).length > 0 ? { ...config.customHeaders } : undefined,
+    proxyTimeout: config.proxyTimeoutMs,
+    timeout: config.timeoutMs,
+    secure: !config.insecure,
+    ws: true,
+  }
+  const proxy = createProxyServer(baseOptions)
+  // Without an 'error' listener the library rethrows (a dead upstream would crash the process).
+  proxy.on('error', (err, req) => { logUpstreamError(log, err, req, 'unhandled proxy error') })
+  proxy.on('econnreset', () => { /* client already gone; the library destroyed the upstream request */ })
+  proxy.on('proxyReqWs', (proxyReq, req) => { attachUpgrade(proxyReq, req as TaggedReq) })
+
+  const tunnels = new Set<Tunnel>()
+  const targets = new WeakMap<Route, { web: ServerOptions, ws: ServerOptions }>()
+
+  function optionsFor(route: Route): { web: ServerOptions, ws: ServerOptions } {
+    let options = targets.get(route)
+    if (options === undefined) {
+      const target = new URL(route.target)
+      const agent = target.protocol === 'https:' ? httpsAgent : httpAgent
+      // Websockets get their own connection (agent: false): a long-lived upgraded socket must not
+      // count against the keep-alive pool's per-host limit while it is being set up.
+      options = { web: { target, agent }, ws: { target, agent: false, ...(config.clientSsl ? { ssl: clientTls } : {}) } }
+      targets.set(route, options)
+    }
+    return options
+  }
+
+  function onWebFinish(this: TaggedRes): void {
+    const route = this[ROUTE]
+    if (route !== undefined && this.statusCode < 300) route.lastActivity = now()
+  }
+
+  function attachUpgrade(proxyReq: http.ClientRequest, req: TaggedReq): void {
+    const tunnel = req[TUNNEL]
+    if (tunnel === undefined) return
+    tunnel.upgradeReq = proxyReq
+    proxyReq.setTimeout(config.proxyTimeoutMs ?? WS_UPGRADE_TIMEOUT_MS, () => {
+      proxyReq.destroy(Object.assign(new Error('websocket upgrade timed out'), { code: 'ETIMEDOUT' }))
+    })
+    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => {
+      proxyReq.setTimeout(0)
+      tunnel.upgradeReq = undefined
+      tunnel.upstream = upstream
+      if (tunnel.client.destroyed) upstream.destroy()
+      upstream.once('close', () => { closeGracefully(tunnel.client) })
+    })
+  }
+
+  return {
+    web(req, res, route) {
+      ;(res as TaggedRes)[ROUTE] = route
+      res.once('finish', onWebFinish)
+      log.debug({ method: req.method, path: logPath(req.url), target: route.target }, 'proxy web')
+      proxy.web(req, res, optionsFor(route).web, (err, _req, _res) => {
+        logUpstreamError(log, err as NodeJS.ErrnoException, req, 'upstream failed')
+        if (res.headersSent) res.destroy()
+        else deps.respondError(503, req, res)
+      })
+    },
+
+    ws(req, socket, head, route) {
+      const tunnel: Tunnel = {
+        client: socket, routePath: route.path, upgradeReq: undefined, upstream: undefined,
+        lastRead: socket.bytesRead, lastReadAt: now(),
+      }
+      tunnels.add(tunnel)
+      ;(req as TaggedReq)[TUNNEL] = tunnel
+      socket.once('close', () => {
+        tunnels.delete(tunnel)
+        tunnel.upgradeReq?.destroy()
+        if (tunnel.upstream !== undefined) closeGracefully(tunnel.upstream)
+      })
+      log.debug({ path: logPath(req.url), target: route.target }, 'proxy websocket')
+      proxy.ws(req, socket, head, optionsFor(route).ws, err => {
+        logUpstreamError(log, err as NodeJS.ErrnoException, req, 'upstream websocket failed')
+        // Before the upgrade the client still speaks HTTP: tell it why (CHP writes a bare status line).
+        if (tunnel.upstream === undefined && socket.writable) {
+          socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+        }
+      })
+    },
+
+    sweep() {
+      const t = now()
+      for (const tunnel of tunnels) {
+        const read = tunnel.client.bytesRead
+        if (read !== tunnel.lastRead) {
+          tunnel.lastRead = read
+          tunnel.lastReadAt = t
+          const route = deps.table.get(tunnel.routePath)
+          if (route !== undefined && route.lastActivity < t) route.lastActivity = t
+        } else if (config.wsIdleTimeoutMs > 0 && t - tunnel.lastReadAt >= config.wsIdleTimeoutMs) {
+          log.info({ path: tunnel.routePath, idleMs: t - tunnel.lastReadAt }, 'closing idle websocket')
+          tunnel.client.destroy()
+          tunnel.upstream?.destroy()
+        }
+      }
+    },
+
+    stats() {
+      let upstreamSockets = 0
+      for (const agent of [httpAgent, httpsAgent]) {
+        for (const list of Object.values(agent.sockets)) upstreamSockets += list?.length ?? 0
+        for (const list of Object.values(agent.freeSockets)) upstreamSockets += list?.length ?? 0
+      }
+      for (const tunnel of tunnels) if (tunnel.upstream !== undefined || tunnel.upgradeReq !== undefined) upstreamSockets++
+      return { openWebsockets: tunnels.size, upstreamSockets }
+    },
+
+    close() {
+      for (const tunnel of tunnels) {
+        tunnel.upgradeReq?.destroy()
+        tunnel.upstream?.destroy()
+        tunnel.client.destroy()
+      }
+      tunnels.clear()
+      httpAgent.destroy()
+      httpsAgent.destroy()
+      proxy.removeAllListeners('proxyReqWs')
+    },
+  }
+}
+
+/** End a socket; destroy it if the peer has not closed its side within the grace period. */
+function closeGracefully(socket: Socket): void {
+  if (socket.destroyed) return
+  socket.end()
+  const timer = setTimeout(() => socket.destroy(), WS_CLOSE_GRACE_MS)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+}
+
+/** Known network errors (the upstream went away) are logged without a stack, as CHP does. */
+function logUpstreamError(log: Logger, err: NodeJS.ErrnoException, req: IncomingMessage, msg: string): void {
+  const fields = { method: req.method, path: logPath(req.url), code: err.code }
+  if (err.code !== undefined && KNOWN_UPSTREAM_ERRORS.has(err.code)) log.warn({ ...fields, reason: err.message }, msg)
+  else log.error({ ...fields, err }, msg)
+}

@@ -1,0 +1,250 @@
+import t from 'tap'
+import http from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { addRoute, eventually, openWs, startTestProxy, startUpstream, wsRoundTrip } from './fixtures.js'
+
+interface Echo { name: string, url: string, method: string, headers: Record<string, string>, body: string }
+
+t.test('HTTP: full path and query forwarded, Host kept, x-forwarded-* added', async t => {
+  const up = await startUpstream('alice')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  t.equal(await addRoute(proxy, '/user/alice', { target: up.url }), 201)
+  const res = await fetch(`${proxy.url}/user/alice/api/contents?x=1&y=%2F`, { method: 'POST', body: 'hello' })
+  t.equal(res.status, 200)
+  const echo = await res.json() as Echo
+  t.equal(echo.name, 'alice')
+  t.equal(echo.url, '/user/alice/api/contents?x=1&y=%2F')
+  t.equal(echo.body, 'hello')
+  t.equal(echo.headers.host, `127.0.0.1:${proxy.port}`)
+  t.match(echo.headers['x-forwarded-for'], /127\.0\.0\.1/)
+  t.equal(echo.headers['x-forwarded-port'], String(proxy.port))
+  t.equal(echo.headers['x-forwarded-proto'], 'http')
+  t.equal(echo.headers['x-forwarded-host'], `127.0.0.1:${proxy.port}`)
+})
+
+t.test('--no-x-forward and --no-include-prefix', async t => {
+  const up = await startUpstream('alice')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy(['--no-x-forward', '--no-include-prefix'])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: up.url })
+  const echo = await (await fetch(`${proxy.url}/user/alice/lab/tree?q=1`)).json() as Echo
+  t.equal(echo.url, '/lab/tree?q=1')
+  t.equal(echo.headers['x-forwarded-for'], undefined)
+  const bare = await (await fetch(`${proxy.url}/user/alice`)).json() as Echo
+  t.equal(bare.url, '/')
+})
+
+t.test('alice and bob never cross', async t => {
+  const alice = await startUpstream('alice')
+  t.teardown(() => alice.close())
+  const bob = await startUpstream('bob')
+  t.teardown(() => bob.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: alice.url })
+  await addRoute(proxy, '/user/bob/', { target: bob.url })
+  const paths = ['/user/alice', '/user/alice/', '/user/alice/x', '/user/bob', '/user/bob/api/kernels', '/user/alice/../bob/x', '/user/bob/%2E%2E/alice/x']
+  const want = ['alice', 'alice', 'alice', 'bob', 'bob', 'bob', 'alice']
+  // Concurrently, so that keep-alive upstream sockets are in use by both at once.
+  const results = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    const path = paths[i % paths.length]
+    const res = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: proxy.port, path }, r => {
+        let body = ''
+        r.on('data', c => { body += c })
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }))
+      }).on('error', reject)
+    })
+    return { path, want: want[i % paths.length], got: (JSON.parse(res.body) as Echo).name }
+  }))
+  t.same(results.filter(r => r.got !== r.want), [], 'every request reached its own server')
+  const ws1 = await openWs(`${proxy.url.replace('http', 'ws')}/user/alice/api/kernels/1/channels`)
+  t.teardown(() => ws1.terminate())
+  const ws2 = await openWs(`${proxy.url.replace('http', 'ws')}/user/bob/terminals/websocket/1`)
+  t.teardown(() => ws2.terminate())
+  t.equal(await wsRoundTrip(ws1, 'hi'), 'alice:/user/alice/api/kernels/1/channels:hi')
+  t.equal(await wsRoundTrip(ws2, 'yo'), 'bob:/user/bob/terminals/websocket/1:yo')
+})
+
+t.test('websockets: text and binary echo, closing either side closes the other', async t => {
+  const up = await startUpstream('alice')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: up.url })
+  const ws = await openWs(`${proxy.url.replace('http', 'ws')}/user/alice/ws`)
+  t.equal(await wsRoundTrip(ws, 'one'), 'alice:/user/alice/ws:one')
+  const binary = once(ws, 'message')
+  ws.send(Buffer.from([1, 2, 3]))
+  t.same([...(await binary)[0] as Buffer], [1, 2, 3])
+  t.equal(proxy.stats().openWebsockets, 1)
+  ws.close()
+  await once(ws, 'close')
+  t.ok(await eventually(() => proxy.stats().openWebsockets === 0), 'tunnel released after client close')
+
+  const ws2 = await openWs(`${proxy.url.replace('http', 'ws')}/user/alice/ws`)
+  const closed = once(ws2, 'close')
+  await up.close()
+  await closed
+  t.ok(await eventually(() => proxy.stats().openWebsockets === 0), 'tunnel released after upstream close')
+})
+
+t.test('websocket errors: no route -> 404, upstream down -> 503', async t => {
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  await t.rejects(openWs(`${proxy.url.replace('http', 'ws')}/nowhere`), /unexpected response 404/)
+  const dead = http.createServer()
+  await new Promise<void>(resolve => dead.listen(0, '127.0.0.1', resolve))
+  const deadPort = (dead.address() as AddressInfo).port
+  await new Promise<void>(resolve => dead.close(() => resolve()))
+  await addRoute(proxy, '/user/gone', { target: `http://127.0.0.1:${deadPort}` })
+  await t.rejects(openWs(`${proxy.url.replace('http', 'ws')}/user/gone/ws`), /unexpected response 503/)
+  t.ok(await eventually(() => proxy.stats().openWebsockets === 0))
+})
+
+t.test('SSE passes chunk by chunk', async t => {
+  const up = await startUpstream('alice')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/hub', { target: up.url })
+  const arrivals: number[] = []
+  const started = Date.now()
+  await new Promise<void>((resolve, reject) => {
+    http.get(`${proxy.url}/hub/api/users/alice/server/progress/sse`, res => {
+      t.equal(res.headers['content-type'], 'text/event-stream')
+      res.on('data', () => arrivals.push(Date.now() - started))
+      res.on('end', resolve)
+    }).on('error', reject)
+  })
+  t.ok(arrivals.length >= 3, `three separate chunks (got ${arrivals.length})`)
+  t.ok(arrivals[arrivals.length - 1] - arrivals[0] >= 150, 'spread over time, not buffered to the end')
+})
+
+t.test('errors: 404 no route, 503 upstream down, plain texts', async t => {
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  const none = await fetch(`${proxy.url}/user/nobody`)
+  t.equal(none.status, 404)
+  t.equal(await none.text(), 'Not Found')
+  await addRoute(proxy, '/user/down', { target: 'http://127.0.0.1:9' })
+  const down = await fetch(`${proxy.url}/user/down/x`)
+  t.equal(down.status, 503)
+  t.equal(await down.text(), 'Service Unavailable')
+  const bad = await fetch(`${proxy.url}/user/%E0%A4%A`)
+  t.equal(bad.status, 400)
+  await bad.text()
+})
+
+t.test('--proxy-timeout: an upstream that never answers gives 503', async t => {
+  const up = await startUpstream('slow')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy(['--proxy-timeout', '300'])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/slow', { target: up.url })
+  const res = await fetch(`${proxy.url}/user/slow/hang`)
+  t.equal(res.status, 503)
+  await res.text()
+})
+
+t.test('error target: original status, page body and content type, url param', async t => {
+  const seen: Array<{ url: string, headers: http.IncomingHttpHeaders }> = []
+  const hub = await startUpstream('hub', (req, res) => {
+    if (!(req.url ?? '').startsWith('/hub/error/')) return false
+    seen.push({ url: req.url ?? '', headers: req.headers })
+    res.writeHead(200, { 'Content-Type': 'text/html', 'X-Other': 'dropped' })
+    res.end(`<h1>error page for ${req.url}</h1>`)
+    return true
+  })
+  t.teardown(() => hub.close())
+  const proxy = await startTestProxy(['--error-target', `${hub.url}/hub/error`])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/probe/a', { target: 'http://127.0.0.1:9' })
+  const res = await fetch(`${proxy.url}/probe/a/some/path?x=1`, { headers: { cookie: 'secret=1' } })
+  t.equal(res.status, 503)
+  t.equal(res.headers.get('content-type'), 'text/html')
+  t.equal(res.headers.get('x-other'), null)
+  t.equal(await res.text(), '<h1>error page for /hub/error/503?url=%2Fprobe%2Fa%2Fsome%2Fpath%3Fx%3D1</h1>')
+  t.equal(seen[0].url, '/hub/error/503?url=%2Fprobe%2Fa%2Fsome%2Fpath%3Fx%3D1')
+  t.equal(seen[0].headers.cookie, undefined, 'no cookies to the error target')
+  const none = await fetch(`${proxy.url}/nothing/here`)
+  t.equal(none.status, 404)
+  t.equal(await none.text(), '<h1>error page for /hub/error/404?url=%2Fnothing%2Fhere</h1>')
+  // Many errors in a row must not pile up sockets to the error target (CHP #557).
+  for (let i = 0; i < 50; i++) await (await fetch(`${proxy.url}/nothing/${i}`)).text()
+  t.ok(hub.sockets.size <= 8, `sockets to the error target stay pooled (${hub.sockets.size})`)
+})
+
+t.test('error target down: falls back to the plain text', async t => {
+  const proxy = await startTestProxy(['--error-target', 'http://127.0.0.1:9/hub/error'])
+  t.teardown(() => proxy.close())
+  const res = await fetch(`${proxy.url}/x`)
+  t.equal(res.status, 404)
+  t.equal(await res.text(), 'Not Found')
+})
+
+t.test('default target and health check', async t => {
+  const hub = await startUpstream('hub')
+  t.teardown(() => hub.close())
+  const alice = await startUpstream('alice')
+  t.teardown(() => alice.close())
+  const proxy = await startTestProxy(['--default-target', hub.url])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: alice.url })
+  t.equal(((await (await fetch(`${proxy.url}/hub/login`)).json()) as Echo).name, 'hub')
+  t.equal(((await (await fetch(`${proxy.url}/user/bob/`)).json()) as Echo).name, 'hub')
+  t.equal(((await (await fetch(`${proxy.url}/user/alice/`)).json()) as Echo).name, 'alice')
+  const health = await fetch(`${proxy.url}/_chp_healthz`)
+  t.equal(health.status, 200)
+  t.equal(health.headers.get('content-type'), 'application/json')
+  t.same(await health.json(), { status: 'OK', bootId: proxy.bootId })
+})
+
+t.test('activity: 2xx updates last_activity, 3xx and errors do not, websocket client traffic does', async t => {
+  const up = await startUpstream('alice')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy(['--ws-idle-timeout', '0'])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: up.url })
+  const route = proxy.table.get('/user/alice')!
+  route.lastActivity = 1
+  await (await fetch(`${proxy.url}/user/alice/status/302`, { redirect: 'manual' })).text()
+  await (await fetch(`${proxy.url}/user/alice/status/500`)).text()
+  t.equal(proxy.table.get('/user/alice')!.lastActivity, 1, 'redirects and errors are not activity')
+  const before = Date.now()
+  await (await fetch(`${proxy.url}/user/alice/api/status`)).text()
+  t.ok(proxy.table.get('/user/alice')!.lastActivity >= before, '2xx is activity')
+
+  const ws = await openWs(`${proxy.url.replace('http', 'ws')}/user/alice/ws`)
+  t.teardown(() => ws.terminate())
+  await wsRoundTrip(ws, 'x')
+  proxy.table.get('/user/alice')!.lastActivity = 1
+  const sent = Date.now()
+  await wsRoundTrip(ws, 'typing')
+  const routes = await (await fetch(`${proxy.apiUrl}/api/routes`, { headers: { authorization: 'token test-token-0001' } })).json() as Record<string, { last_activity: string }>
+  t.ok(Date.parse(routes['/user/alice'].last_activity) >= sent, 'websocket data from the client is activity, visible on the next GET')
+})
+
+t.test('--host-routing: the host is the first segment', async t => {
+  const a = await startUpstream('a')
+  t.teardown(() => a.close())
+  const proxy = await startTestProxy(['--host-routing'])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/a.example.org', { target: a.url })
+  const res = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: proxy.port, path: '/x', headers: { host: 'a.example.org:80' } }, r => {
+      let body = ''
+      r.on('data', c => { body += c })
+      r.on('end', () => resolve(body))
+    }).on('error', reject)
+  })
+  t.equal((JSON.parse(res) as Echo).name, 'a')
+  t.equal(proxy.table.get('/a.example.org')!.data.host, 'a.example.org')
+  const other = await fetch(`${proxy.url}/x`)
+  t.equal(other.status, 404)
+  await other.text()
+})
