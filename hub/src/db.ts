@@ -16,7 +16,7 @@ export interface UsersTable {
   id: Generated<string>
   name: string
   admin: Generated<boolean>
-  created: Generated<Timestamp>
+  created: Timestamp
   last_activity: NullableTimestamp
 }
 
@@ -33,14 +33,14 @@ export interface ServersTable {
   last_activity: NullableTimestamp
   last_error: string | null
   owner: string | null
-  updated: Generated<Timestamp>
+  updated: Timestamp
 }
 
 export interface SessionsTable {
   id: string
   user_id: string
-  created: Generated<Timestamp>
-  last_seen: Generated<Timestamp>
+  created: Timestamp
+  last_seen: Timestamp
   expires_at: Timestamp
 }
 
@@ -59,7 +59,7 @@ export interface ApiTokensTable {
   scopes: ColumnType<string[], string[] | undefined, string[]>
   roles: ColumnType<string[], string[] | undefined, string[]>
   note: string | null
-  created: Generated<Timestamp>
+  created: Timestamp
   expires_at: NullableTimestamp
   last_activity: NullableTimestamp
 }
@@ -70,7 +70,7 @@ export interface OauthClientsTable {
   redirect_uri: string
   description: string
   server_id: string | null
-  created: Generated<Timestamp>
+  created: Timestamp
 }
 
 export interface OauthCodesTable {
@@ -87,7 +87,7 @@ export interface GroupsTable {
   id: Generated<string>
   name: string
   properties: ColumnType<Record<string, unknown>, string | undefined, string>
-  created: Generated<Timestamp>
+  created: Timestamp
 }
 
 export interface GroupMembersTable {

@@ -1,0 +1,104 @@
+/**
+ * The JupyterHub REST API under /hub/api (contract §7). Each handler checks its scope first.
+ */
+import express, { Router, type Request, type Response } from 'express'
+import type { HubContext } from '../context.js'
+import { JUPYTERHUB_API_VERSION } from '../context.js'
+import { identifyApi } from '../auth/identify.js'
+import { badRequest, HttpError, notFound, userNotFound } from '../errors.js'
+import { findUserByName, type User } from '../users/user.repository.js'
+import { findServer } from '../servers/server.repository.js'
+import { caller, needScope } from './guards.js'
+import { streamProgress } from './progress.js'
+import { selfModel } from './models.js'
+import { parseActivity } from './activity.js'
+
+const PACKAGE_VERSION = '0.1.0'
+
+/** JSON bodies are accepted with any content type (JupyterHub clients send form types); bodiless is `{}`. */
+export const jsonBody = express.json({ limit: '1mb', strict: false, type: () => true })
+
+async function loadUser(ctx: HubContext, name: string): Promise<User> {
+  const user = await findUserByName(ctx.db, name)
+  if (!user) throw userNotFound(name)
+  return user
+}
+
+function serverNameParam(req: Request): string {
+  const s = req.params.server
+  return typeof s === 'string' ? s : ''
+}
+
+export function apiRouter(ctx: HubContext): Router {
+  const r = Router()
+  r.use(identifyApi(ctx))
+
+  r.get(['/', ''], (_req, res) => {
+    res.json({ version: JUPYTERHUB_API_VERSION, fleethub: PACKAGE_VERSION })
+  })
+
+  r.get('/user', async (_req, res) => {
+    const id = caller(res)
+    res.json(await selfModel(ctx, id))
+  })
+
+  r.post('/users/:name/activity', jsonBody, async (req, res) => {
+    const name = req.params.name as string
+    needScope(res, ['users:activity'], { user: name })
+    const user = await loadUser(ctx, name)
+    const report = parseActivity(req.body)
+    if (report.lastActivity) ctx.activity.recordUser(user.id, report.lastActivity)
+    for (const [serverName, at] of report.servers) {
+      const server = await findServer(ctx.db, user.id, serverName)
+      if (!server) throw badRequest(`No such server '${serverName}' for user ${user.name}`)
+      ctx.activity.recordServer(server.id, at)
+      ctx.activity.recordUser(user.id, at)
+    }
+    res.status(200).type('json').end()
+  })
+
+  const startServer = async (req: Request, res: Response) => {
+    const name = req.params.name as string
+    const serverName = serverNameParam(req)
+    needScope(res, ['servers'], { user: name, server: `${name}/${serverName}` })
+    const user = await loadUser(ctx, name)
+    const options = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? req.body as Record<string, unknown> : {}
+    const outcome = await ctx.spawns.spawn(user, serverName, options)
+    const label = serverName ? `${name}:${serverName}` : name
+    if (outcome.status === 'running') throw badRequest(`${label} is already running`, 'HUB_SERVER_ALREADY_RUNNING')
+    if (outcome.status === 'started') {
+      const p = ctx.spawns.progressFor(outcome.server.id)
+      if (p && !p.done) await Promise.race([p.finished, new Promise(r => setTimeout(r, ctx.settings.slowSpawnTimeoutMs))])
+      if (p?.phase === 'failed') throw new HttpError(500, 'HUB_SPAWN_FAILED', p.events[p.events.length - 1]?.message ?? 'Spawn failed')
+      if (p?.phase === 'ready') return void res.status(201).type('text/plain').end()
+    }
+    res.status(202).type('text/plain').end()
+  }
+  r.post(['/users/:name/server', '/users/:name/servers/:server'], jsonBody, startServer)
+
+  const stopServer = async (req: Request, res: Response) => {
+    const name = req.params.name as string
+    const serverName = serverNameParam(req)
+    needScope(res, ['delete:servers', 'servers'], { user: name, server: `${name}/${serverName}` })
+    const user = await loadUser(ctx, name)
+    const server = await findServer(ctx.db, user.id, serverName)
+    if (!server) {
+      if (serverName) throw notFound(`${name} has no server named '${serverName}'`)
+      return void res.status(204).end()
+    }
+    if (server.state === 'pending') throw badRequest(`${serverName ? `${name}:${serverName}` : name} is pending spawn, please wait`, 'HUB_SERVER_PENDING')
+    const result = await ctx.spawns.stop(server, 'stopped through the API')
+    res.status(result === 'stopping' ? 202 : 204).end()
+  }
+  r.delete(['/users/:name/server', '/users/:name/servers/:server'], jsonBody, stopServer)
+
+  r.get(['/users/:name/server/progress', '/users/:name/servers/:server/progress'], async (req, res) => {
+    const name = req.params.name as string
+    const serverName = serverNameParam(req)
+    needScope(res, ['read:servers'], { user: name, server: `${name}/${serverName}` })
+    const user = await loadUser(ctx, name)
+    await streamProgress(ctx, req, res, await findServer(ctx.db, user.id, serverName))
+  })
+
+  return r
+}

@@ -1,0 +1,84 @@
+/**
+ * GET /hub/api/users/<name>/server/progress (contract §6): an event stream of the spawn's progress.
+ * A keep-alive `\n\n` at once and every 8 s; events as `data: <json>\n\n`; ends after ready/failed.
+ * While the spawn waits in the admission queue, the user's place in line is sent when it changes.
+ */
+import type { Request, Response } from 'express'
+import type { HubContext } from '../context.js'
+import type { ServerRecord } from '../servers/server.repository.js'
+import { findServerById } from '../servers/server.repository.js'
+import { serverPrefix } from '../proxy/route-sync.js'
+import type { ProgressEvent } from '../servers/progress.js'
+import { notFound, badRequest } from '../errors.js'
+
+const KEEPALIVE_MS = 8000
+const QUEUE_TICK_MS = 1000
+
+function readyEvent(user: string, server: string): ProgressEvent {
+  const url = serverPrefix(user, server)
+  return { progress: 100, ready: true, message: `Server ready at ${url}`, html_message: `Server ready at <a href="${url}">${url}</a>`, url }
+}
+
+function open(res: Response): (e: ProgressEvent | null) => void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
+  res.flushHeaders()
+  return e => { res.write(e === null ? '\n\n' : `data: ${JSON.stringify(e)}\n\n`) }
+}
+
+export async function streamProgress(ctx: HubContext, req: Request, res: Response, server: ServerRecord | undefined): Promise<void> {
+  if (!server) throw notFound()
+  if (server.state === 'running') {
+    const send = open(res)
+    send(readyEvent(server.userName, server.name))
+    return void res.end()
+  }
+  const record = ctx.spawns.progressFor(server.id)
+  if (server.state === 'stopped') {
+    if (record?.done) {
+      const send = open(res)
+      send(record.events[record.events.length - 1]!)
+      return void res.end()
+    }
+    if (server.lastError) {
+      const send = open(res)
+      send({ progress: 100, failed: true, message: `Spawn failed: ${server.lastError}` })
+      return void res.end()
+    }
+    throw notFound()
+  }
+  if (server.state === 'stopping') throw badRequest(`${server.userName} is not starting...`)
+  const send = open(res)
+  send(null)
+  let lastPosition = 0
+  const keepalive = setInterval(() => send(null), KEEPALIVE_MS)
+  let unsubscribe = () => {}
+  let poll: NodeJS.Timeout | undefined
+  const finish = () => {
+    clearInterval(keepalive)
+    if (poll) clearInterval(poll)
+    unsubscribe()
+    res.end()
+  }
+  req.on('close', finish)
+  if (record) {
+    unsubscribe = record.subscribe(e => {
+      send(e)
+      if (e.ready || e.failed) setImmediate(finish)
+    })
+    poll = setInterval(() => {
+      const pos = record.queuePosition?.()
+      if (pos !== undefined && pos !== lastPosition) {
+        lastPosition = pos
+        send({ progress: 0, message: `Waiting for a free slot: number ${pos} in line` })
+      }
+    }, QUEUE_TICK_MS)
+    return
+  }
+  // Pending, but started by another hub replica: follow the row until it settles.
+  poll = setInterval(async () => {
+    const now = await findServerById(ctx.db, server.id).catch(() => undefined)
+    if (!now || now.state === 'pending') return
+    send(now.state === 'running' ? readyEvent(server.userName, server.name) : { progress: 100, failed: true, message: `Spawn failed: ${now.lastError ?? 'stopped'}` })
+    finish()
+  }, QUEUE_TICK_MS)
+}

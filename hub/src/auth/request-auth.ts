@@ -1,0 +1,149 @@
+/**
+ * Who is making a request: a token (Authorization header) or the browser session cookie, resolved
+ * to an identity with expanded scopes. Lookups hit indexed columns and a short in-process cache
+ * (a few seconds: another replica's revocation is seen within that window; this process's own
+ * revocations invalidate at once).
+ */
+import type { Db } from '../db.js'
+import { findSession } from '../sessions/session.repository.js'
+import { findToken, type TokenRecord } from '../tokens/token.repository.js'
+import type { User } from '../users/user.repository.js'
+import { hashToken } from './tokens.js'
+import { DEFAULT_ROLES, expandScopes, intersectScopes } from './scopes.js'
+
+export interface Identity {
+  readonly kind: 'user' | 'service'
+  readonly name: string
+  readonly admin: boolean
+  /** Present for users. */
+  readonly userId?: string
+  readonly scopes: ReadonlySet<string>
+  /** How the request authenticated. */
+  readonly via: 'token' | 'cookie'
+  readonly token?: TokenRecord
+  /** The browser session (cookie auth, or an OAuth token issued for that session). */
+  readonly sessionId?: string
+}
+
+export interface ServiceConfig {
+  readonly name: string
+  readonly roles: readonly string[]
+}
+
+export interface RoleConfig {
+  readonly name: string
+  readonly scopes: readonly string[]
+  readonly users?: readonly string[]
+}
+
+interface CacheEntry { identity: Identity | null; expires: number }
+
+const MAX_CACHE = 50_000
+
+export class RequestAuth {
+  readonly #db: Db
+  readonly #ttlMs: number
+  readonly #roles: Map<string, RoleConfig>
+  readonly #services: Map<string, ServiceConfig>
+  readonly #cache = new Map<string, CacheEntry>()
+
+  constructor(db: Db, options: { cacheTtlMs?: number; roles?: readonly RoleConfig[]; services?: readonly ServiceConfig[] } = {}) {
+    this.#db = db
+    this.#ttlMs = options.cacheTtlMs ?? 5_000
+    this.#roles = new Map((options.roles ?? []).map(r => [r.name, r]))
+    this.#services = new Map((options.services ?? []).map(s => [s.name, s]))
+  }
+
+  /** Scopes of a role name: a default role or one from config. */
+  roleScopes(role: string): readonly string[] | undefined {
+    return this.#roles.get(role)?.scopes ?? DEFAULT_ROLES[role]
+  }
+
+  hasRole(role: string): boolean {
+    return this.#roles.has(role) || role in DEFAULT_ROLES
+  }
+
+  /** The roles a user holds: `user`, `admin` for admins, and config roles naming them. */
+  userRoles(user: Pick<User, 'name' | 'admin'>): string[] {
+    const roles = ['user']
+    if (user.admin) roles.push('admin')
+    for (const r of this.#roles.values()) if (r.users?.includes(user.name)) roles.push(r.name)
+    return roles
+  }
+
+  /** A user's full expanded scopes (what a session cookie grants). */
+  userScopes(user: Pick<User, 'name' | 'admin'>): Set<string> {
+    const raw = this.userRoles(user).flatMap(r => this.roleScopes(r) ?? [])
+    return new Set(expandScopes(raw, { kind: 'user', name: user.name }))
+  }
+
+  serviceScopes(name: string): Set<string> {
+    const raw = (this.#services.get(name)?.roles ?? []).flatMap(r => this.roleScopes(r) ?? [])
+    return new Set(expandScopes(raw, { kind: 'service', name }))
+  }
+
+  /** Expanded scopes of a token: its own, never more than its owner's. */
+  tokenScopes(t: TokenRecord): Set<string> {
+    const ownerScopes = t.userName !== null ? this.userScopes({ name: t.userName, admin: t.userAdmin }) : this.serviceScopes(t.service ?? '')
+    const owner = t.userName !== null ? { kind: 'user' as const, name: t.userName } : { kind: 'service' as const, name: t.service ?? '' }
+    const server = t.userName !== null && t.serverId !== null ? `${t.userName}/${t.serverName ?? ''}` : undefined
+    const requested = [...t.scopes, ...t.roles.flatMap(r => this.roleScopes(r) ?? [])]
+    const expanded = expandScopes(requested, owner, { server, inherit: [...ownerScopes] })
+    return new Set(intersectScopes(expanded, ownerScopes).kept)
+  }
+
+  async fromToken(token: string): Promise<Identity | undefined> {
+    const key = `t:${hashToken(token)}`
+    const hit = this.#cached(key)
+    if (hit !== undefined) return hit ?? undefined
+    const t = await findToken(this.#db, token)
+    let identity: Identity | null = null
+    if (t) {
+      identity = t.userName !== null
+        ? { kind: 'user', name: t.userName, admin: t.userAdmin, userId: t.userId ?? undefined, scopes: this.tokenScopes(t), via: 'token', token: t, sessionId: t.sessionId ?? undefined }
+        : { kind: 'service', name: t.service ?? '', admin: false, scopes: this.tokenScopes(t), via: 'token', token: t }
+    }
+    this.#store(key, identity)
+    return identity ?? undefined
+  }
+
+  async fromSessionCookie(cookie: string): Promise<Identity | undefined> {
+    const key = `s:${hashToken(cookie)}`
+    const hit = this.#cached(key)
+    if (hit !== undefined) return hit ?? undefined
+    const s = await findSession(this.#db, cookie)
+    const identity: Identity | null = s
+      ? { kind: 'user', name: s.user.name, admin: s.user.admin, userId: s.user.id, scopes: this.userScopes(s.user), via: 'cookie', sessionId: s.id }
+      : null
+    this.#store(key, identity)
+    return identity ?? undefined
+  }
+
+  /** Forget cached identities matching `predicate` (revocation, logout, user changes). */
+  invalidate(predicate: (identity: Identity) => boolean): void {
+    for (const [k, e] of this.#cache) if (e.identity && predicate(e.identity)) this.#cache.delete(k)
+  }
+
+  invalidateAll(): void {
+    this.#cache.clear()
+  }
+
+  #cached(key: string): Identity | null | undefined {
+    const e = this.#cache.get(key)
+    if (!e) return undefined
+    if (e.expires < Date.now()) {
+      this.#cache.delete(key)
+      return undefined
+    }
+    return e.identity
+  }
+
+  #store(key: string, identity: Identity | null): void {
+    if (this.#cache.size >= MAX_CACHE) {
+      // Evict the oldest tenth (Map iterates in insertion order): bounded memory, no per-request scan.
+      let n = MAX_CACHE / 10
+      for (const k of this.#cache.keys()) { this.#cache.delete(k); if (--n <= 0) break }
+    }
+    this.#cache.set(key, { identity, expires: Date.now() + this.#ttlMs })
+  }
+}

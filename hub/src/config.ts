@@ -1,0 +1,188 @@
+/**
+ * The hub's one typed configuration: a JSON file (`--config`), then the environment, then flags;
+ * frozen. Secrets come only from the environment (or the file), never from flags, so they never
+ * show in `ps`. `parseHubConfig` is pure: it reads only its arguments.
+ */
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+
+export interface HubConfig {
+  /** Public address of the proxy (JupyterHub `bind_url`). Default 127.0.0.1:8000. */
+  readonly ip: string
+  readonly port: number
+  /** Where the hub itself listens (JupyterHub `hub_bind_url`). Default 127.0.0.1:8081. */
+  readonly hubIp: string
+  readonly hubPort: number
+  /** How user servers and the proxy reach the hub (JupyterHub `hub_connect_url`). Default http://<hubIp>:<hubPort>. */
+  readonly hubConnectUrl: string | undefined
+  /** `child`: the hub runs the proxy (default); `external`: it talks to one at `proxyApiUrl` (ConfigurableHTTPProxy.should_start=False). */
+  readonly proxy: 'child' | 'external'
+  /** The proxy's REST API (ConfigurableHTTPProxy.api_url). Default http://127.0.0.1:8001. */
+  readonly proxyApiUrl: string
+  /** CONFIGPROXY_AUTH_TOKEN; random for a child proxy when unset. */
+  readonly proxyAuthToken: string
+  /** DATABASE_URL; unset = the embedded Postgres under `dataDir`. */
+  readonly databaseUrl: string | undefined
+  /** Where the embedded database and local state live (FLEETHUB_DATA_DIR). Default `.fleethub`. */
+  readonly dataDir: string
+  /** Run migrations on start (`--no-migrate` to skip). */
+  readonly migrate: boolean
+  /** The development authenticator's shared password (FLEETHUB_DEV_PASSWORD); random when unset. */
+  readonly devPassword: string
+  readonly devPasswordGenerated: boolean
+  /** Admin user names (JupyterHub Authenticator.admin_users; FLEETHUB_ADMIN_USERS=alice,bob). */
+  readonly adminUsers: readonly string[]
+  /** `local` (child processes, default) or `kubernetes`. */
+  readonly spawner: 'local' | 'kubernetes'
+  /** Command for local user servers; default jupyterhub-singleuser if installed, else the built-in server. */
+  readonly singleuserCmd: readonly string[] | undefined
+  /** JupyterHub concurrent_spawn_limit. Default 100. */
+  readonly concurrentSpawnLimit: number
+  /** Spawn requests waiting beyond the concurrency limit before 429. Default 2000. */
+  readonly spawnQueueLimit: number
+  /** JupyterHub active_server_limit; 0 = none. */
+  readonly activeServerLimit: number
+  /** Spawner.start_timeout, seconds. Default 60. */
+  readonly startTimeout: number
+  /** Spawner.http_timeout, seconds. Default 30. */
+  readonly httpTimeout: number
+  /** Browser session lifetime, seconds (JupyterHub cookie_max_age_days). Default 14 days. */
+  readonly sessionMaxAge: number
+  /** JupyterHub last_activity_interval: route check + activity harvest, seconds. Default 300. */
+  readonly lastActivityInterval: number
+  /** JupyterHub cleanup_servers: stop user servers on shutdown. Default true. */
+  readonly cleanupServers: boolean
+  /** Extra environment for user servers (Spawner.environment); from the config file. */
+  readonly environment: Readonly<Record<string, string>>
+  readonly logLevel: string
+}
+
+const OPTIONS = {
+  config: { type: 'string' },
+  ip: { type: 'string' }, port: { type: 'string' },
+  'hub-ip': { type: 'string' }, 'hub-port': { type: 'string' }, 'hub-connect-url': { type: 'string' },
+  proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' },
+  'data-dir': { type: 'string' }, migrate: { type: 'boolean' },
+  'admin-users': { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
+  'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
+  'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
+  'last-activity-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
+  'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+} as const
+
+export const HUB_HELP = `usage: fleethub start|hub [options]
+
+  --config FILE               JSON config file (keys are the camelCase names below)
+  --ip ADDR --port N          public proxy address (default 127.0.0.1:8000)
+  --hub-ip ADDR --hub-port N  the hub's own address (default 127.0.0.1:8081)
+  --hub-connect-url URL       how servers and the proxy reach the hub
+  --proxy child|external      run the proxy as a child (default) or use one at --proxy-api-url
+  --proxy-api-url URL         proxy REST API (default http://127.0.0.1:8001)
+  --data-dir DIR              local state, incl. the embedded database (default .fleethub)
+  --no-migrate                do not run database migrations on start
+  --admin-users a,b           admin user names
+  --spawner local|kubernetes  how user servers run (default local)
+  --singleuser-cmd "CMD ARGS" command for local user servers
+  --concurrent-spawn-limit N  spawns in flight at once (default 100)
+  --spawn-queue-limit N       spawns allowed to wait before 429 (default 2000)
+  --active-server-limit N     0 = unlimited (default)
+  --start-timeout S --http-timeout S   spawner deadlines (default 60, 30)
+  --session-max-age S         browser session lifetime (default 1209600)
+  --last-activity-interval S  route check and activity harvest period (default 300)
+  --no-cleanup-servers        leave user servers running when the hub stops
+  --log-level LEVEL           trace|debug|info|warn|error (default info)
+
+environment: DATABASE_URL, CONFIGPROXY_AUTH_TOKEN, FLEETHUB_DEV_PASSWORD, FLEETHUB_ADMIN_USERS,
+             FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, KUBECONFIG
+`
+
+export class ConfigError extends Error {
+  readonly code = 'HUB_BAD_CONFIG'
+}
+
+type Raw = Record<string, unknown>
+
+export function parseHubConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, cwd = '.'): HubConfig & { help: boolean } {
+  const problems: string[] = []
+  let values: Raw
+  try {
+    values = parseArgs({ args: [...argv], options: OPTIONS, allowNegative: true, strict: true }).values as Raw
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  let file: Raw = {}
+  if (typeof values.config === 'string') {
+    try {
+      file = JSON.parse(fs.readFileSync(path.resolve(cwd, values.config), 'utf8')) as Raw
+    } catch (err) {
+      problems.push(`--config ${values.config}: ${(err as Error).message}`)
+    }
+  }
+  const pick = (flag: string, envName: string | undefined, key: string): unknown =>
+    values[flag] ?? (envName ? env[envName] : undefined) ?? file[key]
+  const int = (flag: string, envName: string | undefined, key: string, def: number, min = 0, max = 1e9): number => {
+    const v = pick(flag, envName, key)
+    if (v === undefined || v === '') return def
+    const n = typeof v === 'number' ? v : Number(v)
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}`)
+      return def
+    }
+    return n
+  }
+  const str = (flag: string, envName: string | undefined, key: string, def: string): string => {
+    const v = pick(flag, envName, key)
+    return v === undefined || v === '' ? def : String(v)
+  }
+  const oneOf = <T extends string>(flag: string, envName: string | undefined, key: string, choices: readonly T[], def: T): T => {
+    const v = str(flag, envName, key, def)
+    if (!choices.includes(v as T)) problems.push(`${flag}: expected one of ${choices.join(', ')}, got '${v}'`)
+    return v as T
+  }
+  const list = (v: unknown): string[] => Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(',').map(s => s.trim()).filter(Boolean) : []
+
+  const port = int('port', undefined, 'port', 8000, 0, 65535)
+  const hubPort = int('hub-port', undefined, 'hubPort', 8081, 0, 65535)
+  const proxy = oneOf('proxy', undefined, 'proxy', ['child', 'external'] as const, 'child')
+  const proxyAuthToken = env.CONFIGPROXY_AUTH_TOKEN ?? (typeof file.proxyAuthToken === 'string' ? file.proxyAuthToken : undefined)
+  if (proxy === 'external' && !proxyAuthToken) problems.push('--proxy external needs CONFIGPROXY_AUTH_TOKEN')
+  const devFromEnv = env.FLEETHUB_DEV_PASSWORD ?? (typeof file.devPassword === 'string' ? file.devPassword : undefined)
+  const cmd = pick('singleuser-cmd', undefined, 'singleuserCmd')
+  const environment = file.environment ?? {}
+  if (typeof environment !== 'object' || environment === null || Object.values(environment).some(v => typeof v !== 'string')) {
+    problems.push('environment: expected an object of strings')
+  }
+  const config = {
+    help: values.help === true,
+    ip: str('ip', undefined, 'ip', '127.0.0.1'),
+    port,
+    hubIp: str('hub-ip', undefined, 'hubIp', '127.0.0.1'),
+    hubPort,
+    hubConnectUrl: pick('hub-connect-url', undefined, 'hubConnectUrl') as string | undefined,
+    proxy,
+    proxyApiUrl: str('proxy-api-url', undefined, 'proxyApiUrl', 'http://127.0.0.1:8001'),
+    proxyAuthToken: proxyAuthToken ?? randomBytes(16).toString('hex'),
+    databaseUrl: env.DATABASE_URL || (typeof file.databaseUrl === 'string' ? file.databaseUrl : undefined),
+    dataDir: path.resolve(cwd, str('data-dir', 'FLEETHUB_DATA_DIR', 'dataDir', '.fleethub')),
+    migrate: (values.migrate ?? file.migrate ?? true) as boolean,
+    devPassword: devFromEnv ?? randomBytes(9).toString('base64url'),
+    devPasswordGenerated: devFromEnv === undefined,
+    adminUsers: list(values['admin-users'] ?? env.FLEETHUB_ADMIN_USERS ?? file.adminUsers),
+    spawner: oneOf('spawner', 'FLEETHUB_SPAWNER', 'spawner', ['local', 'kubernetes'] as const, 'local'),
+    singleuserCmd: Array.isArray(cmd) ? cmd.map(String) : typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : undefined,
+    concurrentSpawnLimit: int('concurrent-spawn-limit', undefined, 'concurrentSpawnLimit', 100, 1),
+    spawnQueueLimit: int('spawn-queue-limit', undefined, 'spawnQueueLimit', 2000, 0),
+    activeServerLimit: int('active-server-limit', undefined, 'activeServerLimit', 0, 0),
+    startTimeout: int('start-timeout', undefined, 'startTimeout', 60, 1),
+    httpTimeout: int('http-timeout', undefined, 'httpTimeout', 30, 1),
+    sessionMaxAge: int('session-max-age', undefined, 'sessionMaxAge', 14 * 24 * 3600, 60),
+    lastActivityInterval: int('last-activity-interval', undefined, 'lastActivityInterval', 300, 1),
+    cleanupServers: (values['cleanup-servers'] ?? file.cleanupServers ?? true) as boolean,
+    environment: environment as Record<string, string>,
+    logLevel: oneOf('log-level', 'FLEETHUB_LOG_LEVEL', 'logLevel', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
+  return Object.freeze(config)
+}

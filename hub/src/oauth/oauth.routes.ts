@@ -1,0 +1,87 @@
+/**
+ * The OAuth2 provider user servers log their users in with (contract §4.5): authorization code
+ * grant, no consent page for a user's own server, codes single-use and short-lived, access tokens
+ * tied to the browser session (logout revokes them) and to the server's client (stop revokes them).
+ */
+import express, { Router } from 'express'
+import { sql } from 'kysely'
+import type { HubContext } from '../context.js'
+import { identifyBrowser } from '../auth/identify.js'
+import { grants } from '../auth/scopes.js'
+import { hashToken, newOauthToken, sameHash } from '../auth/tokens.js'
+import { createToken } from '../tokens/token.repository.js'
+import { findServerById } from '../servers/server.repository.js'
+import { errorPage } from '../pages/pages.js'
+import { HttpError } from '../errors.js'
+
+const CODE_TTL_MS = 10 * 60 * 1000
+const ACCESS_TOKEN_TTL_S = 14 * 24 * 3600
+
+class OAuthError extends HttpError {
+  constructor(readonly oauthError: string, description: string, status = 400) {
+    super(status, `HUB_OAUTH_${oauthError.toUpperCase()}`, description)
+  }
+}
+
+export function oauthRouter(ctx: HubContext): Router {
+  const r = Router()
+
+  r.get('/authorize', identifyBrowser(ctx), async (req, res) => {
+    const q = req.query
+    const clientId = typeof q.client_id === 'string' ? q.client_id : ''
+    const redirectUri = typeof q.redirect_uri === 'string' ? q.redirect_uri : ''
+    const state = typeof q.state === 'string' ? q.state : undefined
+    if (q.response_type !== 'code') throw new OAuthError('unsupported_response_type', 'response_type must be code')
+    const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', clientId).executeTakeFirst()
+    // Never redirect to an unregistered URI: that would hand the code to whoever named it.
+    if (!client) throw new OAuthError('invalid_client', `No such client: ${clientId}`)
+    if (client.redirect_uri !== redirectUri) throw new OAuthError('invalid_request', 'redirect_uri does not match the registered one')
+    const id = res.locals.identity
+    if (!id || id.kind !== 'user') return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
+    const server = client.server_id ? await findServerById(ctx.db, client.server_id) : undefined
+    if (!server) throw new OAuthError('invalid_client', 'This client no longer has a server')
+    const target = { user: server.userName, server: `${server.userName}/${server.name}` }
+    if (!grants(id.scopes, 'access:servers', target)) {
+      res.status(403).type('html').send(errorPage({ status: 403, user: id.name, message: `You do not have access to the server of ${server.userName}.` }))
+      return
+    }
+    const code = newOauthToken()
+    await ctx.db.insertInto('oauth_codes').values({
+      code_hash: hashToken(code), client_id: client.id, user_id: id.userId!, session_id: id.sessionId ?? null, redirect_uri: redirectUri,
+      scopes: [`access:servers!server=${server.userName}/${server.name}`, `read:users:groups!user=${id.name}`, `read:users:name!user=${id.name}`],
+      expires_at: new Date(Date.now() + CODE_TTL_MS),
+    }).execute()
+    const sep = redirectUri.includes('?') ? '&' : '?'
+    res.redirect(302, `${redirectUri}${sep}code=${encodeURIComponent(code)}${state !== undefined ? `&state=${encodeURIComponent(state)}` : ''}`)
+  })
+
+  r.post('/token', express.urlencoded({ extended: false, limit: '16kb', type: () => true }), async (req, res) => {
+    res.set({ 'cache-control': 'no-store', pragma: 'no-cache' })
+    const b = (req.body ?? {}) as Record<string, unknown>
+    const s = (k: string) => (typeof b[k] === 'string' ? b[k] as string : '')
+    if (s('grant_type') !== 'authorization_code') throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code')
+    const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', s('client_id')).executeTakeFirst()
+    if (!client || !sameHash(client.secret_hash, hashToken(s('client_secret')))) throw new OAuthError('invalid_client', 'client authentication failed', 401)
+    // Single use: the code row is deleted as it is read, so a replay finds nothing.
+    const code = await ctx.db.deleteFrom('oauth_codes').where('code_hash', '=', hashToken(s('code')))
+      .where('expires_at', '>', sql<Date>`now()`).returningAll().executeTakeFirst()
+    if (!code || code.client_id !== client.id || code.redirect_uri !== s('redirect_uri')) throw new OAuthError('invalid_grant', 'invalid, expired or already used code')
+    const user = await ctx.db.selectFrom('users').select('name').where('id', '=', code.user_id).executeTakeFirst()
+    const { token } = await createToken(ctx.db, {
+      kind: 'oauth', userId: code.user_id, sessionId: code.session_id ?? undefined, oauthClientId: client.id,
+      scopes: code.scopes, note: client.description, expiresInSeconds: ACCESS_TOKEN_TTL_S,
+    })
+    const name = user?.name ?? ''
+    res.json({
+      access_token: token, expires_in: ACCESS_TOKEN_TTL_S, token_type: 'Bearer',
+      scope: code.scopes.map(sc => sc.replace(`!user=${name}`, '!user')).join(' '),
+    })
+  })
+
+  r.use(((err, _req, res, next) => {
+    if (!(err instanceof OAuthError)) return next(err)
+    res.status(err.statusCode).json({ error: err.oauthError, error_description: err.message })
+  }) as express.ErrorRequestHandler)
+
+  return r
+}

@@ -1,0 +1,113 @@
+import { html, jsonForScript, raw } from './html.js'
+import { layout } from './layout.js'
+
+export interface ServerView {
+  readonly name: string
+  readonly state: 'stopped' | 'pending' | 'running' | 'stopping'
+  readonly url: string
+  readonly lastError: string | null
+  readonly lastActivity: Date | null
+}
+
+const xsrfField = (xsrf: string) => html`<input type="hidden" name="_xsrf" value="${xsrf}">`
+
+export function loginPage(o: { next: string; xsrf: string; error?: string; username?: string; devPasswordHint: boolean }): string {
+  const action = `/hub/login${o.next ? `?next=${encodeURIComponent(o.next)}` : ''}`
+  return layout({
+    title: 'Sign in',
+    body: html`
+<h1>Sign in</h1>
+${o.error ? html`<p class="error" role="alert" id="login-error">${o.error}</p>` : ''}
+<form method="post" action="${action}">
+  ${xsrfField(o.xsrf)}
+  <label for="username">Username</label>
+  <input type="text" id="username" name="username" value="${o.username ?? ''}" autocomplete="username" autocapitalize="none" required autofocus>
+  <label for="password">Password</label>
+  <input type="password" id="password" name="password" autocomplete="current-password" required>
+  <p><button type="submit" id="login-submit">Sign in</button></p>
+</form>
+${o.devPasswordHint ? html`<p class="muted">Development mode: any username, with the password printed when the hub started.</p>` : ''}`,
+  })
+}
+
+function describe(s: ServerView): string {
+  switch (s.state) {
+    case 'running': return 'running'
+    case 'pending': return 'starting'
+    case 'stopping': return 'stopping'
+    default: return 'not running'
+  }
+}
+
+export function homePage(o: { user: string; server: ServerView; xsrf: string }): string {
+  const s = o.server
+  const status = html`<p id="server-status">Your server is <strong>${describe(s)}</strong>.</p>`
+  const error = s.lastError && s.state === 'stopped' ? html`<p class="error" role="alert" id="server-error">The last start failed: ${s.lastError}</p>` : ''
+  let actions
+  if (s.state === 'running') {
+    actions = html`<p><a class="button" id="open-server" href="${s.url}">My server</a>
+      <form class="inline" method="post" action="/hub/stop">${xsrfField(o.xsrf)}<button class="danger" id="stop" type="submit">Stop my server</button></form></p>`
+  } else if (s.state === 'pending') {
+    actions = html`<p><a class="button" href="/hub/spawn-pending/${encodeURIComponent(o.user)}">Show progress</a>
+      <form class="inline" method="post" action="/hub/stop">${xsrfField(o.xsrf)}<button class="secondary" id="cancel" type="submit">Cancel</button></form></p>`
+  } else if (s.state === 'stopping') {
+    actions = html`<p class="muted">Please wait, then reload this page.</p>`
+  } else {
+    actions = html`<form method="post" action="/hub/spawn">${xsrfField(o.xsrf)}<button id="start" type="submit">Start my server</button></form>`
+  }
+  return layout({ title: 'Home', user: o.user, body: html`<h1>Home</h1>${status}${error}${actions}` })
+}
+
+export function spawnPendingPage(o: { user: string; progressUrl: string; next: string; serverLabel: string }): string {
+  const script = raw(`
+(function () {
+  var cfg = ${jsonForScript({ progressUrl: o.progressUrl, next: o.next }).value};
+  var bar = document.getElementById('progress-bar'), msg = document.getElementById('progress-message'), log = document.getElementById('progress-log');
+  var es = new EventSource(cfg.progressUrl);
+  es.onmessage = function (e) {
+    var ev; try { ev = JSON.parse(e.data) } catch (err) { return }
+    if (typeof ev.progress === 'number') { bar.value = ev.progress; bar.textContent = ev.progress + '%' }
+    if (ev.message) { msg.textContent = ev.message; var li = document.createElement('li'); li.textContent = ev.message; log.appendChild(li) }
+    if (ev.ready) { es.close(); window.location.replace(cfg.next) }
+    if (ev.failed) { es.close(); document.getElementById('failed').hidden = false }
+  };
+  es.onerror = function () { if (es.readyState === 2) { msg.textContent = 'Lost contact with the hub; reload to retry.' } };
+})();`)
+  return layout({
+    title: 'Starting your server', user: o.user,
+    head: html`<noscript><meta http-equiv="refresh" content="3"></noscript>`,
+    body: html`
+<h1>Starting ${o.serverLabel}</h1>
+<p>Your server is starting up. You will be taken to it when it is ready.</p>
+<progress id="progress-bar" max="100" value="0" aria-describedby="progress-message">0%</progress>
+<p id="progress-message" role="status" aria-live="polite">Waiting for the hub…</p>
+<details><summary>Event log</summary><ol class="log" id="progress-log"></ol></details>
+<div id="failed" hidden><p class="error" role="alert">The server could not start.</p><p><a class="button" href="/hub/home">Back to home</a></p></div>
+<noscript><p>This page reloads every few seconds until your server is ready.</p></noscript>`,
+    script,
+  })
+}
+
+export function notRunningPage(o: { user: string; owner: string; spawnUrl: string; lastError: string | null }): string {
+  return layout({
+    title: 'Server not running', user: o.user,
+    body: html`
+<h1>Server not running</h1>
+<p id="not-running">The server of <strong>${o.owner}</strong> is not running.</p>
+${o.lastError ? html`<p class="error">The last start failed: ${o.lastError}</p>` : ''}
+${o.user === o.owner ? html`<p><a class="button" id="start" href="${o.spawnUrl}">Start my server</a></p>` : ''}`,
+  })
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad request', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed', 413: 'Request too large',
+  424: 'Server not running', 429: 'Too many requests', 500: 'Internal error', 502: 'Bad gateway', 503: 'Service unavailable',
+}
+
+export function errorPage(o: { status: number; message: string; user?: string; url?: string }): string {
+  const title = `${o.status} ${STATUS_TEXT[o.status] ?? 'Error'}`
+  const hint = o.status === 503 && o.url
+    ? html`<p>The server behind <code>${o.url}</code> is not answering. It may be starting or may have stopped; <a href="/hub/home">go home</a> to check.</p>`
+    : ''
+  return layout({ title, user: o.user, body: html`<h1>${title}</h1><p id="error-message">${o.message}</p>${hint}<p><a href="/hub/home">Home</a></p>` })
+}

@@ -1,0 +1,133 @@
+/**
+ * Keeps the proxy's routing table equal to what the database says is running, the way
+ * JupyterHub's check_routes does, but in bulk: after a proxy restart the whole table goes back in
+ * one call (PUT /api/routes), not one POST per server. The periodic check also harvests the
+ * proxy's per-route `last_activity` into the activity buffer.
+ */
+import type { Db } from '../db.js'
+import type { Logger } from '../log.js'
+import type { ActivityBuffer } from '../servers/activity.js'
+import { listActiveServers, type ServerRecord } from '../servers/server.repository.js'
+import { urlEscape } from '../servers/url-escape.js'
+
+export interface RouteEntry { target: string; last_activity?: string; [data: string]: unknown }
+
+/** The part of the proxy's REST client this needs (proxy/src/client.ts implements it). */
+export interface RoutesApi {
+  getRoutes(): Promise<Record<string, RouteEntry>>
+  addRoute(path: string, target: string, data?: Record<string, unknown>): Promise<void>
+  deleteRoute(path: string): Promise<boolean>
+  replaceRoutes(routes: Record<string, { target: string; [data: string]: unknown }>): Promise<void>
+}
+
+/** `/user/alice` or `/user/alice/<server name>`: the proxy's (unescaped) route key. */
+export function routePath(userName: string, serverName: string): string {
+  return serverName === '' ? `/user/${userName}` : `/user/${userName}/${serverName}`
+}
+
+/** A user server's URL prefix, escaped for use in URLs: `/user/alice/`, `/user/carol/bad%20name%21/`. */
+export function serverPrefix(userName: string, serverName: string): string {
+  return serverName === '' ? `/user/${urlEscape(userName)}/` : `/user/${urlEscape(userName)}/${urlEscape(serverName)}/`
+}
+
+export class RouteSync {
+  readonly #api: RoutesApi
+  readonly #db: Db
+  readonly #log: Logger
+  readonly #hubTarget: string
+  readonly #activity: ActivityBuffer | undefined
+  #timer: NodeJS.Timeout | undefined
+  #checking: Promise<void> | undefined
+
+  constructor(o: { api: RoutesApi; db: Db; log: Logger; hubTarget: string; activity?: ActivityBuffer }) {
+    this.#api = o.api
+    this.#db = o.db
+    this.#log = o.log
+    this.#hubTarget = o.hubTarget
+    this.#activity = o.activity
+  }
+
+  async addServer(server: Pick<ServerRecord, 'userName' | 'name'>, target: string): Promise<void> {
+    await this.#api.addRoute(routePath(server.userName, server.name), target, { user: server.userName, server_name: server.name, jupyterhub: true })
+  }
+
+  async removeServer(server: Pick<ServerRecord, 'userName' | 'name'>): Promise<void> {
+    await this.#api.deleteRoute(routePath(server.userName, server.name))
+  }
+
+  #desired(servers: readonly ServerRecord[]): Map<string, { target: string; [k: string]: unknown }> {
+    const want = new Map<string, { target: string; [k: string]: unknown }>()
+    want.set('/', { hub: true, target: this.#hubTarget, jupyterhub: true })
+    for (const s of servers) {
+      if (s.state === 'running' && s.url) want.set(routePath(s.userName, s.name), { user: s.userName, server_name: s.name, target: s.url, jupyterhub: true })
+    }
+    return want
+  }
+
+  /** Put every route back at once (after a proxy restart). Routes not made by a hub are kept. */
+  async restoreAll(): Promise<number> {
+    const [current, servers] = await Promise.all([this.#api.getRoutes(), listActiveServers(this.#db)])
+    const table: Record<string, { target: string; [k: string]: unknown }> = {}
+    for (const [path, r] of Object.entries(current)) {
+      if (r.jupyterhub !== true) {
+        const { last_activity: _ignored, ...data } = r
+        table[path] = data
+      }
+    }
+    for (const [path, r] of this.#desired(servers)) table[path] = r
+    await this.#api.replaceRoutes(table)
+    this.#log.info({ routes: Object.keys(table).length }, 'proxy routing table restored')
+    return Object.keys(table).length
+  }
+
+  /**
+   * One reconciliation pass: harvest activity, add what is missing or wrong, delete hub routes of
+   * servers that are not running. Servers mid-spawn or mid-stop are left alone.
+   */
+  check(): Promise<void> {
+    this.#checking ??= this.#check().finally(() => { this.#checking = undefined })
+    return this.#checking
+  }
+
+  async #check(): Promise<void> {
+    const [current, servers] = await Promise.all([this.#api.getRoutes(), listActiveServers(this.#db)])
+    const byRoute = new Map(servers.map(s => [routePath(s.userName, s.name), s]))
+    const want = this.#desired(servers)
+    const repairs: Promise<unknown>[] = []
+    for (const [path, r] of Object.entries(current)) {
+      const server = byRoute.get(path)
+      if (server && r.last_activity && this.#activity) {
+        const at = new Date(r.last_activity)
+        if (!Number.isNaN(at.getTime()) && (!server.lastActivity || server.lastActivity < at)) {
+          this.#activity.recordServer(server.id, at)
+          this.#activity.recordUser(server.userId, at)
+        }
+      }
+      if (r.jupyterhub !== true || want.has(path)) continue
+      if (server && server.state !== 'stopped') continue // pending/stopping: its own flow owns the route
+      this.#log.info({ path }, 'deleting stale route')
+      repairs.push(this.#api.deleteRoute(path))
+    }
+    for (const [path, r] of want) {
+      const have = current[path]
+      if (have && have.target === r.target) continue
+      this.#log.info({ path, target: r.target }, have ? 'fixing route target' : 'adding missing route')
+      const { target, ...data } = r
+      repairs.push(this.#api.addRoute(path, target, data))
+    }
+    await Promise.all(repairs)
+  }
+
+  /** Run `check` every `intervalMs` (JupyterHub's last_activity_interval, default 300 s). */
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      this.check().catch(err => this.#log.warn({ err: String(err) }, 'route check failed'))
+    }, intervalMs)
+    this.#timer.unref()
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    await this.#checking?.catch(() => undefined)
+  }
+}

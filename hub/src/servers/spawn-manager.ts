@@ -1,0 +1,285 @@
+/**
+ * The spawn and stop flows (contract §8.1 and §8.4): claim the server row, mint its credentials,
+ * wait for a slot in the admission queue, start it through the spawner, check it answers HTTP,
+ * route it, mark it running. Every failure ends with the row back at `stopped`, the reason kept,
+ * credentials dropped and nothing left running.
+ */
+import type { Spawner, SpawnerState, SpawnSpec } from '../../../spawner/src/index.js'
+import type { Db } from '../db.js'
+import type { Logger } from '../log.js'
+import type { RequestAuth } from '../auth/request-auth.js'
+import { createToken } from '../tokens/token.repository.js'
+import { hashToken } from '../auth/tokens.js'
+import { HttpError } from '../errors.js'
+import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
+import { AdmissionQueue, QueueFullError } from './admission-queue.js'
+import { SpawnProgress, type ProgressEvent } from './progress.js'
+import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, saveSpawnerState, type ServerRecord } from './server.repository.js'
+import { urlEscape } from './url-escape.js'
+import { waitForHttp } from './wait-for-http.js'
+import { sql } from 'kysely'
+
+export interface SpawnConfig {
+  /** The hub API as user servers reach it, e.g. `http://127.0.0.1:8081/hub/api` (JUPYTERHUB_API_URL). */
+  readonly hubApiUrl: string
+  /** At most this many spawns in flight (JupyterHub concurrent_spawn_limit). Default 100. */
+  readonly concurrentSpawnLimit: number
+  /** Spawn requests allowed to wait for a slot before the API answers 429. Default 2000. */
+  readonly spawnQueueLimit: number
+  /** At most this many active servers in all; 0 = no limit (JupyterHub active_server_limit). */
+  readonly activeServerLimit: number
+  /** Spawner start deadline (JupyterHub Spawner.start_timeout). Default 60 s. */
+  readonly startTimeoutMs: number
+  /** Deadline for the started server to answer HTTP (JupyterHub Spawner.http_timeout). Default 30 s. */
+  readonly httpTimeoutMs: number
+  /** Extra environment for every server (JupyterHub Spawner.environment); applied last. */
+  readonly environment: Readonly<Record<string, string>>
+  /** Stop every server when the hub shuts down (JupyterHub cleanup_servers). Default true. */
+  readonly cleanupServers: boolean
+}
+
+export interface SpawnOutcome {
+  readonly server: ServerRecord
+  /** `started` = this call began a spawn; `pending`/`running`/`stopping` = it was already so. */
+  readonly status: 'started' | 'pending' | 'running' | 'stopping'
+}
+
+const SERVER_TOKEN_SCOPES = (user: string) => [
+  `read:users:name!user=${user}`, `users:activity!user=${user}`, `read:users:activity!user=${user}`,
+  `read:users:groups!user=${user}`, `access:servers!user=${user}`,
+]
+
+export function oauthClientId(user: string, serverName: string): string {
+  return serverName === '' ? `jupyterhub-user-${urlEscape(user)}` : `jupyterhub-user-${urlEscape(user)}-${urlEscape(serverName)}`
+}
+
+export function accessScopes(user: string, serverName: string): string[] {
+  return [`access:servers!server=${user}/${serverName}`, `access:servers!user=${user}`]
+}
+
+/** Python's json.dumps(list) formatting, which is what servers have always been given. */
+const pyJsonList = (items: readonly string[]) => `[${items.map(i => JSON.stringify(i)).join(', ')}]`
+
+export class SpawnManager {
+  readonly #db: Db
+  readonly #spawner: Spawner
+  readonly #routes: RouteSync
+  readonly #log: Logger
+  readonly #auth: RequestAuth | undefined
+  readonly #config: SpawnConfig
+  readonly #replicaId: string
+  readonly #queue: AdmissionQueue
+  /** In-flight and recently finished spawns, by server id. */
+  readonly #progress = new Map<string, SpawnProgress>()
+  readonly #inflight = new Set<Promise<unknown>>()
+  #closing = false
+
+  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string }) {
+    this.#db = o.db
+    this.#spawner = o.spawner
+    this.#routes = o.routes
+    this.#log = o.log
+    this.#auth = o.auth
+    this.#config = o.config
+    this.#replicaId = o.replicaId
+    this.#queue = new AdmissionQueue({ concurrency: o.config.concurrentSpawnLimit, maxQueued: o.config.spawnQueueLimit })
+  }
+
+  get spawner(): Spawner { return this.#spawner }
+  get runningSpawns(): number { return this.#queue.running }
+  get queuedSpawns(): number { return this.#queue.queued }
+
+  progressFor(serverId: string): SpawnProgress | undefined {
+    return this.#progress.get(serverId)
+  }
+
+  /** Ask for a server; returns at once (the spawn continues in the background). */
+  async spawn(user: { id: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
+    if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
+    const existing = await findServer(this.#db, user.id, serverName)
+    if (existing && existing.state !== 'stopped') return { server: existing, status: existing.state }
+    if (this.#queue.full) throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': '10' } })
+    if (this.#config.activeServerLimit > 0) {
+      const { n } = await this.#db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).where('state', '<>', 'stopped').executeTakeFirstOrThrow()
+      if (Number(n) >= this.#config.activeServerLimit) {
+        throw new HttpError(429, 'HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`, { headers: { 'retry-after': '30' } })
+      }
+    }
+    const server = await claimForSpawn(this.#db, { userId: user.id, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions })
+    if (!server) {
+      const now = await findServer(this.#db, user.id, serverName)
+      if (now && now.state !== 'stopped') return { server: now, status: now.state }
+      throw new HttpError(409, 'HUB_SPAWN_CONFLICT', 'The server changed state while starting; try again')
+    }
+    const progress = new SpawnProgress()
+    this.#progress.set(server.id, progress)
+    progress.emit({ progress: 0, message: 'Server requested' })
+    const run = this.#run(server, userOptions, progress)
+    this.#inflight.add(run)
+    void run.finally(() => this.#inflight.delete(run))
+    return { server, status: 'started' }
+  }
+
+  async #credentials(server: ServerRecord): Promise<{ apiToken: string; clientId: string }> {
+    const clientId = oauthClientId(server.userName, server.name)
+    const prefix = serverPrefix(server.userName, server.name)
+    return this.#db.transaction().execute(async tx => {
+      // a client left behind by a crashed hub would block the insert; it is ours to replace
+      await tx.deleteFrom('oauth_clients').where('id', '=', clientId).execute()
+      const { token } = await createToken(tx, { kind: 'server', userId: server.userId, serverId: server.id, scopes: SERVER_TOKEN_SCOPES(server.userName), note: `Server at ${prefix}` })
+      await tx.insertInto('oauth_clients').values({ id: clientId, secret_hash: hashToken(token), redirect_uri: `${prefix}oauth_callback`, description: `Server at ${prefix}`, server_id: server.id }).execute()
+      return { apiToken: token, clientId }
+    })
+  }
+
+  #spec(server: ServerRecord, apiToken: string, clientId: string, userOptions: Record<string, unknown>): SpawnSpec {
+    const prefix = serverPrefix(server.userName, server.name)
+    const scopes = pyJsonList(accessScopes(server.userName, server.name))
+    const env: Record<string, string> = {
+      JUPYTERHUB_API_TOKEN: apiToken,
+      JPY_API_TOKEN: apiToken,
+      JUPYTERHUB_CLIENT_ID: clientId,
+      JUPYTERHUB_HOST: '',
+      JUPYTERHUB_OAUTH_CALLBACK_URL: `${prefix}oauth_callback`,
+      JUPYTERHUB_OAUTH_SCOPES: scopes,
+      JUPYTERHUB_OAUTH_ACCESS_SCOPES: scopes,
+      JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES: '[]',
+      JUPYTERHUB_USER: server.userName,
+      JUPYTERHUB_SERVER_NAME: server.name,
+      JUPYTERHUB_API_URL: this.#config.hubApiUrl,
+      JUPYTERHUB_ACTIVITY_URL: `${this.#config.hubApiUrl}/users/${urlEscape(server.userName)}/activity`,
+      JUPYTERHUB_BASE_URL: '/',
+      JUPYTERHUB_SERVICE_PREFIX: prefix,
+      ...this.#config.environment,
+    }
+    return { user: server.userName, serverName: server.name, prefix, env, userOptions: userOptions as SpawnSpec['userOptions'] }
+  }
+
+  async #run(server: ServerRecord, userOptions: Record<string, unknown>, progress: SpawnProgress): Promise<void> {
+    const log = this.#log.child({ user: server.userName, server: server.name })
+    let saved: SpawnerState | undefined
+    let started: { url: string; state: SpawnerState } | undefined
+    try {
+      const { apiToken, clientId } = await this.#credentials(server)
+      const spec = this.#spec(server, apiToken, clientId, userOptions)
+      await this.#queue.run(async () => {
+        progress.phase = 'starting'
+        progress.queuePosition = undefined
+        const signal = AbortSignal.any([progress.controller.signal, AbortSignal.timeout(this.#config.startTimeoutMs)])
+        started = await this.#spawner.start(spec, {
+          signal,
+          progress: e => progress.emit(e),
+          saveState: s => { saved = s; void saveSpawnerState(this.#db, server.id, s).catch(() => undefined) },
+        })
+        progress.emit({ progress: 90, message: 'Server started; waiting for it to answer' })
+        await waitForHttp(`${started.url}${spec.prefix}`, { timeoutMs: this.#config.httpTimeoutMs, signal: progress.controller.signal })
+        await this.#routes.addServer(server, started.url)
+        if (!await markRunning(this.#db, server.id, started.url, started.state)) throw new Error('the server was stopped while starting')
+      }, {
+        signal: progress.controller.signal,
+        onQueued: position => {
+          progress.queuePosition = position
+          progress.emit({ progress: 0, message: `Waiting for a free slot: number ${position()} in line` })
+        },
+      })
+      const url = serverPrefix(server.userName, server.name)
+      log.info({ url: started!.url }, 'server ready')
+      progress.finish({ progress: 100, ready: true, message: `Server ready at ${url}`, html_message: `Server ready at <a href="${url}">${url}</a>`, url })
+    } catch (err) {
+      const message = this.#failureMessage(err, progress)
+      log.warn({ reason: message }, 'spawn failed')
+      await this.#cleanupFailed(server, started?.state ?? saved).catch(e => log.error({ err: e }, 'cleanup after failed spawn failed'))
+      await markStopped(this.#db, server.id, message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
+      progress.finish({ progress: 100, failed: true, message: `Spawn failed: ${message}` })
+    } finally {
+      // Keep the finished record a little, for progress streams that connect late.
+      setTimeout(() => { if (this.#progress.get(server.id) === progress) this.#progress.delete(server.id) }, 60_000).unref()
+    }
+  }
+
+  #failureMessage(err: unknown, progress: SpawnProgress): string {
+    if (progress.controller.signal.aborted) {
+      const reason = progress.controller.signal.reason
+      return reason instanceof Error ? reason.message : 'cancelled'
+    }
+    if (err instanceof QueueFullError) return 'too many servers are starting; try again shortly'
+    if (err instanceof Error && err.name === 'TimeoutError') return `the server did not start within ${Math.round(this.#config.startTimeoutMs / 1000)} seconds`
+    return err instanceof Error ? err.message : String(err)
+  }
+
+  async #cleanupFailed(server: ServerRecord, state: SpawnerState | undefined): Promise<void> {
+    await this.#routes.removeServer(server).catch(() => undefined)
+    if (state && Object.keys(state).length > 0) await this.#spawner.stop(state, { user: server.userName, serverName: server.name })
+  }
+
+  /**
+   * Stop a server. A pending spawn is cancelled; a running server loses its route first (so no
+   * request reaches a dying server), then its process, then its credentials.
+   */
+  async stop(server: ServerRecord, reason = 'stopped'): Promise<'stopped' | 'cancelled' | 'not-running' | 'stopping'> {
+    if (server.state === 'pending') {
+      const p = this.#progress.get(server.id)
+      if (!p || p.done) return 'stopping'
+      p.controller.abort(new Error('cancelled'))
+      await p.finished
+      return 'cancelled'
+    }
+    if (server.state === 'stopping') return 'stopping'
+    if (server.state !== 'running' || !await claimForStop(this.#db, server.id, this.#replicaId)) return 'not-running'
+    const log = this.#log.child({ user: server.userName, server: server.name })
+    try {
+      await this.#routes.removeServer(server).catch(err => log.warn({ err: String(err) }, 'route removal failed; the route check will retry'))
+      await this.#spawner.stop(server.spawnerState as SpawnerState, { user: server.userName, serverName: server.name })
+    } finally {
+      await markStopped(this.#db, server.id)
+      this.#auth?.invalidate(i => i.token?.serverId === server.id || i.token?.oauthClientId === oauthClientId(server.userName, server.name))
+    }
+    log.info({ reason }, 'server stopped')
+    return 'stopped'
+  }
+
+  /**
+   * After a hub (re)start: adopt servers that are still running, mark the rest stopped. Costs
+   * O(active servers), with bounded concurrency; never reads all users.
+   */
+  async restore(): Promise<{ adopted: number; stopped: number }> {
+    const servers = await listActiveServers(this.#db)
+    let adopted = 0, stopped = 0
+    await mapLimit(servers, 20, async s => {
+      const who = { user: s.userName, serverName: s.name }
+      if (s.state === 'running') {
+        const polled = await this.#spawner.poll(s.spawnerState as SpawnerState, who).catch(() => ({ running: false as const }))
+        if (polled.running) { adopted++; return }
+        await markStopped(this.#db, s.id, null)
+      } else {
+        // pending or stopping when the previous hub died: finish the job
+        if (Object.keys(s.spawnerState).length > 0) await this.#spawner.stop(s.spawnerState as SpawnerState, who).catch(() => undefined)
+        await markStopped(this.#db, s.id, s.state === 'pending' ? 'the hub restarted while the server was starting' : null)
+      }
+      stopped++
+    })
+    this.#log.info({ adopted, stopped }, 'servers restored after start')
+    return { adopted, stopped }
+  }
+
+  /** Stop accepting spawns; cancel pending ones; stop running servers when cleanupServers is set. */
+  async close(): Promise<void> {
+    this.#closing = true
+    for (const p of this.#progress.values()) if (!p.done) p.controller.abort(new Error('the hub is shutting down'))
+    await Promise.allSettled([...this.#inflight])
+    if (this.#config.cleanupServers) {
+      const servers = await listActiveServers(this.#db)
+      await mapLimit(servers.filter(s => s.state === 'running'), 20, s => this.stop(s, 'hub shutdown').catch(err => this.#log.warn({ err: String(err) }, 'stop at shutdown failed')))
+    }
+  }
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let i = 0
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) await fn(items[i++]!)
+  })
+  await Promise.all(workers)
+}
+
+export type { ProgressEvent }

@@ -1,0 +1,136 @@
+/**
+ * Assembles a running hub: database pool, the express app on its port, the proxy (child or
+ * external), route reconciliation, spawn flows. `startHub` is what `fleethub start|hub` and the
+ * end-to-end tests run; everything it starts, `close()` stops, in reverse order.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { Spawner } from '../../spawner/src/index.js'
+import { createProxyClient, type ProxyClient } from '../../proxy/src/client.js'
+import type { HubConfig } from './config.js'
+import type { HubContext } from './context.js'
+import { createApp } from './app.js'
+import { createDb, migrateToLatest, type Db } from './db.js'
+import type { Logger } from './log.js'
+import { RequestAuth } from './auth/request-auth.js'
+import { createDevAuthenticator, type Authenticator } from './auth/dev-authenticator.js'
+import { ActivityBuffer } from './servers/activity.js'
+import { SpawnManager } from './servers/spawn-manager.js'
+import { RouteSync } from './proxy/route-sync.js'
+import { ProxyProcess } from './proxy/proxy-process.js'
+import { deleteExpiredSessions } from './sessions/session.repository.js'
+
+export interface HubStack {
+  /** The public URL (through the proxy), e.g. http://127.0.0.1:8000 */
+  readonly publicUrl: string
+  /** The hub's own URL, e.g. http://127.0.0.1:8081 */
+  readonly hubUrl: string
+  readonly proxyApiUrl: string
+  readonly proxyAuthToken: string
+  readonly proxy: ProxyProcess | undefined
+  readonly proxyClient: ProxyClient
+  readonly ctx: HubContext
+  readonly db: Db
+  close(): Promise<void>
+}
+
+export interface StartHubOptions {
+  readonly config: HubConfig
+  readonly databaseUrl: string
+  readonly log: Logger
+  readonly spawner: Spawner
+  readonly authenticator?: Authenticator
+  /** Tuning for tests: activity flush period (default 1000 ms). */
+  readonly activityFlushMs?: number
+  readonly slowSpawnTimeoutMs?: number
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port))
+  })
+}
+
+export async function startHub(o: StartHubOptions): Promise<HubStack> {
+  const { config, log } = o
+  const cleanups: Array<() => Promise<unknown> | unknown> = []
+  const close = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(err => log.warn({ err: String(err) }, 'shutdown step failed'))
+  }
+  try {
+    const { db } = createDb({ url: o.databaseUrl })
+    cleanups.push(() => db.destroy())
+    if (config.migrate) {
+      const applied = await migrateToLatest(db)
+      if (applied.length > 0) log.info({ applied }, 'database migrated')
+    }
+
+    // Listen first (the handler is attached below): servers and the proxy need the real port.
+    const server = http.createServer()
+    server.keepAliveTimeout = 65_000
+    const hubPort = await listen(server, config.hubPort, config.hubIp)
+    cleanups.push(() => new Promise(r => { server.close(r); server.closeAllConnections() }))
+    const hubUrl = `http://${config.hubIp}:${hubPort}`
+    const hubConnectUrl = (config.hubConnectUrl ?? hubUrl).replace(/\/+$/, '')
+
+    let proxy: ProxyProcess | undefined
+    let proxyApiUrl = config.proxyApiUrl
+    let publicUrl = `http://${config.ip}:${config.port}`
+    if (config.proxy === 'child') {
+      const api = new URL(config.proxyApiUrl)
+      proxy = new ProxyProcess({
+        ip: config.ip, port: config.port, apiIp: api.hostname, apiPort: Number(api.port || 8001),
+        errorTarget: `${hubConnectUrl}/hub/error`, authToken: config.proxyAuthToken, logLevel: config.logLevel === 'silent' ? 'error' : config.logLevel, log: log.child({ component: 'proxy-process' }),
+      })
+      const ends = await proxy.start()
+      cleanups.push(() => proxy!.close())
+      proxyApiUrl = `http://${api.hostname}:${ends.apiPort}`
+      publicUrl = `http://${config.ip === '0.0.0.0' ? os.hostname() : config.ip}:${ends.port}`
+    }
+    const proxyClient = createProxyClient({ apiUrl: proxyApiUrl, authToken: config.proxyAuthToken })
+    cleanups.push(() => proxyClient.close())
+
+    const auth = new RequestAuth(db)
+    const activity = new ActivityBuffer(db, log, { flushIntervalMs: o.activityFlushMs })
+    cleanups.push(() => activity.close())
+    const routes = new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity })
+    const spawns = new SpawnManager({
+      db, spawner: o.spawner, routes, log: log.child({ component: 'spawn' }), auth, replicaId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      config: {
+        hubApiUrl: `${hubConnectUrl}/hub/api`, concurrentSpawnLimit: config.concurrentSpawnLimit, spawnQueueLimit: config.spawnQueueLimit,
+        activeServerLimit: config.activeServerLimit, startTimeoutMs: config.startTimeout * 1000, httpTimeoutMs: config.httpTimeout * 1000,
+        environment: config.environment, cleanupServers: config.cleanupServers,
+      },
+    })
+    cleanups.push(() => o.spawner.close())
+    const ctx: HubContext = {
+      db, log, auth, spawns, activity, routes,
+      authenticator: o.authenticator ?? createDevAuthenticator(config.devPassword),
+      settings: {
+        sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator,
+        spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
+      },
+    }
+    server.on('request', createApp(ctx))
+
+    await spawns.restore()
+    cleanups.push(() => spawns.close())
+    await routes.restoreAll()
+    // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
+    const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
+    proxy?.onRestart(restore)
+    proxyClient.onRestart(restore)
+    routes.start(config.lastActivityInterval * 1000)
+    cleanups.push(() => routes.close())
+    const sweeper = setInterval(() => { void deleteExpiredSessions(db).catch(() => undefined) }, 3600_000).unref()
+    cleanups.push(() => clearInterval(sweeper))
+
+    return { publicUrl, hubUrl, proxyApiUrl, proxyAuthToken: config.proxyAuthToken, proxy, proxyClient, ctx, db, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
