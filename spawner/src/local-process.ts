@@ -332,6 +332,7 @@ class LocalProcessSpawner implements Spawner {
     if (!s) return { running: false, reason: 'no process recorded' }
     if (await isOurs(s)) return { running: true }
     const child = this.#children.get(s.pid)
+    this.#children.delete(s.pid) // reported once; a long-lived hub must not collect dead children
     return { running: false, reason: 'process gone', exitCode: child?.exitCode ?? null }
   }
 

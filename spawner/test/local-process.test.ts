@@ -79,6 +79,7 @@ t.test('built-in server: start, reachable, poll, stop, stop again', async t => {
 
   await spawner.stop(started.state, spec)
   t.notOk(alive(pid), 'pid gone')
+  t.match(readFileSync(join(dir, 'logs', 'alice.log'), 'utf8'), /"signal":"SIGINT".*"msg":"stopping"/, 'stopped gracefully by the first SIGINT')
   t.match(await spawner.poll(started.state, spec), { running: false })
   await spawner.stop(started.state, spec)
   t.pass('second stop resolves')
@@ -162,4 +163,12 @@ t.test('defaultSingleUserCommand: jupyterhub-singleuser when on PATH, else the b
   writeFileSync(join(dir, 'jupyterhub-singleuser'), '#!/bin/sh\n')
   chmodSync(join(dir, 'jupyterhub-singleuser'), 0o755)
   t.same(defaultSingleUserCommand(dir), process.getuid?.() === 0 ? ['jupyterhub-singleuser', '--allow-root'] : ['jupyterhub-singleuser'])
+})
+
+t.test('a port lost to a race is retried on another port, a bounded number of times', async t => {
+  // `fleethub singleuser` exits 98 when its port is taken; this one always does.
+  const { peer, spawner, options, saved } = await setup(t, { cmd: [process.execPath, '-e', 'process.exit(98)'] })
+  await t.rejects(spawner.start(specFor(peer), options), { code: 'SPAWNER_PORT_IN_USE' })
+  t.equal(saved.length, 3, 'three attempts')
+  t.equal(new Set(saved.map(s => s.port)).size, 3, 'each on its own port')
 })

@@ -123,7 +123,7 @@ async function handleRequest(ctx: Ctx, req: IncomingMessage, res: ServerResponse
     // 403 from the hub for our cookie: forget the cookie (on the right path, unlike 3.0's quirk).
     if (result.via === 'cookie') res.appendHeader('Set-Cookie', clearCookie(ctx.o.clientId, ctx.o.prefix))
     if (isApi || !isRead) return sendJson(res, 403, { message: 'Forbidden', reason: null })
-    return redirectToOAuth(ctx, res, url)
+    return redirectToOAuth(ctx, req, res, url)
   }
   if (!result.allowed) return forbidden(res, isApi, `${result.identity.name} may not use the server of ${ctx.o.user}`)
   ctx.activity.touch()
@@ -139,11 +139,18 @@ async function handleRequest(ctx: Ctx, req: IncomingMessage, res: ServerResponse
   }))
 }
 
-/** 302 to the hub's authorize endpoint with a fresh state, remembered in the state cookie. */
-function redirectToOAuth(ctx: Ctx, res: ServerResponse, url: URL): void {
-  const state = Buffer.from(JSON.stringify({ uuid: randomUUID().replaceAll('-', ''), next_url: url.pathname + url.search })).toString('base64url')
+/**
+ * 302 to the hub's authorize endpoint with a fresh state, remembered in a state cookie. When a
+ * state cookie is already pending (two tabs logging in at once), a suffixed one is used and its
+ * name recorded in the state as `cookie_name`, as HubOAuth does, so neither tab breaks the other.
+ */
+function redirectToOAuth(ctx: Ctx, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const pending = parseCookies(req.headers.cookie).has(ctx.stateCookie)
+  const cookieName = pending ? `${ctx.stateCookie}-${randomUUID().slice(0, 8)}` : ctx.stateCookie
+  const fields = { uuid: randomUUID().replaceAll('-', ''), next_url: url.pathname + url.search, ...(pending ? { cookie_name: cookieName } : {}) }
+  const state = Buffer.from(JSON.stringify(fields)).toString('base64url')
   const query = new URLSearchParams({ client_id: ctx.o.clientId, redirect_uri: ctx.o.oauthCallbackUrl, response_type: 'code', state })
-  res.appendHeader('Set-Cookie', serializeCookie(ctx.stateCookie, ctx.sealer.seal(ctx.stateCookie, state, STATE_MAX_AGE_S), { path: ctx.o.prefix, maxAgeS: STATE_MAX_AGE_S }))
+  res.appendHeader('Set-Cookie', serializeCookie(cookieName, ctx.sealer.seal(cookieName, state, STATE_MAX_AGE_S), { path: ctx.o.prefix, maxAgeS: STATE_MAX_AGE_S }))
   res.writeHead(302, { Location: `${ctx.o.baseUrl}hub/api/oauth2/authorize?${query}` }).end()
 }
 
@@ -152,7 +159,8 @@ async function oauthCallback(ctx: Ctx, req: IncomingMessage, res: ServerResponse
   const code = url.searchParams.get('code')
   const state = url.searchParams.get('state')
   if (!code || !state) return sendHtml(res, 400, renderErrorPage(400, 'OAuth callback without code or state'))
-  const expected = ctx.sealer.unseal(ctx.stateCookie, parseCookies(req.headers.cookie).get(ctx.stateCookie))
+  const cookieName = stateCookieOf(state, ctx.stateCookie)
+  const expected = ctx.sealer.unseal(cookieName, parseCookies(req.headers.cookie).get(cookieName))
   if (expected === undefined || expected !== state) return sendHtml(res, 400, renderErrorPage(400, 'OAuth state mismatch'))
   const token = await ctx.client.exchangeCode(code)
   if (token === undefined) return sendHtml(res, 403, renderErrorPage(403, 'The hub refused the OAuth code'))
@@ -162,14 +170,22 @@ async function oauthCallback(ctx: Ctx, req: IncomingMessage, res: ServerResponse
   }
   ctx.activity.touch()
   res.setHeader('Set-Cookie', [
-    clearCookie(ctx.stateCookie, ctx.o.prefix),
+    clearCookie(cookieName, ctx.o.prefix),
     serializeCookie(ctx.o.clientId, ctx.sealer.seal(ctx.o.clientId, token, AUTH_COOKIE_MAX_AGE_S), { path: ctx.o.prefix, maxAgeS: AUTH_COOKIE_MAX_AGE_S }),
   ])
   res.writeHead(302, { Location: safeNext(nextUrlOf(state), ctx.o.prefix) }).end()
 }
 
-function nextUrlOf(state: string): unknown {
-  try { return (JSON.parse(Buffer.from(state, 'base64url').toString('utf8')) as { next_url?: unknown }).next_url } catch { return undefined }
+function stateField(state: string, field: 'next_url' | 'cookie_name'): unknown {
+  try { return (JSON.parse(Buffer.from(state, 'base64url').toString('utf8')) as Record<string, unknown>)[field] } catch { return undefined }
+}
+
+const nextUrlOf = (state: string): unknown => stateField(state, 'next_url')
+
+/** The state cookie named in the state, if it is one of ours (`<client>-oauth-state[-suffix]`). */
+function stateCookieOf(state: string, base: string): string {
+  const name = stateField(state, 'cookie_name')
+  return typeof name === 'string' && name.startsWith(`${base}-`) && /^[0-9a-f]{8}$/.test(name.slice(base.length + 1)) ? name : base
 }
 
 /** Only host-relative URLs inside our prefix: never an open redirect (`//evil`, `/\evil`). */

@@ -242,3 +242,19 @@ t.test('user-controlled names are escaped on the page', async t => {
   t.notMatch(html, /<img/)
   t.match(html, /&lt;img src=x onerror=alert\(1\)&gt;/)
 })
+
+t.test('two tabs logging in at once each get their own state cookie and both succeed', async t => {
+  const p = await startPair(t)
+  const tabA = await get(`${p.origin}${PREFIX}a`)
+  const cookieA = setCookies(tabA).get(`${CLIENT}-oauth-state`)!
+  const tabB = await get(`${p.origin}${PREFIX}b`, { cookie: `${CLIENT}-oauth-state=${cookieValue(cookieA)}` })
+  const [nameB, cookieB] = [...setCookies(tabB)].find(([name]) => name.startsWith(`${CLIENT}-oauth-state-`))!
+  t.match(nameB, /^jupyterhub-user-alice-oauth-state-[0-9a-f]{8}$/)
+  const jar = `${CLIENT}-oauth-state=${cookieValue(cookieA)}; ${nameB}=${cookieValue(cookieB)}`
+  for (const [tab, next] of [[tabB, '/user/alice/b'], [tabA, '/user/alice/a']] as const) {
+    const authorize = await get(`${p.peer.url}${tab.headers.get('location')}`, { cookie: 'peer-login=alice' })
+    const done = await get(`${p.origin}${authorize.headers.get('location')}`, { cookie: jar })
+    t.equal(done.status, 302)
+    t.equal(done.headers.get('location'), next)
+  }
+})
