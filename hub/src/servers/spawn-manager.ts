@@ -159,13 +159,15 @@ export class SpawnManager {
     const log = this.#log.child({ user: server.userName, server: server.name })
     let saved: SpawnerState | undefined
     let started: { url: string; state: SpawnerState } | undefined
+    let deadline: AbortSignal | undefined
     try {
       const { apiToken, clientId } = await this.#credentials(server)
       const spec = this.#spec(server, apiToken, clientId, userOptions)
       await this.#queue.run(async () => {
         progress.phase = 'starting'
         progress.queuePosition = undefined
-        const signal = AbortSignal.any([progress.controller.signal, AbortSignal.timeout(this.#config.startTimeoutMs)])
+        deadline = AbortSignal.timeout(this.#config.startTimeoutMs)
+        const signal = AbortSignal.any([progress.controller.signal, deadline])
         started = await this.#spawner.start(spec, {
           signal,
           progress: e => progress.emit(e),
@@ -186,7 +188,7 @@ export class SpawnManager {
       log.info({ url: started!.url }, 'server ready')
       progress.finish({ progress: 100, ready: true, message: `Server ready at ${url}`, html_message: `Server ready at <a href="${url}">${url}</a>`, url })
     } catch (err) {
-      const message = this.#failureMessage(err, progress)
+      const message = this.#failureMessage(err, progress, deadline)
       log.warn({ reason: message }, 'spawn failed')
       await this.#cleanupFailed(server, started?.state ?? saved).catch(e => log.error({ err: e }, 'cleanup after failed spawn failed'))
       await markStopped(this.#db, server.id, message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
@@ -197,7 +199,8 @@ export class SpawnManager {
     }
   }
 
-  #failureMessage(err: unknown, progress: SpawnProgress): string {
+  #failureMessage(err: unknown, progress: SpawnProgress, deadline: AbortSignal | undefined): string {
+    if (deadline?.aborted && !progress.controller.signal.aborted) return `the server did not start within ${Math.round(this.#config.startTimeoutMs / 1000)} seconds`
     if (progress.controller.signal.aborted) {
       const reason = progress.controller.signal.reason
       return reason instanceof Error ? reason.message : 'cancelled'

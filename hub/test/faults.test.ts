@@ -1,0 +1,73 @@
+/**
+ * Faults end with a clear message and the right status, never a 500 or a half-written row:
+ * servers that cannot start, and a proxy that dies under the hub.
+ */
+import t from 'tap'
+import { Browser } from '../../test/helpers/browser.js'
+import { DEV_PASSWORD, startTestHub } from '../../test/helpers/hub.js'
+
+async function lastProgress(b: Browser, user: string): Promise<Record<string, unknown>> {
+  const res = await b.fetch(`/hub/api/users/${user}/server/progress`, { headers: { referer: `${b.base}/hub/home` } })
+  const chunks = (await res.text()).split('\n\n').filter(c => c.startsWith('data: '))
+  return JSON.parse(chunks[chunks.length - 1]!.slice(6)) as Record<string, unknown>
+}
+
+const failing = [
+  { name: 'the command does not exist', cmd: '/nonexistent/jupyterhub-singleuser', reason: /not found|ENOENT|does not exist/i },
+  { name: 'the server exits at once', cmd: `${process.execPath} -e process.exit(3)`, reason: /exit|code 3/i },
+  { name: 'the server never answers', cmd: `${process.execPath} -e setInterval(()=>{},1000)`, reason: /did not|within|timed out|listen/i },
+]
+
+for (const c of failing) {
+  t.test(`a failed start leaves the server stopped with the reason shown: ${c.name}`, async t => {
+    const hub = await startTestHub(t, { args: ['--singleuser-cmd', c.cmd, '--start-timeout', '3', '--http-timeout', '3'] })
+    const b = new Browser(hub.publicUrl)
+    await b.login('erin', DEV_PASSWORD)
+    const spawn = await b.fetch('/hub/spawn')
+    t.equal(spawn.status, 302)
+    const last = await lastProgress(b, 'erin')
+    t.equal(last.failed, true, 'the progress stream ends with failed')
+    t.match(String(last.message), /^Spawn failed: /)
+    t.match(String(last.message), c.reason)
+    const row = await hub.db.selectFrom('servers').selectAll().executeTakeFirstOrThrow()
+    t.equal(row.state, 'stopped', 'the row is back at stopped')
+    t.match(row.last_error, c.reason, 'the reason is kept')
+    t.same(await hub.db.selectFrom('api_tokens').select('id').where('server_id', '=', row.id).execute(), [], "the server's token is gone")
+    t.same(await hub.db.selectFrom('oauth_clients').select('id').execute(), [], 'its OAuth client is gone')
+    const routes = await hub.proxyClient.getRoutes()
+    t.equal(routes['/user/erin'], undefined, 'no route')
+    const home = await b.go('/hub/home')
+    t.equal(home.status, 200)
+    t.match(home.body, /The last start failed/)
+    t.match(home.body, /Start my server/, 'and a way to retry')
+    const notRunning = await b.go('/user/erin/')
+    t.equal(notRunning.status, 424)
+  })
+}
+
+t.test('a proxy that dies is restarted and gets every route back', async t => {
+  const hub = await startTestHub(t)
+  const users = ['p1', 'p2', 'p3']
+  const browsers = await Promise.all(users.map(async u => {
+    const b = new Browser(hub.publicUrl)
+    await b.login(u, DEV_PASSWORD)
+    await b.fetch('/hub/spawn')
+    t.equal((await lastProgress(b, u)).ready, true, `${u} ready`)
+    return b
+  }))
+  const before = await hub.proxyClient.getRoutes()
+  t.equal(Object.keys(before).filter(k => k.startsWith('/user/')).length, 3)
+  const oldPid = hub.proxy!.pid!
+  const killedAt = Date.now()
+  process.kill(oldPid, 'SIGKILL')
+  let restoredMs = -1
+  for (let i = 0; i < 200; i++) {
+    await new Promise(r => setTimeout(r, 50))
+    const routes = await hub.proxyClient.getRoutes().catch(() => undefined)
+    if (routes && users.every(u => routes[`/user/${u}`]) && routes['/']) { restoredMs = Date.now() - killedAt; break }
+  }
+  t.ok(restoredMs >= 0, `every route back after the proxy was killed (${restoredMs} ms)`)
+  t.not(hub.proxy!.pid, oldPid, 'a new proxy process')
+  const page = await browsers[0]!.go('/user/p1/')
+  t.equal(page.status, 200, 'users reach their servers again')
+})
