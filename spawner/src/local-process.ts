@@ -252,7 +252,7 @@ class LocalProcessSpawner implements Spawner {
     this.#log.info({ user: spec.user, server: spec.serverName, pid, port }, 'server process started')
     const outcome = await this.#waitListening(state, exited, options.signal)
     if (outcome === 'listening') {
-      options.progress({ progress: 90, message: `Server listening on port ${port}` })
+      options.progress({ progress: 70, message: `Server listening on port ${port}` })
       return { url: `http://${this.#host.includes(':') ? `[${this.#host}]` : this.#host}:${port}`, state }
     }
     await this.#kill(state, child, exited)

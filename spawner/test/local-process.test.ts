@@ -54,7 +54,7 @@ t.test('built-in server: start, reachable, poll, stop, stop again', async t => {
   t.match(started.url, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.ok(port >= 20000 && port < 32768, `port ${port} below the ephemeral range`)
   t.same(saved[0], started.state, 'state saved before start resolved')
-  t.match(events, [{ progress: 50, message: 'Spawning server...' }, { message: `Server process started, pid ${pid}` }, { progress: 90 }])
+  t.match(events, [{ progress: 50, message: 'Spawning server...' }, { message: `Server process started, pid ${pid}` }, { progress: 70, message: `Server listening on port ${port}` }])
 
   const environ = new Map(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
   t.equal(environ.get('JUPYTERHUB_SERVICE_URL'), `${started.url}/user/alice/`)
