@@ -1,3 +1,6 @@
 export * from './spawner.js'
 export * from './local-process.js'
 export * from './singleuser/index.js'
+export * from './kube-config.js'
+export { listProfiles, resolveProfile, podName, pvcName, safeSlug, type ProfileChoice } from './pod-spec.js'
+export * from './kube-load.js'

@@ -28,6 +28,8 @@ export interface RecordedRequest {
   readonly query: string
   readonly verb: string
   readonly resource: string
+  /** The object's name: from the path, or from the body of a create. */
+  name?: string
   status: number
   ms: number
 }
@@ -111,7 +113,7 @@ export class KubeApi {
     const route = parseRoute(url.pathname)
     const verb = verbOf(method, route, url)
     const rec: RecordedRequest = { t: Date.now() - this.#started, method, path: url.pathname, query: url.search.slice(1),
-      verb, resource: route?.resource ?? url.pathname, status: 0, ms: 0 }
+      verb, resource: route?.resource ?? url.pathname, name: route?.name, status: 0, ms: 0 }
     this.#record(rec)
     const t0 = performance.now()
     res.on('finish', () => { rec.ms = performance.now() - t0 })
@@ -125,6 +127,9 @@ export class KubeApi {
 
   async #serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | undefined, rec: RecordedRequest): Promise<void> {
     const f = this.#o.faults
+    // Read a create's body up front so that even a rejected create is recorded with its name.
+    const createBody = req.method === 'POST' ? await readJson(req) : undefined
+    if (typeof createBody?.metadata?.name === 'string') rec.name = createBody.metadata.name
     if (f.latencyMs > 0) await sleep(f.latencyMs)
     if (!this.#admit()) throw tooManyRequests(f.retryAfterSeconds)
     if (f.failNext.count > 0 && (f.failNext.verb === undefined || f.failNext.verb === rec.verb) &&
@@ -149,7 +154,7 @@ export class KubeApi {
     }
     let out: { status: number, body: unknown }
     if (method === 'GET') out = { status: 200, body: this.#get(resource, route) }
-    else if (method === 'POST' && route.name === undefined) out = { status: 201, body: this.#create(resource, route, await readJson(req)) }
+    else if (method === 'POST' && route.name === undefined) out = { status: 201, body: this.#create(resource, route, createBody) }
     else if (method === 'DELETE' && route.name !== undefined) out = { status: 200, body: this.#delete(resource, route, url, await readJson(req, true)) }
     else if (method === 'PATCH' && route.name !== undefined) out = { status: 200, body: this.#patch(resource, route, req.headers['content-type'] ?? '', await readJson(req)) }
     else throw methodNotAllowed()

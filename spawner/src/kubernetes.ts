@@ -1,0 +1,501 @@
+/**
+ * The Kubernetes spawner: a pod per server (plus an optional per-user PVC), watched through ONE
+ * pod informer and ONE event informer per spawner (per namespace), never polled per user.
+ *
+ * Why it is built this way (spec/anchors.md §3, §9.7):
+ * - poll() reads the informer cache only, and waits for the first LIST before answering: a poll
+ *   before that would report running servers as gone after a hub restart (kubespawner #786).
+ * - start waits on informer callbacks, not on API calls; progress comes from the cached events.
+ * - every API call goes through a shared token bucket and honours 429 Retry-After, so a class
+ *   start does not exceed a managed control plane's rate cap.
+ * - the informer is restarted with backoff after watch errors (the client's ListWatch does not
+ *   restart itself on errors other than 410), and re-lists on 410 Gone.
+ *
+ * This is the only file that imports `@kubernetes/client-node`.
+ */
+import { CoreV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node'
+import type { CoreV1Event, KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node'
+import type { Logger } from 'pino'
+import { kubernetesSpawnerConfig } from './kube-config.js'
+import type { KubernetesSpawnerConfig, KubernetesSpawnerConfigInput } from './kube-config.js'
+import { sleep, statusOf, TokenBucket, withRetry } from './kube-retry.js'
+import {
+  ANNOTATION_SERVER, ANNOTATION_USER, buildPodManifest, buildPvcManifest, labelSelector, listProfiles, podBelongsTo, podName, resolveProfile,
+} from './pod-spec.js'
+import type { ProfileChoice } from './pod-spec.js'
+import { SpawnerError } from './spawner.js'
+import type { PollResult, Spawner, SpawnerState, SpawnSpec, StartOptions, StartResult } from './spawner.js'
+
+export type { KubernetesSpawnerConfig, KubernetesSpawnerConfigInput, KubeProfile, KubePodOptions, KubeResources, KubePvcOptions } from './kube-config.js'
+export type { ProfileChoice } from './pod-spec.js'
+
+export interface KubernetesSpawnerDeps {
+  readonly log: Logger
+  /** The hub's environment, for `KUBECONFIG` (only main.ts reads process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** A kubeconfig object to use instead of a file or in-cluster (tests, kube-sim). */
+  readonly kubeconfigObject?: Record<string, unknown>
+}
+
+/** A pod of this hub that the hub has no server for. */
+export interface OrphanPod {
+  readonly podName: string
+  readonly user: string
+  readonly serverName: string
+  readonly phase: string
+  /** True when `deleteOrphans` is on and the pod was deleted. */
+  readonly deleted: boolean
+}
+
+export interface KubernetesSpawner extends Spawner {
+  readonly kind: 'kubernetes'
+  readonly config: KubernetesSpawnerConfig
+  /** Resolves after both informers' first LIST (poll and start wait for it themselves). */
+  ready(): Promise<void>
+  /** The profiles for the spawn page. */
+  profiles(): ProfileChoice[]
+  /** Pods with our labels whose (user, server) is not in `known`; deleted if `deleteOrphans`. */
+  findOrphans(known: ReadonlyArray<{ user: string, serverName: string }>): Promise<OrphanPod[]>
+}
+
+/** Container waiting reasons after which a start cannot succeed by waiting. */
+const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff'])
+const INFORMER_MAX_BACKOFF_MS = 30_000
+const FATAL_EVENT_GRACE_MS = 1000
+
+type PodListener = (pod: V1Pod | undefined, deleted: boolean) => void
+type EventListener = (event: CoreV1Event) => void
+
+/** Build the spawner and start its informers. `config` may be partial: defaults are filled in. */
+export function createKubernetesSpawner(config: KubernetesSpawnerConfigInput | KubernetesSpawnerConfig, deps: KubernetesSpawnerDeps): KubernetesSpawner {
+  return new KubeSpawner(kubernetesSpawnerConfig(config as KubernetesSpawnerConfigInput), deps)
+}
+
+function loadKubeConfig(config: KubernetesSpawnerConfig, deps: KubernetesSpawnerDeps): KubeConfig {
+  const kc = new KubeConfig()
+  if (deps.kubeconfigObject !== undefined) kc.loadFromString(JSON.stringify(deps.kubeconfigObject))
+  else if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig)
+  else if (deps.env?.KUBECONFIG !== undefined && deps.env.KUBECONFIG !== '') kc.loadFromFile(deps.env.KUBECONFIG.split(':')[0])
+  else kc.loadFromCluster()
+  return kc
+}
+
+/** A ListWatch that restarts itself after errors, with backoff, and tells when it first listed. */
+class Informer<T extends KubernetesObject> {
+  readonly lw: ListWatch<T>
+  readonly #log: Logger
+  #failures = 0
+  #stopped = false
+  #timer: NodeJS.Timeout | undefined
+  #resolveReady!: () => void
+  readonly ready: Promise<void>
+
+  constructor(lw: ListWatch<T>, log: Logger) {
+    this.lw = lw
+    this.#log = log
+    this.ready = new Promise(resolve => { this.#resolveReady = resolve })
+    lw.on('error', err => this.#onError(err))
+    const healthy = (): void => { this.#failures = 0 }
+    lw.on('add', healthy); lw.on('update', healthy); lw.on('delete', healthy)
+  }
+
+  start(): void {
+    void this.#run()
+  }
+
+  async #run(): Promise<void> {
+    if (this.#stopped) return
+    await this.lw.start()
+    // start() resolves after LIST + WATCH set-up, or after reporting an error (then the
+    // resourceVersion is still empty and #onError schedules the next attempt).
+    if (this.lw.latestResourceVersion() !== '') { this.#failures = 0; this.#resolveReady() }
+  }
+
+  #onError(err: unknown): void {
+    if (this.#stopped) return
+    this.#failures++
+    const delay = Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.#failures, 10))
+    this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => this.start(), delay)
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    await this.lw.stop()
+  }
+}
+
+class KubeSpawner implements KubernetesSpawner {
+  readonly kind = 'kubernetes' as const
+  readonly config: KubernetesSpawnerConfig
+  readonly #log: Logger
+  readonly #core: CoreV1Api
+  readonly #bucket: TokenBucket
+  readonly #pods: Informer<V1Pod>
+  readonly #events: Informer<CoreV1Event>
+  readonly #podListeners = new Map<string, Set<PodListener>>()
+  readonly #eventListeners = new Map<string, Set<EventListener>>()
+  readonly #closing = new AbortController()
+
+  constructor(config: KubernetesSpawnerConfig, deps: KubernetesSpawnerDeps) {
+    this.config = config
+    this.#log = deps.log.child({ component: 'kubernetes-spawner', namespace: config.namespace })
+    const kc = loadKubeConfig(config, deps)
+    this.#core = kc.makeApiClient(CoreV1Api)
+    this.#bucket = new TokenBucket(config.apiRateLimit, config.apiBurst)
+    const ns = config.namespace
+    const selector = labelSelector(config.instance)
+    const watch = new Watch(kc)
+    this.#pods = new Informer(new ListWatch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, watch,
+      () => this.#api(() => this.#core.listNamespacedPod({ namespace: ns, labelSelector: selector })), false, selector), this.#log.child({ informer: 'pods' }))
+    this.#events = new Informer(new ListWatch<CoreV1Event>(`/api/v1/namespaces/${ns}/events`, watch,
+      () => this.#api(() => this.#core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Pod' })), false, undefined, 'involvedObject.kind=Pod'),
+    this.#log.child({ informer: 'events' }))
+    const onPod = (deleted: boolean) => (pod: V1Pod): void => this.#notifyPod(pod, deleted)
+    this.#pods.lw.on('add', onPod(false)); this.#pods.lw.on('update', onPod(false)); this.#pods.lw.on('delete', onPod(true))
+    const onEvent = (ev: CoreV1Event): void => {
+      const name = ev.involvedObject?.name
+      if (name !== undefined) for (const f of this.#eventListeners.get(name) ?? []) f(ev)
+    }
+    this.#events.lw.on('add', onEvent); this.#events.lw.on('update', onEvent)
+    this.#pods.start()
+    this.#events.start()
+  }
+
+  ready(): Promise<void> {
+    return Promise.all([this.#pods.ready, this.#events.ready]).then(() => undefined)
+  }
+
+  profiles(): ProfileChoice[] {
+    return listProfiles(this.config.profiles)
+  }
+
+  async start(spec: SpawnSpec, options: StartOptions): Promise<StartResult> {
+    const { profile, options: podOptions } = resolveProfile(this.config, spec.userOptions)
+    const manifest = buildPodManifest(this.config, spec, podOptions, profile) as unknown as V1Pod
+    const name = manifest.metadata!.name!
+    const log = this.#log.child({ user: spec.user, serverName: spec.serverName, pod: name })
+    const signal = AbortSignal.any([options.signal, this.#closing.signal])
+    await abortable(this.ready(), signal)
+    options.saveState?.({ podName: name, namespace: this.config.namespace })
+    const watcher = new StartWatcher(name, this.config.port, options.progress)
+    const offPod = this.#onPod(name, (pod, deleted) => watcher.pod(pod, deleted))
+    const offEvent = this.#onEvent(name, ev => watcher.event(ev))
+    const timer = setTimeout(() => watcher.timeout(this.config.startTimeoutMs), this.config.startTimeoutMs)
+    const onAbort = (): void => watcher.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    let uid: string | undefined
+    try {
+      if (this.config.pvc.enabled) await this.#ensurePvc(spec.user, signal, log)
+      options.progress({ progress: 5, message: `Creating pod ${name}` })
+      const pod = await this.#createPod(manifest, spec, signal, log)
+      uid = pod.metadata?.uid
+      watcher.created(pod)
+      for (const ev of this.#events.lw.list(this.config.namespace)) if (ev.involvedObject?.name === name) watcher.event(ev)
+      const live = this.#pods.lw.get(name, this.config.namespace)
+      if (live !== undefined) watcher.pod(live, false)
+      const url = await watcher.done
+      log.info({ url }, 'pod ready')
+      return { url, state: { podName: name, namespace: this.config.namespace, ...(uid !== undefined ? { uid } : {}) } }
+    } catch (err) {
+      const failure = err instanceof SpawnerError ? err
+        : signal.aborted ? new SpawnerError('SPAWNER_START_CANCELLED', `start of ${name} was cancelled`, { cause: err })
+          : new SpawnerError('SPAWNER_KUBE_API', `could not start pod ${name}: ${describeApiError(err)}`, { cause: err })
+      log.warn({ code: failure.code, err: failure.message }, 'start failed; deleting the pod')
+      // Nothing may be left running after a failed start.
+      await this.#deletePod(name, uid, 0).catch(e => log.warn({ err: describeApiError(e) }, 'could not delete the failed pod'))
+      throw failure
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      offPod(); offEvent()
+    }
+  }
+
+  async stop(state: SpawnerState, spec: Pick<SpawnSpec, 'user' | 'serverName'>): Promise<void> {
+    const name = typeof state.podName === 'string' ? state.podName : podName(this.config, spec.user, spec.serverName)
+    const uid = typeof state.uid === 'string' ? state.uid : undefined
+    await this.#firstList()
+    let resolveGone!: () => void
+    const gone = new Promise<void>(resolve => { resolveGone = resolve })
+    const isGone = (pod: V1Pod | undefined): boolean => pod === undefined || (uid !== undefined && pod.metadata?.uid !== uid)
+    const off = this.#onPod(name, (pod, deleted) => { if (deleted || isGone(pod)) resolveGone() })
+    try {
+      const found = await this.#deletePod(name, uid, this.config.deleteGracePeriodSeconds)
+      if (!found || isGone(this.#pods.lw.get(name, this.config.namespace))) return
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new SpawnerError('SPAWNER_STOP_TIMEOUT', `pod ${name} was still there ${this.config.stopTimeoutMs / 1000}s after deletion`)), this.config.stopTimeoutMs)
+      })
+      try { await Promise.race([gone, timeout]) } finally { clearTimeout(timer) }
+    } finally {
+      off()
+    }
+  }
+
+  async poll(state: SpawnerState, spec: Pick<SpawnSpec, 'user' | 'serverName'>): Promise<PollResult> {
+    // The KubeSpawner orphaning bug: answering from an empty cache before the first LIST. If
+    // the cluster cannot be listed at all, reject rather than claim the server is gone.
+    await this.#firstList()
+    const name = typeof state.podName === 'string' ? state.podName : podName(this.config, spec.user, spec.serverName)
+    const pod = this.#pods.lw.get(name, this.config.namespace)
+    if (pod === undefined) return { running: false, reason: 'pod not found' }
+    if (typeof state.uid === 'string' && pod.metadata?.uid !== state.uid) return { running: false, reason: 'pod was replaced' }
+    if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null) return { running: false, reason: 'pod is terminating' }
+    const phase = pod.status?.phase
+    const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
+    if (phase === 'Failed' || phase === 'Succeeded' || terminated !== undefined) {
+      return { running: false, reason: pod.status?.reason ?? terminated?.reason ?? `pod ${phase}`, exitCode: terminated?.exitCode ?? null }
+    }
+    return { running: true }
+  }
+
+  async findOrphans(known: ReadonlyArray<{ user: string, serverName: string }>): Promise<OrphanPod[]> {
+    await this.#firstList()
+    const keys = new Set(known.map(k => JSON.stringify([k.user, k.serverName])))
+    const out: OrphanPod[] = []
+    for (const pod of this.#pods.lw.list(this.config.namespace)) {
+      const ann = pod.metadata?.annotations ?? {}
+      const user = ann[ANNOTATION_USER]
+      const serverName = ann[ANNOTATION_SERVER] ?? ''
+      if (user === undefined || keys.has(JSON.stringify([user, serverName])) || pod.metadata?.deletionTimestamp) continue
+      let deleted = false
+      if (this.config.deleteOrphans) {
+        await this.#deletePod(pod.metadata!.name!, pod.metadata?.uid, this.config.deleteGracePeriodSeconds)
+        deleted = true
+      }
+      out.push({ podName: pod.metadata!.name!, user, serverName, phase: pod.status?.phase ?? 'Unknown', deleted })
+    }
+    if (out.length > 0) this.#log.warn({ orphans: out.length, deleted: this.config.deleteOrphans }, 'pods without a server row')
+    return out
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort(new Error('spawner closed'))
+    await Promise.all([this.#pods.stop(), this.#events.stop()])
+  }
+
+  async #firstList(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SpawnerError('SPAWNER_KUBE_UNAVAILABLE',
+        `could not list pods in namespace ${this.config.namespace} within ${this.config.apiRetryTimeoutMs / 1000}s`)), this.config.apiRetryTimeoutMs)
+    })
+    try { await Promise.race([this.#pods.ready, limit]) } finally { clearTimeout(timer) }
+  }
+
+  // --- API calls -----------------------------------------------------------------------------
+
+  #api<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(this.#bucket, call, {
+      timeoutMs: this.config.apiRetryTimeoutMs,
+      signal: signal ?? this.#closing.signal,
+      onRetry: info => this.#log.info(info, 'kubernetes API call will be retried'),
+    })
+  }
+
+  async #ensurePvc(user: string, signal: AbortSignal, log: Logger): Promise<void> {
+    const body = buildPvcManifest(this.config, user) as unknown as V1PersistentVolumeClaim
+    try {
+      await this.#api(() => this.#core.createNamespacedPersistentVolumeClaim({ namespace: this.config.namespace, body }), signal)
+      log.info({ pvc: body.metadata!.name }, 'PVC created')
+    } catch (err) {
+      // The claim outlives servers on purpose: an existing one is the user's home, reused.
+      if (statusOf(err) !== 409) throw err
+    }
+  }
+
+  /** Create the pod; on 409 adopt it if it is this server's and alive, else replace it. */
+  async #createPod(manifest: V1Pod, spec: SpawnSpec, signal: AbortSignal, log: Logger): Promise<V1Pod> {
+    const name = manifest.metadata!.name!
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await this.#api(() => this.#core.createNamespacedPod({ namespace: this.config.namespace, body: manifest }), signal)
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err
+      }
+      const existing = this.#pods.lw.get(name, this.config.namespace) ??
+        await this.#api(() => this.#core.readNamespacedPod({ name, namespace: this.config.namespace }), signal).catch(e => { if (statusOf(e) === 404) return undefined; throw e })
+      if (existing === undefined) continue
+      const terminating = existing.metadata?.deletionTimestamp !== undefined && existing.metadata.deletionTimestamp !== null
+      if (!terminating && podBelongsTo(existing as never, this.config.instance, spec.user, spec.serverName)) {
+        log.info('pod already exists for this server; adopting it')
+        return existing
+      }
+      log.warn({ terminating }, 'a pod with this name exists and is not ours to adopt; replacing it')
+      await this.#deletePod(name, existing.metadata?.uid, 0)
+      await this.#waitGone(name, existing.metadata?.uid, signal)
+    }
+    throw new SpawnerError('SPAWNER_POD_CONFLICT', `pod ${name} kept coming back; another process may be creating it`)
+  }
+
+  /** Delete (404 = already gone -> false). */
+  async #deletePod(name: string, uid: string | undefined, graceSeconds: number): Promise<boolean> {
+    try {
+      // A uid precondition would be exact, but a plain delete by name is what KubeSpawner does;
+      // callers check the uid in the cache before deciding to delete.
+      void uid
+      await this.#api(() => this.#core.deleteNamespacedPod({ name, namespace: this.config.namespace, gracePeriodSeconds: graceSeconds }))
+      return true
+    } catch (err) {
+      if (statusOf(err) === 404) return false
+      throw err
+    }
+  }
+
+  async #waitGone(name: string, uid: string | undefined, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.config.stopTimeoutMs
+    for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+      const p = this.#pods.lw.get(name, this.config.namespace)
+      if (p === undefined || (uid !== undefined && p.metadata?.uid !== uid)) return
+      await new Promise<void>(resolve => {
+        const off = this.#onPod(name, () => { off(); resolve() })
+        void sleep(200, signal).then(() => { off(); resolve() }, () => { off(); resolve() })
+      })
+      signal.throwIfAborted()
+    }
+    throw new SpawnerError('SPAWNER_POD_CONFLICT', `pod ${name} did not go away in time`)
+  }
+
+  // --- informer fan-out to the starts/stops waiting on one pod ------------------------------
+
+  #onPod(name: string, f: PodListener): () => void {
+    return addListener(this.#podListeners, name, f)
+  }
+
+  #onEvent(name: string, f: EventListener): () => void {
+    return addListener(this.#eventListeners, name, f)
+  }
+
+  #notifyPod(pod: V1Pod, deleted: boolean): void {
+    const name = pod.metadata?.name
+    if (name === undefined) return
+    for (const f of this.#podListeners.get(name) ?? []) f(pod, deleted)
+  }
+}
+
+function addListener<F>(map: Map<string, Set<F>>, key: string, f: F): () => void {
+  let set = map.get(key)
+  if (set === undefined) { set = new Set(); map.set(key, set) }
+  set.add(f)
+  return () => {
+    const s = map.get(key)
+    s?.delete(f)
+    if (s !== undefined && s.size === 0) map.delete(key)
+  }
+}
+
+/** Turns informer callbacks about one pod into progress events and a ready URL or a failure. */
+class StartWatcher {
+  readonly done: Promise<string>
+  #resolve!: (url: string) => void
+  #reject!: (err: SpawnerError) => void
+  #uid: string | undefined
+  #settled = false
+  readonly #early: CoreV1Event[] = []
+  readonly #seen = new Set<string>()
+  #progress = 10
+  #lastEvent = 'no events yet'
+  #lastEventWarning = false
+  #fatal: { code: string, why: string } | undefined
+  #fatalTimer: NodeJS.Timeout | undefined
+
+  constructor(readonly name: string, readonly port: number, readonly report: StartOptions['progress']) {
+    this.done = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject })
+    this.done.catch(() => undefined)
+  }
+
+  created(pod: V1Pod): void {
+    this.#uid = pod.metadata?.uid
+    for (const ev of this.#early.splice(0)) this.event(ev)
+    this.pod(pod, false)
+  }
+
+  event(ev: CoreV1Event): void {
+    if (this.#settled) return
+    if (this.#uid === undefined) { this.#early.push(ev); return }
+    const key = ev.metadata?.uid ?? `${ev.metadata?.name}/${ev.count ?? 1}`
+    if (ev.involvedObject?.uid !== this.#uid || this.#seen.has(key)) return
+    this.#seen.add(key)
+    const when = ev.lastTimestamp ?? ev.firstTimestamp ?? ev.eventTime
+    const ts = when === undefined || when === null ? '' : `${new Date(when as unknown as string).toISOString()} `
+    this.#lastEvent = `[${ev.type ?? 'Normal'}] ${ev.reason ?? ''}: ${ev.message ?? ''}`
+    this.#lastEventWarning = ev.type === 'Warning'
+    // KubeSpawner's progress curve: approach 90% by a third of the rest per event.
+    this.#progress += (90 - this.#progress) / 3
+    this.report({ progress: Math.round(this.#progress), message: `${ts}[${ev.type ?? 'Normal'}] ${ev.message ?? ev.reason ?? ''}` })
+    if (this.#fatal !== undefined && ev.type === 'Warning') this.#failFatal()
+  }
+
+  #failFatal(): void {
+    if (this.#fatal !== undefined) this.#fail(this.#fatal.code, `${this.#fatal.why}; last event: ${this.#lastEvent}`)
+  }
+
+  pod(pod: V1Pod | undefined, deleted: boolean): void {
+    if (this.#settled || this.#uid === undefined || pod?.metadata?.uid !== this.#uid) return
+    if (deleted) return this.#fail('SPAWNER_POD_DELETED', `pod ${this.name} was deleted while starting (last event: ${this.#lastEvent})`)
+    const status = pod.status
+    const waitingState = status?.containerStatuses?.[0]?.state?.waiting
+    if (waitingState?.reason !== undefined && FATAL_WAITING.has(waitingState.reason)) {
+      const code = waitingState.reason.includes('Image') ? 'SPAWNER_IMAGE_PULL' : 'SPAWNER_CONTAINER_FAILED'
+      const why = `pod ${this.name} cannot start: ${waitingState.reason}${waitingState.message !== undefined ? ` (${waitingState.message})` : ''}`
+      // Pod and event watches are separate streams: give the kubelet's Warning event (the
+      // detailed reason) a moment to arrive so the user sees it as progress and in the error.
+      if (this.#fatal === undefined) {
+        this.#fatal = { code, why }
+        if (this.#lastEventWarning) return this.#failFatal()
+        this.#fatalTimer = setTimeout(() => this.#failFatal(), FATAL_EVENT_GRACE_MS)
+      }
+      return
+    }
+    if (status?.phase === 'Failed' || status?.phase === 'Succeeded') {
+      return this.#fail('SPAWNER_POD_FAILED', `pod ${this.name} ${status.phase === 'Failed' ? 'failed' : 'exited'}: ${status.reason ?? ''} ${status.message ?? ''}; last event: ${this.#lastEvent}`.replace(/\s+/g, ' '))
+    }
+    const ready = status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
+    if (status?.phase === 'Running' && ready && status.podIP) {
+      this.#settled = true
+      const host = status.podIP.includes(':') ? `[${status.podIP}]` : status.podIP
+      this.report({ progress: 95, message: `Pod ${this.name} is running at ${status.podIP}` })
+      this.#resolve(`http://${host}:${this.port}`)
+    }
+  }
+
+  timeout(ms: number): void {
+    this.#fail('SPAWNER_START_TIMEOUT', `pod ${this.name} was not ready after ${Math.round(ms / 1000)}s; last event: ${this.#lastEvent}`)
+  }
+
+  abort(): void {
+    this.#fail('SPAWNER_START_CANCELLED', `start of ${this.name} was cancelled; last event: ${this.#lastEvent}`)
+  }
+
+  #fail(code: string, message: string): void {
+    clearTimeout(this.#fatalTimer)
+    if (this.#settled) return
+    this.#settled = true
+    this.#reject(new SpawnerError(code, message))
+  }
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) }, e => { signal.removeEventListener('abort', onAbort); reject(e) })
+  })
+}
+
+/** A short human description of an API failure (ApiException.body is a JSON string). */
+export function describeApiError(err: unknown): string {
+  const status = statusOf(err)
+  const body = (err as { body?: unknown })?.body
+  if (status !== undefined) {
+    let message: string | undefined
+    if (typeof body === 'string') { try { message = JSON.parse(body).message } catch { message = body.slice(0, 200) } }
+    else if (body !== null && typeof body === 'object') message = (body as { message?: string }).message
+    return `HTTP ${status}${message !== undefined ? `: ${message}` : ''}`
+  }
+  return (err as Error)?.message ?? String(err)
+}
