@@ -5,6 +5,8 @@ import express, { Router, type Request, type Response } from 'express'
 import type { HubContext } from '../context.js'
 import { JUPYTERHUB_API_VERSION } from '../context.js'
 import { identifyApi } from '../auth/identify.js'
+import { tokensRouter } from './tokens.routes.js'
+import { groupsRouter } from './groups.routes.js'
 import { badRequest, HttpError, notFound, userNotFound } from '../errors.js'
 import { findUserByName, type User } from '../users/user.repository.js'
 import { findServer } from '../servers/server.repository.js'
@@ -32,6 +34,8 @@ function serverNameParam(req: Request): string {
 export function apiRouter(ctx: HubContext): Router {
   const r = Router()
   r.use(identifyApi(ctx))
+  r.use(tokensRouter(ctx))
+  r.use(groupsRouter(ctx))
 
   r.get(['/', ''], (_req, res) => {
     res.json({ version: JUPYTERHUB_API_VERSION, fleethub: PACKAGE_VERSION })

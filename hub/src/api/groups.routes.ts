@@ -1,0 +1,273 @@
+/**
+ * Groups under /hub/api/groups (contract §7.8, plus 5.x's `PUT /groups/:g/properties`). Every
+ * write is one transaction, so a bad user name leaves nothing half-done. Membership changes
+ * drop the identity cache: scopes filtered by `!group=` depend on it.
+ */
+import express, { Router, type Request } from 'express'
+import { sql } from 'kysely'
+import type { HubContext } from '../context.js'
+import type { Db } from '../db.js'
+import type { Identity } from '../auth/request-auth.js'
+import { grants, scopeFilters } from '../auth/scopes.js'
+import { badRequest, conflict, missingScope, notFound } from '../errors.js'
+import { caller } from './guards.js'
+import { needScopeOn } from './tokens.routes.js'
+
+const PAGINATION_TYPE = 'application/jupyterhub-pagination+json'
+const PAGE_DEFAULT_LIMIT = 50
+const PAGE_MAX_LIMIT = 200
+const MAX_NAMES = 10_000
+
+const groupBody = express.json({ limit: '1mb', strict: false, type: () => true })
+
+interface GroupRow { readonly id: string; readonly name: string; readonly properties: Record<string, unknown> }
+
+type Tx = Db
+
+function noSuchGroup(name: string) {
+  return notFound(`No such group: ${name}`, 'HUB_GROUP_NOT_FOUND')
+}
+
+/** 1-255 characters, no `/` (it would split the URL path). */
+function checkGroupName(name: unknown): string {
+  if (typeof name !== 'string' || name.length < 1 || name.length > 255 || name.includes('/')) {
+    throw badRequest(`Invalid group name: ${JSON.stringify(name)?.slice(0, 300)} (1-255 characters, no '/')`, 'HUB_BAD_GROUP_NAME')
+  }
+  return name
+}
+
+function bodyObject(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null) return {}
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Body must be a JSON dict or empty')
+  return body as Record<string, unknown>
+}
+
+/** JupyterHub's `_check_group_model`: only known keys, each of the right type. */
+function checkKeys(b: Record<string, unknown>, allowed: readonly string[]): void {
+  const extra = Object.keys(b).filter(k => !allowed.includes(k))
+  if (extra.length > 0) throw badRequest(`Invalid JSON keys: ${extra.join(', ')}`, 'HUB_BAD_JSON_KEYS')
+}
+
+function nameList(value: unknown, key: string): string[] {
+  if (value === undefined || value === null) return []
+  if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw badRequest(`${key} must be a list of strings`)
+  if (value.length > MAX_NAMES) throw badRequest(`${key}: at most ${MAX_NAMES} names per request`)
+  return [...new Set(value as string[])]
+}
+
+function properties(value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('properties must be a JSON dict')
+  return value as Record<string, unknown>
+}
+
+/** The users' ids, or 400 naming the first one that does not exist. */
+async function userIds(tx: Tx, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return []
+  const rows = await tx.selectFrom('users').select(['id', 'name']).where('name', 'in', names).execute()
+  const byName = new Map(rows.map(r => [r.name, r.id]))
+  const missing = names.find(n => !byName.has(n))
+  if (missing !== undefined) throw badRequest(`No such user: ${missing}`, 'HUB_USER_NOT_FOUND')
+  return names.map(n => byName.get(n)!)
+}
+
+async function findGroup(db: Tx, name: string, forUpdate = false): Promise<GroupRow | undefined> {
+  let q = db.selectFrom('groups').select(['id', 'name', 'properties']).where('name', '=', name)
+  if (forUpdate) q = q.forUpdate()
+  return q.executeTakeFirst()
+}
+
+async function membersOf(db: Db, groupIds: readonly string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(groupIds.map(id => [id, []]))
+  if (groupIds.length === 0) return out
+  const rows = await db.selectFrom('group_members').innerJoin('users', 'users.id', 'group_members.user_id')
+    .select(['group_members.group_id', 'users.name']).where('group_members.group_id', 'in', groupIds)
+    .orderBy('users.name').execute()
+  for (const r of rows) out.get(r.group_id)?.push(r.name)
+  return out
+}
+
+/** The group model; `users`, `roles` and `properties` only for a caller with read:groups on it (else the name alone). */
+function groupModel(viewer: ReadonlySet<string>, g: GroupRow, users: readonly string[]): Record<string, unknown> {
+  const model: Record<string, unknown> = { kind: 'group', name: g.name }
+  if (grants(viewer, 'read:groups', { group: g.name })) {
+    model.users = [...users]
+    model.roles = []
+    model.properties = g.properties ?? {}
+  }
+  return model
+}
+
+async function groupModels(db: Db, viewer: ReadonlySet<string>, groups: readonly GroupRow[]): Promise<Record<string, unknown>[]> {
+  const members = await membersOf(db, groups.map(g => g.id))
+  return groups.map(g => groupModel(viewer, g, members.get(g.id) ?? []))
+}
+
+async function oneGroupModel(ctx: HubContext, viewer: ReadonlySet<string>, name: string): Promise<Record<string, unknown>> {
+  const g = await findGroup(ctx.db, name)
+  if (!g) throw noSuchGroup(name)
+  return (await groupModels(ctx.db, viewer, [g]))[0]!
+}
+
+export interface Page { readonly offset: number; readonly limit: number; readonly envelope: boolean }
+
+/**
+ * `offset`/`limit` as JupyterHub reads them: limit defaults to 50 with the pagination Accept type
+ * and to the maximum (200) without it, so old clients get as much as we give at all.
+ */
+export function parsePage(req: Request): Page {
+  const accept = String(req.headers.accept ?? '')
+  const envelope = accept.split(',').some(part => part.split(';')[0]!.trim().toLowerCase() === PAGINATION_TYPE)
+  const int = (v: unknown, fallback: number): number => {
+    if (v === undefined || v === '') return fallback
+    if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw badRequest('Invalid argument type, offset and limit must be non-negative integers', 'HUB_BAD_PAGINATION')
+    return Number(v)
+  }
+  const offset = int(req.query.offset, 0)
+  const limit = Math.min(Math.max(int(req.query.limit, envelope ? PAGE_DEFAULT_LIMIT : PAGE_MAX_LIMIT), 1), PAGE_MAX_LIMIT)
+  return { offset, limit, envelope }
+}
+
+/** `next.url`: this request's own URL, absolute from its Host, with the next offset. */
+function nextUrl(req: Request, offset: number, limit: number): string {
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol
+  const url = new URL(req.originalUrl, `${proto}://${req.headers.host ?? '127.0.0.1'}`)
+  url.searchParams.set('offset', String(offset))
+  url.searchParams.set('limit', String(limit))
+  return url.toString()
+}
+
+export function groupsRouter(ctx: HubContext): Router {
+  const r = Router()
+
+  r.get('/groups', async (req, res) => {
+    const id = caller(res)
+    const filters = scopeFilters(id.scopes, 'list:groups')
+    if (filters !== 'all' && !filters.users.length && !filters.groups.length && !filters.servers.length) throw missingScope(['list:groups'])
+    const page = parsePage(req)
+    // a filtered list:groups lists the groups it names (user/server filters name no group)
+    const only = filters === 'all' ? undefined : filters.groups
+    if (only?.length === 0) return void send(req, res, page, [], 0)
+    let base = ctx.db.selectFrom('groups')
+    if (only) base = base.where('name', 'in', only)
+    const [rows, count] = await Promise.all([
+      base.select(['id', 'name', 'properties']).orderBy('id').offset(page.offset).limit(page.limit).execute(),
+      base.select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
+    ])
+    send(req, res, page, await groupModels(ctx.db, id.scopes, rows), Number(count.n))
+  })
+
+  function send(req: Request, res: express.Response, page: Page, items: unknown[], total: number): void {
+    if (!page.envelope) return void res.json(items)
+    const more = page.offset + page.limit < total
+    res.json({
+      items,
+      _pagination: {
+        offset: page.offset, limit: page.limit, total,
+        next: more ? { offset: page.offset + page.limit, limit: page.limit, url: nextUrl(req, page.offset + page.limit, page.limit) } : null,
+      },
+    })
+  }
+
+  r.post('/groups', groupBody, async (req, res) => {
+    const id = needScopeOn(res, ['admin:groups'], {})
+    const b = bodyObject(req.body)
+    checkKeys(b, ['groups', 'users', 'properties'])
+    const names = nameList(b.groups, 'groups').map(checkGroupName)
+    if (names.length === 0) throw badRequest('Must specify at least one group to create', 'HUB_NO_GROUPS')
+    const users = nameList(b.users, 'users')
+    const props = properties(b.properties) ?? {}
+    const created = await ctx.db.transaction().execute(async tx => {
+      const ids = await userIds(tx, users)
+      const rows = await tx.insertInto('groups').values(names.map(name => ({ name, properties: JSON.stringify(props) })))
+        .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'properties']).execute()
+      if (rows.length === 0) throw conflict(`All ${names.length} groups already exist`, 'HUB_GROUP_EXISTS')
+      await addMembers(tx, rows.map(g => g.id), ids)
+      return rows
+    })
+    if (users.length > 0) ctx.auth.invalidateAll()
+    ctx.log.info({ groups: created.map(g => g.name), by: id.name }, 'groups created')
+    const order = new Map(names.map((n, i) => [n, i]))
+    created.sort((a, b) => order.get(a.name)! - order.get(b.name)!)
+    res.status(201).json(await groupModels(ctx.db, id.scopes, created))
+  })
+
+  r.get('/groups/:group', async (req, res) => {
+    const name = req.params.group as string
+    const id = needScopeOn(res, ['read:groups'], { group: name })
+    res.json(await oneGroupModel(ctx, id.scopes, name))
+  })
+
+  r.post('/groups/:group', groupBody, async (req, res) => {
+    const name = req.params.group as string
+    const id = needScopeOn(res, ['admin:groups'], { group: name })
+    checkGroupName(name)
+    const b = bodyObject(req.body)
+    checkKeys(b, ['users', 'properties', 'name'])
+    if (b.name !== undefined && b.name !== name) throw badRequest(`Group name in body (${String(b.name)}) does not match the URL (${name})`)
+    const users = nameList(b.users, 'users')
+    const props = properties(b.properties) ?? {}
+    await ctx.db.transaction().execute(async tx => {
+      const ids = await userIds(tx, users)
+      const row = await tx.insertInto('groups').values({ name, properties: JSON.stringify(props) })
+        .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
+      if (!row) throw conflict(`Group ${name} already exists`, 'HUB_GROUP_EXISTS')
+      await addMembers(tx, [row.id], ids)
+    })
+    if (users.length > 0) ctx.auth.invalidateAll()
+    ctx.log.info({ group: name, by: id.name }, 'group created')
+    res.status(201).json(await oneGroupModel(ctx, id.scopes, name))
+  })
+
+  r.delete('/groups/:group', async (req, res) => {
+    const name = req.params.group as string
+    const id = needScopeOn(res, ['delete:groups'], { group: name })
+    const gone = await ctx.db.deleteFrom('groups').where('name', '=', name).returning('id').executeTakeFirst()
+    if (!gone) throw noSuchGroup(name)
+    ctx.auth.invalidateAll()
+    ctx.log.info({ group: name, by: id.name }, 'group deleted')
+    res.status(204).end()
+  })
+
+  const changeMembers = (mode: 'add' | 'remove') => async (req: Request, res: express.Response) => {
+    const name = req.params.group as string
+    const id = needScopeOn(res, ['groups'], { group: name })
+    const b = bodyObject(req.body)
+    checkKeys(b, ['users'])
+    if (b.users === undefined) throw badRequest(`Must specify users to ${mode === 'add' ? 'add' : 'delete'}`, 'HUB_NO_USERS')
+    const users = nameList(b.users, 'users')
+    await ctx.db.transaction().execute(async tx => {
+      const g = await findGroup(tx, name, true)
+      if (!g) throw noSuchGroup(name)
+      const ids = await userIds(tx, users)
+      if (mode === 'add') await addMembers(tx, [g.id], ids)
+      else if (ids.length > 0) await tx.deleteFrom('group_members').where('group_id', '=', g.id).where('user_id', 'in', ids).execute()
+    })
+    ctx.auth.invalidateAll()
+    ctx.log.info({ group: name, users, by: id.name }, mode === 'add' ? 'group members added' : 'group members removed')
+    res.json(await oneGroupModel(ctx, id.scopes, name))
+  }
+  r.post('/groups/:group/users', groupBody, changeMembers('add'))
+  r.delete('/groups/:group/users', groupBody, changeMembers('remove'))
+
+  // JupyterHub 5.x: replace the group's properties (a JSON dict), e.g. for KubeSpawner profiles
+  r.put('/groups/:group/properties', groupBody, async (req, res) => {
+    const name = req.params.group as string
+    const id: Identity = needScopeOn(res, ['groups'], { group: name })
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw badRequest('properties must be a JSON dict')
+    const updated = await ctx.db.updateTable('groups').set({ properties: JSON.stringify(req.body) }).where('name', '=', name).returning('id').executeTakeFirst()
+    if (!updated) throw noSuchGroup(name)
+    ctx.log.info({ group: name, by: id.name }, 'group properties set')
+    res.json(await oneGroupModel(ctx, id.scopes, name))
+  })
+
+  return r
+}
+
+/** Every user into every group, in one statement (unnest keeps it to two parameters however many). */
+async function addMembers(tx: Tx, groupIds: readonly string[], userIdList: readonly string[]): Promise<void> {
+  if (groupIds.length === 0 || userIdList.length === 0) return
+  await sql`insert into group_members (group_id, user_id)
+    select g, u from unnest(${[...groupIds]}::bigint[]) as g cross join unnest(${[...userIdList]}::bigint[]) as u
+    on conflict do nothing`.execute(tx)
+}
