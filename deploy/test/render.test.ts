@@ -1,0 +1,152 @@
+/**
+ * The rendered manifests hold together (names, selectors, ports, Secret refs, NetworkPolicies
+ * that select the spawner's pods) and the hub's Role grants exactly the verbs/resources the
+ * spawner used against kube-sim in a scenario that exercises every call it makes.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import pino from 'pino'
+import { parse, parseAllDocuments } from 'yaml'
+import { createKubeSim } from '../../loadtest/src/kube-sim/index.js'
+import { kubernetesSpawnerConfig } from '../../spawner/src/kube-config.js'
+import { createKubernetesSpawner } from '../../spawner/src/kubernetes.js'
+import { buildPodManifest, resolveProfile } from '../../spawner/src/pod-spec.js'
+import { renderFromFiles } from '../src/main.js'
+import { renderObjects, spawnerConfig } from '../src/render.js'
+import type { K8sObject } from '../src/render.js'
+import { DEFAULT_VALUES, resolveValues } from '../src/values.js'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+const find = (objs: K8sObject[], kind: string, name: string): K8sObject => {
+  const o = objs.find(x => x.kind === kind && x.metadata.name === name)
+  if (o === undefined) throw new Error(`no ${kind} ${name}`)
+  return o
+}
+const subset = (sel: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(sel).every(([k, v]) => labels[k] === v)
+
+t.test('deploy/values.yaml documents exactly the built-in defaults', async t => {
+  const file = parse(await readFile(path.join(here, '..', 'values.yaml'), 'utf8'))
+  t.same(resolveValues(file), DEFAULT_VALUES)
+})
+
+t.test('every object is well formed; selectors, ports and Secret refs agree', async t => {
+  const v = resolveValues({ namespace: 'campus', name: 'hubx', secrets: { create: true, databaseUrl: 'postgres://u:p@db:5432/hub', proxyAuthToken: 'tok' }, createNamespace: true })
+  const objs = renderObjects(v)
+  const kinds = objs.map(o => o.kind)
+  t.same(kinds, ['Namespace', 'Secret', 'ServiceAccount', 'Role', 'RoleBinding', 'ConfigMap', 'Deployment', 'Service', 'Deployment', 'Service', 'Service',
+    'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy'])
+  for (const o of objs) {
+    t.match(o.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1|networking\.k8s\.io\/v1)$/, `${o.kind} apiVersion`)
+    t.match(o.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${o.kind} name`)
+    if (o.kind !== 'Namespace') t.equal(o.metadata.namespace, 'campus', `${o.kind} ${o.metadata.name} namespace`)
+  }
+  const deployments = objs.filter(o => o.kind === 'Deployment')
+  for (const d of deployments) t.ok(subset(d.spec.selector.matchLabels, d.spec.template.metadata.labels), `${d.metadata.name} selects its own pods`)
+  // Each Service selects exactly one Deployment's pods and targets a named port they declare.
+  for (const svc of objs.filter(o => o.kind === 'Service')) {
+    const targets = deployments.filter(d => subset(svc.spec.selector, d.spec.template.metadata.labels))
+    t.equal(targets.length, 1, `${svc.metadata.name} selects one deployment`)
+    const portNames = targets[0].spec.template.spec.containers[0].ports.map((p: any) => p.name)
+    for (const p of svc.spec.ports) t.ok(portNames.includes(p.targetPort), `${svc.metadata.name} -> ${p.targetPort}`)
+  }
+  const hub = find(objs, 'Deployment', 'hubx-hub')
+  const proxy = find(objs, 'Deployment', 'hubx-proxy')
+  t.equal(hub.spec.template.spec.serviceAccountName, 'hubx-hub')
+  t.same(hub.spec.template.spec.containers[0].ports, [{ name: 'hub', containerPort: 8081, protocol: 'TCP' }])
+  t.same(find(objs, 'Service', 'hubx-proxy-api').spec.ports[0], { name: 'api', port: 8001, targetPort: 'api', protocol: 'TCP' })
+  t.same(find(objs, 'Service', 'hubx-proxy-public').spec, { type: 'LoadBalancer', selector: proxy.spec.selector.matchLabels, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] })
+  // Commands: the hub talks to the proxy API Service; the proxy's default target is the hub Service.
+  t.same(hub.spec.template.spec.containers[0].command, ['fleethub', 'hub', '--config', '/etc/fleethub/hub.json', '--proxy', 'external'])
+  const pcmd: string[] = proxy.spec.template.spec.containers[0].command
+  t.same(pcmd.slice(0, 2), ['fleethub', 'proxy'])
+  t.equal(pcmd[pcmd.indexOf('--default-target') + 1], 'http://hubx-hub.campus.svc:8081')
+  t.equal(pcmd[pcmd.indexOf('--port') + 1], '8000')
+  t.equal(pcmd[pcmd.indexOf('--api-port') + 1], '8001')
+  const hubJson = JSON.parse(find(objs, 'ConfigMap', 'hubx-hub-config').data['hub.json'])
+  t.match(hubJson, { spawner: 'kubernetes', proxy: 'external', proxyApiUrl: 'http://hubx-proxy-api.campus.svc:8001', hubConnectUrl: 'http://hubx-hub.campus.svc:8081', hubPort: 8081 })
+  t.match(hubJson.kubernetes, { namespace: 'campus', instance: 'hubx', port: 8888, pvc: { enabled: true, size: '10Gi' } })
+  t.same(hub.spec.template.spec.volumes[0], { name: 'config', configMap: { name: 'hubx-hub-config' } })
+  // Secret refs all point at the one Secret, at keys it has.
+  const secret = find(objs, 'Secret', 'fleethub-secrets')
+  const refs = [...hub.spec.template.spec.containers[0].env, ...proxy.spec.template.spec.containers[0].env].map((e: any) => e.valueFrom.secretKeyRef)
+  t.same(refs.map(r => r.name), ['fleethub-secrets', 'fleethub-secrets', 'fleethub-secrets'])
+  for (const r of refs) t.ok(r.key in secret.stringData, `secret key ${r.key}`)
+  t.same(hub.spec.template.spec.containers[0].env.map((e: any) => e.name), ['DATABASE_URL', 'CONFIGPROXY_AUTH_TOKEN'])
+  const binding = find(objs, 'RoleBinding', 'hubx-hub')
+  t.same(binding.subjects, [{ kind: 'ServiceAccount', name: 'hubx-hub', namespace: 'campus' }])
+  t.equal(binding.roleRef.name, find(objs, 'Role', 'hubx-hub').metadata.name)
+})
+
+t.test('NetworkPolicies select the pods the spawner creates and let only the proxy and hub in', async t => {
+  const v = resolveValues({ name: 'hubx', namespace: 'campus' })
+  const objs = renderObjects(v)
+  const cfg = kubernetesSpawnerConfig(spawnerConfig(v))
+  const spec = { user: 'alice', serverName: '', prefix: '/user/alice/', env: {}, userOptions: {} }
+  const userPod = buildPodManifest(cfg, spec, resolveProfile(cfg, {}).options) as K8sObject
+  const podLabels = (name: string): Record<string, string> => find(objs, 'Deployment', name).spec.template.metadata.labels
+  const su = find(objs, 'NetworkPolicy', 'hubx-singleuser')
+  t.ok(subset(su.spec.podSelector.matchLabels, userPod.metadata.labels), 'selects user pods')
+  t.notOk(subset(su.spec.podSelector.matchLabels, podLabels('hubx-hub')), 'not the hub')
+  t.same(su.spec.policyTypes, ['Ingress', 'Egress'])
+  const allowedIn = su.spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels)
+  t.equal(allowedIn.length, 2)
+  t.ok(allowedIn.some((s: any) => subset(s, podLabels('hubx-proxy'))) && allowedIn.some((s: any) => subset(s, podLabels('hubx-hub'))), 'ingress from proxy and hub only')
+  t.same(su.spec.ingress[0].ports, [{ protocol: 'TCP', port: userPod.spec.containers[0].ports[0].containerPort }])
+  t.equal(su.spec.egress.length, 2, 'egress: hub API and DNS, nothing else')
+  t.ok(subset(su.spec.egress[0].to[0].podSelector.matchLabels, podLabels('hubx-hub')))
+  t.same(su.spec.egress[0].ports, [{ protocol: 'TCP', port: 8081 }])
+  t.same(su.spec.egress[1].ports.map((p: any) => p.port), [53, 53])
+  const pol = find(objs, 'NetworkPolicy', 'hubx-proxy')
+  t.ok(subset(pol.spec.ingress[1].from[0].podSelector.matchLabels, podLabels('hubx-hub')), 'proxy API only from the hub')
+  t.equal(renderObjects(resolveValues({ networkPolicy: { enabled: false } })).filter(o => o.kind === 'NetworkPolicy').length, 0)
+})
+
+t.test('the Role grants exactly what the spawner used against kube-sim', async t => {
+  const sim = await createKubeSim({ namespaces: ['campus'] })
+  t.teardown(() => sim.close())
+  const v = resolveValues({ name: 'hubx', namespace: 'campus' })
+  const spawner = createKubernetesSpawner({ ...spawnerConfig(v), deleteOrphans: true, startTimeoutMs: 20_000 }, { log: pino({ level: 'silent' }), kubeconfigObject: sim.kubeconfig('campus') })
+  t.teardown(() => spawner.close())
+  const spec = (user: string): { user: string, serverName: string, prefix: string, env: Record<string, string>, userOptions: {} } =>
+    ({ user, serverName: '', prefix: `/user/${user}/`, env: { JUPYTERHUB_USER: user }, userOptions: {} })
+  const o = { signal: AbortSignal.timeout(30_000), progress: () => {} }
+  // A foreign pod squatting a server's name makes the spawner read it (get) and replace it.
+  await fetch(`${sim.url}/api/v1/namespaces/campus/pods`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ metadata: { name: 'jupyter-amy' }, spec: { containers: [{ name: 'x', image: 'x' }] } }) })
+  const a = await spawner.start(spec('amy'), o)
+  await spawner.start(spec('bob'), o)
+  await spawner.poll(a.state, spec('amy'))
+  await spawner.stop(a.state, spec('amy'))
+  await spawner.findOrphans([])
+  const used = new Map<string, Set<string>>()
+  for (const r of sim.requests()) {
+    if (r.status >= 500 || !r.path.startsWith('/api/v1/namespaces/campus/')) continue
+    const set = used.get(r.resource) ?? new Set()
+    set.add(r.verb)
+    used.set(r.resource, set)
+  }
+  const role = find(renderObjects(v), 'Role', 'hubx-hub')
+  const granted = new Map<string, Set<string>>(role.rules.map((rule: any) => [rule.resources[0], new Set(rule.verbs)]))
+  for (const rule of role.rules) t.same(rule.apiGroups, [''])
+  const asObject = (m: Map<string, Set<string>>): Record<string, string[]> => Object.fromEntries([...m].map(([k, s]) => [k, [...s].sort()]).sort())
+  t.same(asObject(granted), asObject(used), 'Role == recorded verbs per resource')
+})
+
+t.test('bad values are refused with every problem listed; the CLI renders parseable YAML', async t => {
+  t.throws(() => resolveValues({ name: 'Bad Name', proxy: { port: 8001, apiPort: 8001, service: { type: 'Ingress' } }, secrets: { create: true }, bogus: 1 }),
+    /values\.bogus: unknown setting[\s\S]*name: 'Bad Name'[\s\S]*must differ[\s\S]*Ingress[\s\S]*secrets\.create/)
+  t.throws(() => spawnerConfig(resolveValues({ singleuser: { profiles: [{ slug: 'A B', displayName: 'x', overrides: {} }] } })), /profile slug 'A B'/)
+  const dir = await mkdtemp(path.join(tmpdir(), 'fleethub-deploy-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'values.yaml')
+  await writeFile(file, 'namespace: lab\nproxy:\n  service:\n    type: ClusterIP\n')
+  const text = await renderFromFiles([file], 'lab2')
+  const docs = parseAllDocuments(text).map(d => d.toJS())
+  t.equal(docs.length, 12)
+  t.ok(docs.every(d => d.metadata.namespace === 'lab2'))
+  t.equal(docs.find(d => d.kind === 'Service' && d.metadata.name === 'fleethub-proxy-public').spec.type, 'ClusterIP')
+})
