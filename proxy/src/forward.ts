@@ -9,6 +9,7 @@
  * the measurement behind the choice.
  *
  * What we add around the library, each for a failure CHP had:
+ * - an upstream response cut mid-way destroys the client response (the library left it open forever);
  * - a keep-alive upstream agent with bounded sockets and an idle timeout (CHP: unbounded global agent);
  * - websocket tunnels tracked in a Set: the upgrade request is destroyed if the client leaves before
  *   the upstream answers, the upstream socket is closed when the client goes (and vice versa, with a
@@ -60,6 +61,8 @@ export interface Forwarder {
 interface Tunnel {
   readonly client: Socket
   readonly routePath: string
+  /** Stops watching the client during the handshake and gives back what it sent early. */
+  releaseEarly: (() => void) | undefined
   upgradeReq: http.ClientRequest | undefined
   upstream: Socket | undefined
   lastRead: number
@@ -70,6 +73,14 @@ const ROUTE = Symbol('route')
 const TUNNEL = Symbol('tunnel')
 type TaggedRes = ServerResponse & { [ROUTE]?: Route }
 type TaggedReq = IncomingMessage & { [TUNNEL]?: Tunnel }
+const CLIENT_RES = Symbol('client response')
+type TaggedUpstreamRes = IncomingMessage & { [CLIENT_RES]?: ServerResponse }
+
+function onUpstreamResClose(this: TaggedUpstreamRes): void {
+  const res = this[CLIENT_RES]
+  this[CLIENT_RES] = undefined
+  if (res !== undefined && !this.complete && !res.writableEnded) res.destroy()
+}
 
 export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwarder {
   const { log, now } = deps
@@ -104,6 +115,12 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
   proxy.on('error', (err, req) => { logUpstreamError(log, err, req, 'unhandled proxy error') })
   proxy.on('econnreset', () => { /* client already gone; the library destroyed the upstream request */ })
   proxy.on('proxyReqWs', (proxyReq, req) => { attachUpgrade(proxyReq, req as TaggedReq) })
+  // An upstream that dies mid-response: the library's pipe() does not pass the abort on, so the client
+  // would wait forever on a response that will never end (found by leaks.test.ts). Cut it instead.
+  proxy.on('proxyRes', (proxyRes, _req, res) => {
+    ;(proxyRes as TaggedUpstreamRes)[CLIENT_RES] = res
+    proxyRes.once('close', onUpstreamResClose)
+  })
 
   const tunnels = new Set<Tunnel>()
   const targets = new WeakMap<Route, { web: ServerOptions, ws: ServerOptions }>()
@@ -133,7 +150,10 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     proxyReq.setTimeout(config.proxyTimeoutMs ?? WS_UPGRADE_TIMEOUT_MS, () => {
       proxyReq.destroy(Object.assign(new Error('websocket upgrade timed out'), { code: 'ETIMEDOUT' }))
     })
+    // Registered before the library's own 'upgrade' listener, so the client socket is paused with its
+    // early bytes put back before the library pipes it.
     proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => {
+      tunnel.releaseEarly?.()
       proxyReq.setTimeout(0)
       tunnel.upgradeReq = undefined
       tunnel.upstream = upstream
@@ -156,9 +176,10 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
 
     ws(req, socket, head, route) {
       const tunnel: Tunnel = {
-        client: socket, routePath: route.path, upgradeReq: undefined, upstream: undefined,
+        client: socket, routePath: route.path, releaseEarly: undefined, upgradeReq: undefined, upstream: undefined,
         lastRead: socket.bytesRead, lastReadAt: now(),
       }
+      watchHandshake(tunnel)
       tunnels.add(tunnel)
       ;(req as TaggedReq)[TUNNEL] = tunnel
       socket.once('close', () => {
@@ -214,6 +235,35 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
       httpsAgent.destroy()
       proxy.removeAllListeners('proxyReqWs')
     },
+  }
+}
+
+/** A client may send at most this much before the upstream accepted the upgrade. */
+const EARLY_DATA_LIMIT = 64 * 1024
+
+/**
+ * During the upstream handshake the library leaves the client socket paused, and http sockets allow
+ * half-open: a client that gives up (FIN) is never noticed and the pending upgrade lives forever
+ * (found by leaks.test.ts). So read the client meanwhile, keep what it sends, and drop it on FIN.
+ */
+function watchHandshake(tunnel: Tunnel): void {
+  const socket = tunnel.client
+  const early: Buffer[] = []
+  let size = 0
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length
+    if (size > EARLY_DATA_LIMIT) socket.destroy()
+    else early.push(chunk)
+  }
+  const onEnd = (): void => { socket.destroy() }
+  socket.on('data', onData)
+  socket.once('end', onEnd)
+  tunnel.releaseEarly = () => {
+    tunnel.releaseEarly = undefined
+    socket.removeListener('data', onData)
+    socket.removeListener('end', onEnd)
+    socket.pause()
+    if (early.length > 0) socket.unshift(Buffer.concat(early))
   }
 }
 
