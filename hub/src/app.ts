@@ -2,7 +2,7 @@
  * The hub's express app: security headers, the OAuth provider and REST API under /hub/api, the
  * pages, and one error handler at the edge that maps errors to JupyterHub's error body.
  */
-import express, { type ErrorRequestHandler } from 'express'
+import express, { type ErrorRequestHandler, type Router } from 'express'
 import { randomBytes } from 'node:crypto'
 import type { HubContext } from './context.js'
 import { JUPYTERHUB_API_VERSION } from './context.js'
@@ -12,7 +12,8 @@ import { oauthRouter } from './oauth/oauth.routes.js'
 import { pagesRouter } from './pages/pages.routes.js'
 import { errorPage } from './pages/pages.js'
 
-export function createApp(ctx: HubContext): express.Express {
+/** `extraApiRouters` are mounted under /hub/api beside the REST API (the culler's admin routes). */
+export function createApp(ctx: HubContext, extraApiRouters: readonly Router[] = []): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
@@ -39,6 +40,7 @@ export function createApp(ctx: HubContext): express.Express {
   })
   app.use('/hub/api/oauth2', oauthRouter(ctx))
   app.use('/hub/api', apiRouter(ctx))
+  for (const router of extraApiRouters) app.use('/hub/api', router)
   app.use(pagesRouter(ctx))
   app.use('/hub/api', (_req, _res, next) => next(new HttpError(404, 'HUB_NOT_FOUND', 'Not Found')))
   app.use((req, res) => {

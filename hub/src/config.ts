@@ -57,6 +57,23 @@ export interface HubConfig {
   /** Extra environment for user servers (Spawner.environment); from the config file. */
   readonly environment: Readonly<Record<string, string>>
   readonly logLevel: string
+  // The idle culler (hub/src/culler; jupyterhub-idle-culler's knobs in brackets).
+  /** Stop idle servers from inside the hub (`--no-cull-idle` to leave it to an external culler). Default true. */
+  readonly cullIdle: boolean
+  /** Seconds without activity before a server is stopped [--timeout]. Default 3600. */
+  readonly cullTimeout: number
+  /** Seconds between cull sweeps [--cull-every]. Default 300. */
+  readonly cullEvery: number
+  /** Stop servers older than this many seconds even if active; 0 = never [--max-age]. Default 0. */
+  readonly cullMaxAge: number
+  /** Also delete users left without an active server and inactive past the timeout; never admins [--cull-users]. Default false. */
+  readonly cullUsers: boolean
+  /** Stops in flight at once during a sweep [--concurrency]. Default 10. */
+  readonly cullConcurrency: number
+  /** Cull admins' servers too [--cull-admin-users]. Default true. */
+  readonly cullAdminUsers: boolean
+  /** Delete culled named servers' records, not just stop them [--remove-named-servers]. Default false. */
+  readonly cullRemoveNamedServers: boolean
 }
 
 const OPTIONS = {
@@ -70,6 +87,8 @@ const OPTIONS = {
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
   'last-activity-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
+  'cull-users': { type: 'boolean' }, 'cull-concurrency': { type: 'string' }, 'cull-admin-users': { type: 'boolean' }, 'cull-remove-named-servers': { type: 'boolean' },
 } as const
 
 export const HUB_HELP = `usage: fleethub start|hub [options]
@@ -93,6 +112,16 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --last-activity-interval S  route check and activity harvest period (default 300)
   --no-cleanup-servers        leave user servers running when the hub stops
   --log-level LEVEL           trace|debug|info|warn|error (default info)
+
+idle culler (stops servers with no activity; jupyterhub-idle-culler's options, run in the hub):
+  --no-cull-idle              do not cull (e.g. when an external culler runs)
+  --cull-timeout S            idle seconds before a server is stopped (default 3600)
+  --cull-every S              seconds between sweeps (default 300)
+  --cull-max-age S            stop servers older than this even if active; 0 = never (default 0)
+  --cull-users                also delete users left idle with no server (never admins)
+  --cull-concurrency N        stops in flight at once (default 10)
+  --no-cull-admin-users       leave admins' servers running
+  --cull-remove-named-servers delete culled named servers, not just stop them
 
 environment: DATABASE_URL, CONFIGPROXY_AUTH_TOKEN, FLEETHUB_DEV_PASSWORD, FLEETHUB_ADMIN_USERS,
              FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, KUBECONFIG
@@ -182,6 +211,15 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     cleanupServers: (values['cleanup-servers'] ?? file.cleanupServers ?? true) as boolean,
     environment: environment as Record<string, string>,
     logLevel: oneOf('log-level', 'FLEETHUB_LOG_LEVEL', 'logLevel', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+    // idle culler
+    cullIdle: (values['cull-idle'] ?? file.cullIdle ?? true) as boolean,
+    cullTimeout: int('cull-timeout', undefined, 'cullTimeout', 3600, 1),
+    cullEvery: int('cull-every', undefined, 'cullEvery', 300, 1),
+    cullMaxAge: int('cull-max-age', undefined, 'cullMaxAge', 0, 0),
+    cullUsers: (values['cull-users'] ?? file.cullUsers ?? false) as boolean,
+    cullConcurrency: int('cull-concurrency', undefined, 'cullConcurrency', 10, 1, 1000),
+    cullAdminUsers: (values['cull-admin-users'] ?? file.cullAdminUsers ?? true) as boolean,
+    cullRemoveNamedServers: (values['cull-remove-named-servers'] ?? file.cullRemoveNamedServers ?? false) as boolean,
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
   return Object.freeze(config)

@@ -21,6 +21,8 @@ import { SpawnManager } from './servers/spawn-manager.js'
 import { RouteSync } from './proxy/route-sync.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './sessions/session.repository.js'
+import { createCuller } from './culler/culler.js'
+import { cullerRouter } from './culler/culler.routes.js'
 
 export interface HubStack {
   /** The public URL (through the proxy), e.g. http://127.0.0.1:8000 */
@@ -114,7 +116,12 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
         spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
       },
     }
-    server.on('request', createApp(ctx))
+    // The idle culler: its admin routes always (admins may "cull now"), its schedule only with cullIdle.
+    const culler = createCuller(ctx, {
+      timeout: config.cullTimeout, every: config.cullEvery, maxAge: config.cullMaxAge, cullUsers: config.cullUsers,
+      concurrency: config.cullConcurrency, cullAdminUsers: config.cullAdminUsers, removeNamedServers: config.cullRemoveNamedServers,
+    })
+    server.on('request', createApp(ctx, [cullerRouter(ctx, culler)]))
 
     await spawns.restore()
     cleanups.push(() => spawns.close())
@@ -125,6 +132,8 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     proxyClient.onRestart(restore)
     routes.start(config.lastActivityInterval * 1000)
     cleanups.push(() => routes.close())
+    if (config.cullIdle) culler.start()
+    cleanups.push(() => culler.close())
     const sweeper = setInterval(() => { void deleteExpiredSessions(db).catch(() => undefined) }, 3600_000).unref()
     cleanups.push(() => clearInterval(sweeper))
 
