@@ -11,6 +11,8 @@ import { apiRouter } from './api/api.routes.js'
 import { oauthRouter } from './oauth/oauth.routes.js'
 import { pagesRouter } from './pages/pages.routes.js'
 import { errorPage } from './pages/pages.js'
+import { identifyApi } from './auth/identify.js'
+import { needScope } from './api/guards.js'
 
 /** `extraApiRouters` are mounted under /hub/api beside the REST API (the culler's admin routes). */
 export function createApp(ctx: HubContext, extraApiRouters: readonly Router[] = []): express.Express {
@@ -34,6 +36,11 @@ export function createApp(ctx: HubContext, extraApiRouters: readonly Router[] = 
     next()
   })
 
+  app.use(ctx.metrics.middleware)
+  app.get('/hub/metrics', identifyApi(ctx), async (_req, res) => {
+    needScope(res, ['read:metrics'])
+    res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics())
+  })
   app.get('/hub/health', async (_req, res) => {
     await ctx.db.selectNoFrom(eb => eb.val(1).as('ok')).execute()
     res.json({ status: 'ok' })

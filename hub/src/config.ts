@@ -54,6 +54,14 @@ export interface HubConfig {
   readonly lastActivityInterval: number
   /** JupyterHub cleanup_servers: stop user servers on shutdown. Default true. */
   readonly cleanupServers: boolean
+  /** Let users run named servers besides their default one (JupyterHub allow_named_servers). Default false. */
+  readonly allowNamedServers: boolean
+  /** Named servers per user; 0 = no limit (JupyterHub named_server_limit_per_user). */
+  readonly namedServerLimitPerUser: number
+  /** Custom roles (JupyterHub load_roles): `{name, scopes, users?}`; from the config file. */
+  readonly roles: ReadonlyArray<{ readonly name: string; readonly scopes: readonly string[]; readonly users?: readonly string[] }>
+  /** Services (JupyterHub services): `{name, roles, tokenEnv}`, the token read from that env var; from the config file. */
+  readonly services: ReadonlyArray<{ readonly name: string; readonly roles: readonly string[]; readonly token: string | undefined }>
   /** Extra environment for user servers (Spawner.environment); from the config file. */
   readonly environment: Readonly<Record<string, string>>
   readonly logLevel: string
@@ -86,6 +94,7 @@ const OPTIONS = {
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
   'last-activity-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
+  'allow-named-servers': { type: 'boolean' }, 'named-server-limit-per-user': { type: 'string' },
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
   'cull-users': { type: 'boolean' }, 'cull-concurrency': { type: 'string' }, 'cull-admin-users': { type: 'boolean' }, 'cull-remove-named-servers': { type: 'boolean' },
@@ -111,6 +120,7 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --session-max-age S         browser session lifetime (default 1209600)
   --last-activity-interval S  route check and activity harvest period (default 300)
   --no-cleanup-servers        leave user servers running when the hub stops
+  --allow-named-servers       let users run named servers (--named-server-limit-per-user N)
   --log-level LEVEL           trace|debug|info|warn|error (default info)
 
 idle culler (stops servers with no activity; jupyterhub-idle-culler's options, run in the hub):
@@ -183,6 +193,8 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   if (typeof environment !== 'object' || environment === null || Object.values(environment).some(v => typeof v !== 'string')) {
     problems.push('environment: expected an object of strings')
   }
+  const roles = parseRoles(file.roles, problems)
+  const services = parseServices(file.services, env, problems)
   const config = {
     help: values.help === true,
     ip: str('ip', undefined, 'ip', '127.0.0.1'),
@@ -210,6 +222,10 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     lastActivityInterval: int('last-activity-interval', undefined, 'lastActivityInterval', 300, 1),
     cleanupServers: (values['cleanup-servers'] ?? file.cleanupServers ?? true) as boolean,
     environment: environment as Record<string, string>,
+    allowNamedServers: (values['allow-named-servers'] ?? file.allowNamedServers ?? false) as boolean,
+    namedServerLimitPerUser: int('named-server-limit-per-user', undefined, 'namedServerLimitPerUser', 0, 0),
+    roles,
+    services,
     logLevel: oneOf('log-level', 'FLEETHUB_LOG_LEVEL', 'logLevel', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     // idle culler
     cullIdle: (values['cull-idle'] ?? file.cullIdle ?? true) as boolean,
@@ -223,4 +239,28 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
   return Object.freeze(config)
+}
+
+function parseRoles(raw: unknown, problems: string[]): HubConfig['roles'] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) { problems.push('roles: expected a list of {name, scopes, users?}'); return [] }
+  return raw.flatMap((r, i) => {
+    const ok = typeof r === 'object' && r !== null && typeof r.name === 'string' && Array.isArray(r.scopes) && r.scopes.every((s: unknown) => typeof s === 'string')
+      && (r.users === undefined || (Array.isArray(r.users) && r.users.every((u: unknown) => typeof u === 'string')))
+    if (!ok) { problems.push(`roles[${i}]: expected {name: string, scopes: string[], users?: string[]}`); return [] }
+    return [{ name: r.name as string, scopes: r.scopes as string[], users: r.users as string[] | undefined }]
+  })
+}
+
+function parseServices(raw: unknown, env: Readonly<Record<string, string | undefined>>, problems: string[]): HubConfig['services'] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) { problems.push('services: expected a list of {name, roles, tokenEnv}'); return [] }
+  return raw.flatMap((s, i) => {
+    const ok = typeof s === 'object' && s !== null && typeof s.name === 'string' && /^[a-zA-Z0-9._-]{1,64}$/.test(s.name)
+      && Array.isArray(s.roles) && s.roles.every((r: unknown) => typeof r === 'string') && (s.tokenEnv === undefined || typeof s.tokenEnv === 'string')
+    if (!ok) { problems.push(`services[${i}]: expected {name, roles: string[], tokenEnv?: string}`); return [] }
+    const token = s.tokenEnv ? env[s.tokenEnv as string] : undefined
+    if (s.tokenEnv && (!token || token.length < 16)) problems.push(`services[${i}] (${s.name}): env ${s.tokenEnv} must hold a token of at least 16 characters`)
+    return [{ name: s.name as string, roles: s.roles as string[], token }]
+  })
 }

@@ -4,7 +4,8 @@ import type { RequestAuth } from './auth/request-auth.js'
 import type { Authenticator } from './auth/dev-authenticator.js'
 import type { SpawnManager } from './servers/spawn-manager.js'
 import type { ActivityBuffer } from './servers/activity.js'
-import type { RouteSync } from './proxy/route-sync.js'
+import type { RouteSync, RoutesApi } from './proxy/route-sync.js'
+import type { HubMetrics } from './metrics.js'
 
 /** Everything the request handlers use, built once by createHub and passed down. */
 export interface HubContext {
@@ -15,7 +16,10 @@ export interface HubContext {
   readonly spawns: SpawnManager
   readonly activity: ActivityBuffer
   readonly routes: RouteSync
+  /** The proxy's REST client (GET /hub/api/proxy reads the live table). */
+  readonly proxyRoutes: RoutesApi
   readonly settings: HubSettings
+  readonly metrics: HubMetrics
 }
 
 export interface HubSettings {
@@ -28,6 +32,13 @@ export interface HubSettings {
   readonly spawnPageWaitMs: number
   /** How long the API waits before answering 202 instead of 201 (JupyterHub slow_spawn_timeout), ms. */
   readonly slowSpawnTimeoutMs: number
+  readonly allowNamedServers: boolean
+  /** 0 = no limit. */
+  readonly namedServerLimitPerUser: number
+  /** Services from config, for GET /hub/api/services. */
+  readonly services: ReadonlyArray<{ readonly name: string; readonly roles: readonly string[] }>
+  /** The spawner and authenticator kinds, for GET /hub/api/info. */
+  readonly spawnerKind: string
 }
 
 /** The JupyterHub REST API version we implement; clients switch features on it. */

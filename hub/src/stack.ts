@@ -23,6 +23,8 @@ import { ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './sessions/session.repository.js'
 import { createCuller } from './culler/culler.js'
 import { cullerRouter } from './culler/culler.routes.js'
+import { syncServiceToken } from './tokens/token.repository.js'
+import { createHubMetrics } from './metrics.js'
 
 export interface HubStack {
   /** The public URL (through the proxy), e.g. http://127.0.0.1:8000 */
@@ -63,7 +65,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(err => log.warn({ err: String(err) }, 'shutdown step failed'))
   }
   try {
-    const { db } = createDb({ url: o.databaseUrl })
+    const { db, pool } = createDb({ url: o.databaseUrl })
     cleanups.push(() => db.destroy())
     if (config.migrate) {
       const applied = await migrateToLatest(db)
@@ -95,11 +97,15 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     const proxyClient = createProxyClient({ apiUrl: proxyApiUrl, authToken: config.proxyAuthToken })
     cleanups.push(() => proxyClient.close())
 
-    const auth = new RequestAuth(db)
+    const auth = new RequestAuth(db, { roles: config.roles, services: config.services })
+    for (const svc of config.services) if (svc.token) await syncServiceToken(db, svc.name, svc.token, ['inherit'])
+    let queueStats = () => ({ running: 0, queued: 0 })
+    const metrics = createHubMetrics({ db, pool, queue: () => queueStats() })
+    cleanups.push(() => metrics.close())
     const activity = new ActivityBuffer(db, log, { flushIntervalMs: o.activityFlushMs })
     cleanups.push(() => activity.close())
-    const routes = new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity })
-    const spawns = new SpawnManager({
+    const routes = new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity, metrics })
+    const spawns = new SpawnManager({ metrics,
       db, spawner: o.spawner, routes, log: log.child({ component: 'spawn' }), auth, replicaId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       config: {
         hubApiUrl: `${hubConnectUrl}/hub/api`, concurrentSpawnLimit: config.concurrentSpawnLimit, spawnQueueLimit: config.spawnQueueLimit,
@@ -107,13 +113,16 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
         environment: config.environment, cleanupServers: config.cleanupServers,
       },
     })
+    queueStats = () => ({ running: spawns.runningSpawns, queued: spawns.queuedSpawns })
     cleanups.push(() => o.spawner.close())
     const ctx: HubContext = {
-      db, log, auth, spawns, activity, routes,
+      db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics,
       authenticator: o.authenticator ?? createDevAuthenticator(config.devPassword),
       settings: {
         sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator,
         spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
+        allowNamedServers: config.allowNamedServers, namedServerLimitPerUser: config.namedServerLimitPerUser,
+        services: config.services.map(s => ({ name: s.name, roles: s.roles })), spawnerKind: o.spawner.kind,
       },
     }
     // The idle culler: its admin routes always (admins may "cull now"), its schedule only with cullIdle.

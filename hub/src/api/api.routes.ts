@@ -1,7 +1,10 @@
 /**
  * The JupyterHub REST API under /hub/api (contract §7). Each handler checks its scope first.
  */
-import express, { Router, type Request, type Response } from 'express'
+import { Router, type Request, type Response } from 'express'
+import { jsonBody } from './body.js'
+import { usersRouter } from './users.routes.js'
+import { hubRouter } from './hub.routes.js'
 import type { HubContext } from '../context.js'
 import { JUPYTERHUB_API_VERSION } from '../context.js'
 import { identifyApi } from '../auth/identify.js'
@@ -17,8 +20,7 @@ import { parseActivity } from './activity.js'
 
 const PACKAGE_VERSION = '0.1.0'
 
-/** JSON bodies are accepted with any content type (JupyterHub clients send form types); bodiless is `{}`. */
-export const jsonBody = express.json({ limit: '1mb', strict: false, type: () => true })
+export { jsonBody }
 
 async function loadUser(ctx: HubContext, name: string): Promise<User> {
   const user = await findUserByName(ctx.db, name)
@@ -31,11 +33,28 @@ function serverNameParam(req: Request): string {
   return typeof s === 'string' ? s : ''
 }
 
+const SERVER_NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+
+/** Named servers: enabled by config, names safe in URLs and pod names, at most N per user. */
+async function checkNamedServer(ctx: HubContext, userId: string, serverName: string): Promise<void> {
+  if (!ctx.settings.allowNamedServers) throw badRequest('Named servers are not enabled.', 'HUB_NAMED_SERVERS_DISABLED')
+  if (!SERVER_NAME_RULE.test(serverName)) throw badRequest(`Invalid server name: '${serverName}' (1-63 letters, digits, . _ -)`, 'HUB_BAD_SERVER_NAME')
+  const limit = ctx.settings.namedServerLimitPerUser
+  if (limit > 0) {
+    const existing = await ctx.db.selectFrom('servers').select('name').where('user_id', '=', userId).where('name', '<>', '').execute()
+    if (!existing.some(s => s.name === serverName) && existing.length >= limit) {
+      throw badRequest(`User already has the maximum of ${limit} named servers. One must be deleted before a new server can be created`, 'HUB_NAMED_SERVER_LIMIT')
+    }
+  }
+}
+
 export function apiRouter(ctx: HubContext): Router {
   const r = Router()
   r.use(identifyApi(ctx))
   r.use(tokensRouter(ctx))
   r.use(groupsRouter(ctx))
+  r.use(usersRouter(ctx))
+  r.use(hubRouter(ctx))
 
   r.get(['/', ''], (_req, res) => {
     res.json({ version: JUPYTERHUB_API_VERSION, fleethub: PACKAGE_VERSION })
@@ -66,6 +85,7 @@ export function apiRouter(ctx: HubContext): Router {
     const serverName = serverNameParam(req)
     needScope(res, ['servers'], { user: name, server: `${name}/${serverName}` })
     const user = await loadUser(ctx, name)
+    if (serverName) await checkNamedServer(ctx, user.id, serverName)
     const options = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? req.body as Record<string, unknown> : {}
     const outcome = await ctx.spawns.spawn(user, serverName, options)
     const label = serverName ? `${name}:${serverName}` : name
@@ -91,7 +111,12 @@ export function apiRouter(ctx: HubContext): Router {
       return void res.status(204).end()
     }
     if (server.state === 'pending') throw badRequest(`${serverName ? `${name}:${serverName}` : name} is pending spawn, please wait`, 'HUB_SERVER_PENDING')
+    const remove = (req.body as { remove?: unknown } | undefined)?.remove === true
+    if (remove && !serverName) throw badRequest('Cannot delete the default server', 'HUB_DEFAULT_SERVER')
     const result = await ctx.spawns.stop(server, 'stopped through the API')
+    if (remove && result !== 'stopping') {
+      await ctx.db.deleteFrom('servers').where('id', '=', server.id).where('state', '=', 'stopped').execute()
+    }
     res.status(result === 'stopping' ? 202 : 204).end()
   }
   r.delete(['/users/:name/server', '/users/:name/servers/:server'], jsonBody, stopServer)

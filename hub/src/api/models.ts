@@ -5,7 +5,7 @@
 import type { HubContext } from '../context.js'
 import type { Identity } from '../auth/request-auth.js'
 import { grants } from '../auth/scopes.js'
-import { listUserServers, type ServerRecord } from '../servers/server.repository.js'
+import { listServersOfUsers, listUserServers, type ServerRecord } from '../servers/server.repository.js'
 import { findUserById, type User } from '../users/user.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { urlEscape } from '../servers/url-escape.js'
@@ -89,4 +89,26 @@ export async function selfModel(ctx: HubContext, id: Identity): Promise<Record<s
   const user: User = stored ?? { id: id.userId!, name: id.name, admin: id.admin, created: new Date(0), lastActivity: null }
   const model = userModel(id.scopes, { user, servers, groups, roles: ctx.auth.userRoles(user) }) ?? {}
   return { ...model, kind: 'user', name: id.name, admin: id.admin, groups: model.groups ?? groups, session_id: id.sessionId ?? null, scopes }
+}
+
+/** Models for a page of users: their servers and groups in two queries, not two per user. */
+export async function userModels(ctx: HubContext, viewer: ReadonlySet<string>, users: readonly User[], o: { includeStopped?: boolean } = {}): Promise<Record<string, unknown>[]> {
+  const ids = users.map(u => u.id)
+  const [servers, groupRows] = await Promise.all([
+    listServersOfUsers(ctx.db, ids),
+    ids.length === 0 ? Promise.resolve([]) : ctx.db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id')
+      .select(['group_members.user_id', 'groups.name']).where('group_members.user_id', 'in', ids).orderBy('groups.name').execute(),
+  ])
+  const groups = new Map<string, string[]>()
+  for (const g of groupRows) {
+    const list = groups.get(g.user_id)
+    if (list) list.push(g.name)
+    else groups.set(g.user_id, [g.name])
+  }
+  const out: Record<string, unknown>[] = []
+  for (const u of users) {
+    const m = userModel(viewer, { user: u, servers: servers.get(u.id) ?? [], groups: groups.get(u.id) ?? [], roles: ctx.auth.userRoles(u) }, o)
+    if (m) out.push(m)
+  }
+  return out
 }

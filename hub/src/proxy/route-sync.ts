@@ -9,6 +9,7 @@ import type { Logger } from '../log.js'
 import type { ActivityBuffer } from '../servers/activity.js'
 import { listActiveServers, type ServerRecord } from '../servers/server.repository.js'
 import { urlEscape } from '../servers/url-escape.js'
+import type { HubMetrics } from '../metrics.js'
 
 export interface RouteEntry { target: string; last_activity?: string; [data: string]: unknown }
 
@@ -36,10 +37,12 @@ export class RouteSync {
   readonly #log: Logger
   readonly #hubTarget: string
   readonly #activity: ActivityBuffer | undefined
+  readonly #metrics: Pick<HubMetrics, 'proxyAdd' | 'proxyDelete' | 'checkRoutes'> | undefined
   #timer: NodeJS.Timeout | undefined
   #checking: Promise<void> | undefined
 
-  constructor(o: { api: RoutesApi; db: Db; log: Logger; hubTarget: string; activity?: ActivityBuffer }) {
+  constructor(o: { api: RoutesApi; db: Db; log: Logger; hubTarget: string; activity?: ActivityBuffer; metrics?: Pick<HubMetrics, 'proxyAdd' | 'proxyDelete' | 'checkRoutes'> }) {
+    this.#metrics = o.metrics
     this.#api = o.api
     this.#db = o.db
     this.#log = o.log
@@ -48,11 +51,25 @@ export class RouteSync {
   }
 
   async addServer(server: Pick<ServerRecord, 'userName' | 'name'>, target: string): Promise<void> {
-    await this.#api.addRoute(routePath(server.userName, server.name), target, { user: server.userName, server_name: server.name, jupyterhub: true })
+    const end = this.#metrics?.proxyAdd.startTimer()
+    try {
+      await this.#api.addRoute(routePath(server.userName, server.name), target, { user: server.userName, server_name: server.name, jupyterhub: true })
+      end?.({ status: 'success' })
+    } catch (err) {
+      end?.({ status: 'failure' })
+      throw err
+    }
   }
 
   async removeServer(server: Pick<ServerRecord, 'userName' | 'name'>): Promise<void> {
-    await this.#api.deleteRoute(routePath(server.userName, server.name))
+    const end = this.#metrics?.proxyDelete.startTimer()
+    try {
+      await this.#api.deleteRoute(routePath(server.userName, server.name))
+      end?.({ status: 'success' })
+    } catch (err) {
+      end?.({ status: 'failure' })
+      throw err
+    }
   }
 
   #desired(servers: readonly ServerRecord[]): Map<string, { target: string; [k: string]: unknown }> {
@@ -85,7 +102,8 @@ export class RouteSync {
    * servers that are not running. Servers mid-spawn or mid-stop are left alone.
    */
   check(): Promise<void> {
-    this.#checking ??= this.#check().finally(() => { this.#checking = undefined })
+    const end = this.#metrics?.checkRoutes.startTimer()
+    this.#checking ??= this.#check().finally(() => { this.#checking = undefined; end?.() })
     return this.#checking
   }
 

@@ -100,3 +100,17 @@ export async function markStopped(db: Db, id: string, lastError: string | null =
       .where('id', '=', id).execute()
   })
 }
+
+/** The servers of many users at once (one indexed query), grouped by user id. */
+export async function listServersOfUsers(db: Db, userIds: readonly string[]): Promise<Map<string, ServerRecord[]>> {
+  const out = new Map<string, ServerRecord[]>()
+  if (userIds.length === 0) return out
+  const rows = await selectServers(db).where('servers.user_id', 'in', [...userIds]).orderBy('servers.name').execute()
+  for (const r of rows) {
+    const s = toServer(r as Row)
+    const list = out.get(s.userId)
+    if (list) list.push(s)
+    else out.set(s.userId, [s])
+  }
+  return out
+}

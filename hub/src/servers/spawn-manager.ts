@@ -18,6 +18,7 @@ import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning
 import { urlEscape } from './url-escape.js'
 import { waitForHttp } from './wait-for-http.js'
 import { sql } from 'kysely'
+import type { HubMetrics } from '../metrics.js'
 
 export interface SpawnConfig {
   /** The hub API as user servers reach it, e.g. `http://127.0.0.1:8081/hub/api` (JUPYTERHUB_API_URL). */
@@ -68,13 +69,15 @@ export class SpawnManager {
   readonly #auth: RequestAuth | undefined
   readonly #config: SpawnConfig
   readonly #replicaId: string
+  readonly #metrics: HubMetrics | undefined
   readonly #queue: AdmissionQueue
   /** In-flight and recently finished spawns, by server id. */
   readonly #progress = new Map<string, SpawnProgress>()
   readonly #inflight = new Set<Promise<unknown>>()
   #closing = false
 
-  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string }) {
+  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics }) {
+    this.#metrics = o.metrics
     this.#db = o.db
     this.#spawner = o.spawner
     this.#routes = o.routes
@@ -98,10 +101,14 @@ export class SpawnManager {
     if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
     const existing = await findServer(this.#db, user.id, serverName)
     if (existing && existing.state !== 'stopped') return { server: existing, status: existing.state }
-    if (this.#queue.full) throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': '10' } })
+    if (this.#queue.full) {
+      this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
+      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': '10' } })
+    }
     if (this.#config.activeServerLimit > 0) {
       const { n } = await this.#db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).where('state', '<>', 'stopped').executeTakeFirstOrThrow()
       if (Number(n) >= this.#config.activeServerLimit) {
+        this.#metrics?.spawnRejected.inc({ reason: 'active-server-limit' })
         throw new HttpError(429, 'HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`, { headers: { 'retry-after': '30' } })
       }
     }
@@ -160,6 +167,7 @@ export class SpawnManager {
     let saved: SpawnerState | undefined
     let started: { url: string; state: SpawnerState } | undefined
     let deadline: AbortSignal | undefined
+    const timer = this.#metrics?.spawnDuration.startTimer()
     try {
       const { apiToken, clientId } = await this.#credentials(server)
       const spec = this.#spec(server, apiToken, clientId, userOptions)
@@ -186,10 +194,12 @@ export class SpawnManager {
       })
       const url = serverPrefix(server.userName, server.name)
       log.info({ url: started!.url }, 'server ready')
+      timer?.({ status: 'success' })
       progress.finish({ progress: 100, ready: true, message: `Server ready at ${url}`, html_message: `Server ready at <a href="${url}">${url}</a>`, url })
     } catch (err) {
       const message = this.#failureMessage(err, progress, deadline)
       log.warn({ reason: message }, 'spawn failed')
+      timer?.({ status: 'failure' })
       await this.#cleanupFailed(server, started?.state ?? saved).catch(e => log.error({ err: e }, 'cleanup after failed spawn failed'))
       await markStopped(this.#db, server.id, message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
       progress.finish({ progress: 100, failed: true, message: `Spawn failed: ${message}` })
@@ -230,6 +240,7 @@ export class SpawnManager {
     if (server.state === 'stopping') return 'stopping'
     if (server.state !== 'running' || !await claimForStop(this.#db, server.id, this.#replicaId)) return 'not-running'
     const log = this.#log.child({ user: server.userName, server: server.name })
+    const timer = this.#metrics?.stopDuration.startTimer()
     try {
       await this.#routes.removeServer(server).catch(err => log.warn({ err: String(err) }, 'route removal failed; the route check will retry'))
       await this.#spawner.stop(server.spawnerState as SpawnerState, { user: server.userName, serverName: server.name })
@@ -237,6 +248,7 @@ export class SpawnManager {
       await markStopped(this.#db, server.id)
       this.#auth?.invalidate(i => i.token?.serverId === server.id || i.token?.oauthClientId === oauthClientId(server.userName, server.name))
     }
+    timer?.({ status: 'success' })
     log.info({ reason }, 'server stopped')
     return 'stopped'
   }

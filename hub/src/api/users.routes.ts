@@ -1,0 +1,147 @@
+/**
+ * /hub/api/users (contract §7.5, anchors §1.1): list with SQL paging and filters, batch create,
+ * read, create, update (admin flag, rename), delete (servers stopped first).
+ */
+import { Router, type Request } from 'express'
+import type { HubContext } from '../context.js'
+import { USERNAME_RULE } from '../auth/dev-authenticator.js'
+import { grants, scopeFilters } from '../auth/scopes.js'
+import { badRequest, conflict, HttpError, notFound, userNotFound } from '../errors.js'
+import { findUserByName } from '../users/user.repository.js'
+import { listUsers, type UserSort, type UserStateFilter } from '../users/user-list.js'
+import { listUserServers } from '../servers/server.repository.js'
+import { caller, needScope } from './guards.js'
+import { paginate, parsePage } from './pagination.js'
+import { userModels } from './models.js'
+import { jsonBody } from './body.js'
+
+const STATES = new Set(['active', 'ready', 'inactive'])
+const SORTS = new Set(['id', 'name', 'last_activity'])
+
+function flag(req: Request, name: string): boolean {
+  const v = req.query[name]
+  return v !== undefined && v !== 'false' && v !== '0'
+}
+
+function checkNames(names: unknown): string[] {
+  if (!Array.isArray(names) || names.length === 0) throw badRequest('Must specify at least one user to create')
+  if (names.length > 10_000) throw badRequest('At most 10000 users per request')
+  const out: string[] = []
+  for (const n of names) {
+    const name = typeof n === 'string' ? n.trim().toLowerCase() : ''
+    if (!USERNAME_RULE.test(name)) throw badRequest(`Invalid username: ${JSON.stringify(n)}`, 'HUB_BAD_USERNAME')
+    out.push(name)
+  }
+  return [...new Set(out)]
+}
+
+function bodyObject(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body))) return (body ?? {}) as Record<string, unknown>
+  throw badRequest('body must be a json dict')
+}
+
+export function usersRouter(ctx: HubContext): Router {
+  const r = Router()
+
+  const modelOf = async (viewer: ReadonlySet<string>, name: string, includeStopped = false) => {
+    const user = await findUserByName(ctx.db, name)
+    if (!user) return undefined
+    return (await userModels(ctx, viewer, [user], { includeStopped }))[0]
+  }
+
+  r.get('/users', async (req, res) => {
+    const id = needScope(res, ['list:users'], {})
+    const page = parsePage(req)
+    const state = req.query.state
+    if (state !== undefined && (typeof state !== 'string' || !STATES.has(state))) throw badRequest(`Unrecognized state filter: '${String(state)}'`, 'HUB_BAD_STATE_FILTER')
+    let sort = typeof req.query.sort === 'string' ? req.query.sort : 'id'
+    const descending = sort.startsWith('-')
+    if (descending) sort = sort.slice(1)
+    if (!SORTS.has(sort)) throw badRequest(`Unrecognized sort: '${String(req.query.sort)}'`, 'HUB_BAD_SORT')
+    const nameFilter = typeof req.query.name_filter === 'string' ? req.query.name_filter.slice(0, 255) : undefined
+    const filters = scopeFilters(id.scopes, 'list:users')
+    const { users, total } = await listUsers(ctx.db, {
+      offset: page.offset, limit: page.limit, state: state as UserStateFilter | undefined, nameFilter,
+      sort: sort as UserSort, descending, visible: filters === 'all' ? 'all' : { users: filters.users, groups: filters.groups },
+    })
+    const items = await userModels(ctx, id.scopes, users, { includeStopped: flag(req, 'include_stopped_servers') })
+    res.json(paginate(req, page, items, total))
+  })
+
+  r.post('/users', jsonBody, async (req, res) => {
+    needScope(res, ['admin:users'])
+    const body = bodyObject(req.body)
+    const names = checkNames(body.usernames)
+    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+    const created = await ctx.db.insertInto('users').values(names.map(name => ({ name, admin: body.admin === true })))
+      .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'admin', 'created', 'last_activity']).execute()
+    if (created.length === 0) throw conflict(`All ${names.length} users already exist`, 'HUB_USERS_EXIST')
+    const users = created.map(u => ({ id: u.id, name: u.name, admin: u.admin, created: u.created, lastActivity: u.last_activity }))
+    res.status(201).json(await userModels(ctx, caller(res).scopes, users))
+  })
+
+  r.get('/users/:name', async (req, res) => {
+    const id = caller(res)
+    const name = req.params.name as string
+    const model = await modelOf(id.scopes, name, flag(req, 'include_stopped_servers'))
+    if (!model) {
+      if (['read:users', 'read:users:name', 'admin:users'].some(s => grants(id.scopes, s, { user: name }))) throw userNotFound(name)
+      // filtered scopes cannot tell "no such user" from "not yours" (contract §7.1)
+      if (['read:users', 'read:users:name'].some(s => [...id.scopes].some(h => h.startsWith(`${s}!`)))) throw notFound('No access to resources or resources not found')
+      needScope(res, ['read:users'], { user: name })
+    }
+    res.json(model)
+  })
+
+  r.post('/users/:name', jsonBody, async (req, res) => {
+    const name = req.params.name as string
+    needScope(res, ['admin:users'], { user: name })
+    const [checked] = checkNames([name])
+    const body = bodyObject(req.body)
+    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+    const row = await ctx.db.insertInto('users').values({ name: checked!, admin: body.admin === true })
+      .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
+    if (!row) throw conflict(`User ${name} already exists`, 'HUB_USER_EXISTS')
+    res.status(201).json(await modelOf(caller(res).scopes, checked!))
+  })
+
+  r.patch('/users/:name', jsonBody, async (req, res) => {
+    const name = req.params.name as string
+    needScope(res, ['admin:users'], { user: name })
+    const body = bodyObject(req.body)
+    const user = await findUserByName(ctx.db, name)
+    if (!user) throw userNotFound(name)
+    const update: { admin?: boolean; name?: string } = {}
+    if (body.admin !== undefined) {
+      if (typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+      update.admin = body.admin
+    }
+    if (body.name !== undefined && body.name !== name) {
+      const [newName] = checkNames([body.name])
+      if (await findUserByName(ctx.db, newName!)) throw badRequest(`User ${newName} already exists, username must be unique`, 'HUB_USER_EXISTS')
+      if ((await listUserServers(ctx.db, user.id)).some(s => s.state !== 'stopped')) throw badRequest(`Cannot rename ${name} while a server is running`, 'HUB_USER_BUSY')
+      update.name = newName
+    }
+    if (Object.keys(update).length > 0) {
+      await ctx.db.updateTable('users').set(update).where('id', '=', user.id).execute()
+      ctx.auth.invalidate(i => i.userId === user.id)
+    }
+    res.json(await modelOf(caller(res).scopes, update.name ?? name))
+  })
+
+  r.delete('/users/:name', async (req, res) => {
+    const name = req.params.name as string
+    needScope(res, ['delete:users'], { user: name })
+    const user = await findUserByName(ctx.db, name)
+    if (!user) throw userNotFound(name)
+    for (const s of await listUserServers(ctx.db, user.id)) {
+      if (s.state === 'pending' || s.state === 'running') await ctx.spawns.stop(s, 'user deleted')
+      else if (s.state === 'stopping') throw new HttpError(400, 'HUB_USER_BUSY', `${name}'s server is stopping; try again in a moment`)
+    }
+    await ctx.db.deleteFrom('users').where('id', '=', user.id).execute()
+    ctx.auth.invalidate(i => i.userId === user.id)
+    res.status(204).end()
+  })
+
+  return r
+}
