@@ -11,7 +11,7 @@ import { badRequest, missingScope, notFound, userNotFound } from '../errors.js'
 import { createToken, deleteToken, findTokenById, listUserTokens, type TokenRecord } from '../tokens/token.repository.js'
 import { findUserByName, type User } from '../users/user.repository.js'
 import { caller } from './guards.js'
-import { isoTime } from './models.js'
+import { isoTime, userGroups } from './models.js'
 
 const MAX_NOTE = 1000
 /** About 300 years: any more and `Date` overflows into an invalid timestamp. */
@@ -29,8 +29,27 @@ const tokenBody = express.json({ limit: '64kb', strict: false, type: () => true 
 export function needScopeOn(res: Response, scopes: readonly string[], target: ScopeTarget): Identity {
   const id = caller(res)
   if (scopes.some(s => grants(id.scopes, s, target))) return id
-  if (scopes.some(s => grantsAny(id.scopes, s))) throw notFound('No access to resources or resources not found', 'HUB_NO_ACCESS')
-  throw missingScope(scopes)
+  throw noScope(id, scopes)
+}
+
+function noScope(id: Identity, scopes: readonly string[]) {
+  if (scopes.some(s => grantsAny(id.scopes, s))) return notFound('No access to resources or resources not found', 'HUB_NO_ACCESS')
+  return missingScope(scopes)
+}
+/**
+ * needScopeOn for a user's resources, where `!group=` scopes grant the resources of the group's
+ * members: the user's groups are read (at request time, so membership changes count at once)
+ * only when the caller holds such a scope and nothing more direct.
+ */
+async function needUserScope(ctx: HubContext, res: Response, scopes: readonly string[], name: string): Promise<Identity> {
+  const id = caller(res)
+  if (scopes.some(s => grants(id.scopes, s, { user: name }))) return id
+  if (scopes.some(s => [...id.scopes].some(held => held.startsWith(`${s}!group=`)))) {
+    const user = await findUserByName(ctx.db, name)
+    const groups = user ? await userGroups(ctx, user.id) : []
+    if (scopes.some(s => grants(id.scopes, s, { user: name, groups }))) return id
+  }
+  throw noScope(id, scopes)
 }
 
 async function loadUser(ctx: HubContext, name: string): Promise<User> {
@@ -144,7 +163,7 @@ export function tokensRouter(ctx: HubContext): Router {
 
   r.get('/users/:name/tokens', async (req, res) => {
     const name = req.params.name as string
-    needScopeOn(res, ['read:tokens'], { user: name })
+    await needUserScope(ctx, res, ['read:tokens'], name)
     const user = await loadUser(ctx, name)
     const tokens = await listUserTokens(ctx.db, user.id)
     res.json({ api_tokens: tokens.map(t => tokenModel(ctx, t)) })
@@ -152,7 +171,7 @@ export function tokensRouter(ctx: HubContext): Router {
 
   r.post('/users/:name/tokens', tokenBody, async (req, res) => {
     const name = req.params.name as string
-    const by = needScopeOn(res, ['tokens'], { user: name })
+    const by = await needUserScope(ctx, res, ['tokens'], name)
     const user = await loadUser(ctx, name)
     const body = parseTokenRequest(req.body)
     const { scopes, roles } = resolveTokenScopes(ctx, user, by, body)
@@ -166,14 +185,14 @@ export function tokensRouter(ctx: HubContext): Router {
 
   r.get('/users/:name/tokens/:id', async (req, res) => {
     const name = req.params.name as string
-    needScopeOn(res, ['read:tokens'], { user: name })
+    await needUserScope(ctx, res, ['read:tokens'], name)
     const user = await loadUser(ctx, name)
     res.json(tokenModel(ctx, await ownedToken(ctx, user, req.params.id)))
   })
 
   r.delete('/users/:name/tokens/:id', async (req, res) => {
     const name = req.params.name as string
-    const by = needScopeOn(res, ['tokens'], { user: name })
+    const by = await needUserScope(ctx, res, ['tokens'], name)
     const user = await loadUser(ctx, name)
     const t = await ownedToken(ctx, user, req.params.id)
     if (!await deleteToken(ctx.db, t.id)) throw notFound('Token not found', 'HUB_TOKEN_NOT_FOUND')
