@@ -75,6 +75,18 @@ export interface Spawner {
   poll(state: SpawnerState, spec: Pick<SpawnSpec, 'user' | 'serverName'>): Promise<PollResult>
   /** Release what the spawner holds (informers, timers). Does not stop user servers. */
   close(): Promise<void>
+  /**
+   * Optional: resolves once the spawner knows the world (the Kubernetes spawner: after its
+   * informers' first LIST). poll/start wait for it themselves; a hub may await it before its
+   * startup reconciliation to report readiness honestly.
+   */
+  ready?(): Promise<void>
+  /**
+   * Optional: servers this spawner runs that the hub has no row for (`known` = every server the
+   * hub believes exists, any state). Spawners configured to (Kubernetes `deleteOrphans`) also
+   * delete them. Call once after startup reconciliation.
+   */
+  findOrphans?(known: ReadonlyArray<{ user: string, serverName: string }>): Promise<Array<{ user: string, serverName: string, deleted: boolean }>>
 }
 
 /** A spawner failure with a stable code and a message fit for the user. */
