@@ -1,5 +1,8 @@
 import t from 'tap'
-import { createKubeSim } from '../src/kube-sim/index.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import pino from 'pino'
+import { createKubeSim, singleUserRuntime } from '../src/kube-sim/index.js'
 import type { KubeSim, KubeSimOptions } from '../src/kube-sim/index.js'
 import { parseKubeSimConfig, parseRange } from '../src/kube-sim/config.js'
 
@@ -227,4 +230,32 @@ t.test('CLI config parsing', async t => {
   t.match(c, { nodes: 3, pullTime: { min: 0, max: 2000 }, rateLimit: 200, latencyMs: 20, failImages: ['a', 'b'], runtime: 'http' })
   t.throws(() => parseKubeSimConfig(['--nodes=-1', '--runtime', 'docker', '--pull-time', 'soon'], {}), /--runtime.*--nodes.*--pull-time/)
   t.equal(parseKubeSimConfig(['--help'], {}).help, true)
+})
+
+t.test('the singleuser runtime runs the real built-in server on the pod IP', async t => {
+  // A hub endpoint for the server's start-up version check (real HTTP, records what it got).
+  const hubSeen: string[] = []
+  const hub = createServer((req, res) => { hubSeen.push(`${req.method} ${req.url}`); res.writeHead(200, { 'x-jupyterhub-version': '3.0.0', 'content-type': 'application/json' }); res.end('{}') })
+  await new Promise<void>(resolve => hub.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { hub.close(() => resolve()); hub.closeAllConnections() }))
+  const apiUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}/hub/api`
+  const s = await sim(t, { runtime: singleUserRuntime(pino({ level: 'silent' }), { hubRetryDelaysMs: [100, 200] }) })
+  const p = pod('alice') as any
+  p.spec.containers[0].env = Object.entries({
+    JUPYTERHUB_USER: 'alice', JUPYTERHUB_API_URL: apiUrl, JUPYTERHUB_API_TOKEN: 'tok', JUPYTERHUB_CLIENT_ID: 'jupyterhub-user-alice',
+    JUPYTERHUB_OAUTH_CALLBACK_URL: '/user/alice/oauth_callback', JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/', JUPYTERHUB_ACTIVITY_INTERVAL: '0',
+  }).map(([name, value]) => ({ name, value }))
+  await api(s, 'POST', '/api/v1/namespaces/hub/pods', p)
+  const running = await waitPod(s, 'alice', x => x.status.phase === 'Running')
+  t.ok(hubSeen.includes('GET /hub/api'), 'the server checked the hub version before it was Running')
+  const res = await fetch(`http://${running.status.podIP}:8888/user/alice/`, { redirect: 'manual' })
+  t.equal(res.status, 302, 'anonymous browser request is sent to the hub OAuth flow')
+  t.match(res.headers.get('location'), /oauth2\/authorize/)
+  t.ok(res.headers.get('x-jupyterhub-version'))
+  await api(s, 'DELETE', '/api/v1/namespaces/hub/pods/alice?gracePeriodSeconds=0')
+  let refused = false
+  for (let i = 0; i < 100 && !refused; i++) {
+    try { await fetch(`http://${running.status.podIP}:8888/user/alice/`, { redirect: 'manual' }); await new Promise(r => setTimeout(r, 20)) } catch { refused = true }
+  }
+  t.ok(refused, 'the server stopped with the pod')
 })
