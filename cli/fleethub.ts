@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   hub: { summary: 'run the hub process alone (needs DATABASE_URL or the embedded default)', load: async () => (await import('../hub/src/main.js')).hubMain },
   proxy: { summary: 'run the proxy alone (configurable-http-proxy 5.3 compatible flags, CONFIGPROXY_AUTH_TOKEN)', load: async () => (await import('../proxy/src/main.js')).main },
   db: { summary: 'database tasks: `db migrate`, `db migrate --down`', load: async () => (await import('../hub/src/db-cli.js')).dbMain },
+  token: { summary: 'mint an API token for a user in the database and print it (like `jupyterhub token`)', load: async () => (await import('../hub/src/tokens/token-cli.js')).main },
   deploy: { summary: 'render the Kubernetes manifests: `deploy render -f values.yaml | kubectl apply -f -`', load: async () => (await import('../deploy/src/main.js')).main },
   'kube-sim': { summary: 'a simulated Kubernetes API server + kubelet for tests and load tests', load: async () => (await import('../loadtest/src/kube-sim/main.js')).main },
   singleuser: { summary: 'run the built-in single-user server (configured by the JUPYTERHUB_* environment)', load: async () => (await import('../spawner/src/singleuser/main.js')).main },
