@@ -27,7 +27,7 @@ export function builtInCommand(): string[] {
   return [process.execPath, builtInServerScript(), 'singleuser']
 }
 
-export async function startTestHub(t: T, o: { args?: string[]; env?: Record<string, string>; spawner?: (config: HubConfig, dataDir: string) => Spawner; logLevel?: string } = {}): Promise<TestHub> {
+export async function startTestHub(t: T, o: { args?: string[]; env?: Record<string, string>; spawner?: (config: HubConfig, dataDir: string) => Spawner; logLevel?: string; slowSpawnTimeoutMs?: number } = {}): Promise<TestHub> {
   const { url } = await createTestDatabase(t)
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-hub-test-'))
   t.teardown(() => fs.rm(dataDir, { recursive: true, force: true }))
@@ -39,7 +39,7 @@ export async function startTestHub(t: T, o: { args?: string[]; env?: Record<stri
     cmd: config.singleuserCmd ?? builtInCommand(), startTimeoutMs: config.startTimeout * 1000,
     usersDir: path.join(dataDir, 'users'), logDir: path.join(dataDir, 'logs'), env: config.environment,
   }, { log, hubEnv: process.env })
-  const stack = await startHub({ config, databaseUrl: url, log, spawner, activityFlushMs: 100, slowSpawnTimeoutMs: 5000 })
+  const stack = await startHub({ config, databaseUrl: url, log, spawner, activityFlushMs: 100, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 5000 })
   t.teardown(() => stack.close())
   return Object.assign(Object.create(null), stack, { config, databaseUrl: url, dataDir }) as TestHub
 }

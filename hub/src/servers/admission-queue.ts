@@ -2,12 +2,24 @@
  * Spawns go through here: at most `concurrency` run at once, the rest wait in arrival order
  * (fair: first come, first served), and past `maxQueued` waiting a new request is refused so the
  * API can answer 429 with Retry-After instead of piling up work it cannot finish.
+ *
+ * Admission is synchronous (`enter`), so two requests racing for the last place cannot both get
+ * it; the work itself runs later, when the returned pass says so.
  */
 export class QueueFullError extends Error {
   readonly code = 'HUB_SPAWN_QUEUE_FULL'
 }
 
-interface Waiter { ticket: number; start: () => void; cancel: (err: Error) => void }
+export interface QueuePass {
+  /** Resolves when a slot is ours; rejects if the pass is cancelled while waiting. */
+  readonly ready: Promise<void>
+  /** Our place in line while waiting (1 = next), 0 once running. */
+  position(): number
+  /** Give the slot (or the place in line) back. Idempotent. */
+  release(): void
+}
+
+interface Waiter { ticket: number; start: () => void; fail: (err: Error) => void }
 
 export class AdmissionQueue {
   readonly #concurrency: number
@@ -25,45 +37,41 @@ export class AdmissionQueue {
   get running(): number { return this.#running }
   get queued(): number { return this.#waiting.length }
 
-  /** Would a new request be refused right now? */
-  get full(): boolean {
-    return this.#running >= this.#concurrency && this.#waiting.length >= this.#maxQueued
+  /** Take a slot now, or a place in line; throws QueueFullError when the line is full. */
+  enter(): QueuePass {
+    let state: 'running' | 'waiting' | 'done' = 'waiting'
+    if (this.#running < this.#concurrency) {
+      this.#running++
+      state = 'running'
+      return this.#pass(Promise.resolve(), () => 0, () => { if (state === 'running') { state = 'done'; this.#finish() } })
+    }
+    if (this.#waiting.length >= this.#maxQueued) throw new QueueFullError(`spawn queue is full (${this.#waiting.length} waiting)`)
+    const ticket = this.#nextTicket++
+    let waiter!: Waiter
+    const ready = new Promise<void>((resolve, reject) => {
+      waiter = { ticket, start: () => { state = 'running'; resolve() }, fail: reject }
+    })
+    ready.catch(() => undefined) // a cancelled pass need not be awaited
+    this.#waiting.push(waiter)
+    return this.#pass(ready, () => (state === 'waiting' ? Math.max(1, ticket - this.#served + 1) : 0), () => {
+      if (state === 'running') { state = 'done'; this.#finish() }
+      else if (state === 'waiting') {
+        state = 'done'
+        const i = this.#waiting.indexOf(waiter)
+        if (i >= 0) this.#waiting.splice(i, 1)
+        waiter.fail(new Error('cancelled'))
+      }
+    })
   }
 
-  /**
-   * Run `task` when a slot is free. `onQueued` receives a function that tells the current place
-   * in line (1 = next), valid while waiting. `signal` withdraws a waiting request.
-   */
-  async run<T>(task: () => Promise<T>, options: { signal?: AbortSignal; onQueued?: (position: () => number) => void } = {}): Promise<T> {
-    if (this.#running >= this.#concurrency) {
-      if (this.#waiting.length >= this.#maxQueued) throw new QueueFullError(`spawn queue is full (${this.#waiting.length} waiting)`)
-      const ticket = this.#nextTicket++
-      await new Promise<void>((resolve, reject) => {
-        const waiter: Waiter = { ticket, start: resolve, cancel: reject }
-        this.#waiting.push(waiter)
-        options.onQueued?.(() => Math.max(1, ticket - this.#served + 1))
-        options.signal?.addEventListener('abort', () => {
-          const i = this.#waiting.indexOf(waiter)
-          if (i >= 0) {
-            this.#waiting.splice(i, 1)
-            reject(options.signal!.reason instanceof Error ? options.signal!.reason : new Error('cancelled'))
-          }
-        }, { once: true })
-      })
-    }
-    this.#running++
-    try {
-      return await task()
-    } finally {
-      this.#running--
-      this.#next()
-    }
+  #pass(ready: Promise<void>, position: () => number, release: () => void): QueuePass {
+    return { ready, position, release }
   }
 
-  #next(): void {
+  #finish(): void {
     const w = this.#waiting.shift()
-    if (!w) return
+    if (!w) { this.#running--; return }
     this.#served = w.ticket + 1
-    w.start()
+    w.start() // the slot passes straight to the next in line
   }
 }

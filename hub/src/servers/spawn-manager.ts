@@ -12,7 +12,7 @@ import { createToken } from '../tokens/token.repository.js'
 import { hashToken } from '../auth/tokens.js'
 import { HttpError } from '../errors.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
-import { AdmissionQueue, QueueFullError } from './admission-queue.js'
+import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
 import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, saveSpawnerState, type ServerRecord } from './server.repository.js'
 import { urlEscape } from './url-escape.js'
@@ -101,10 +101,6 @@ export class SpawnManager {
     if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
     const existing = await findServer(this.#db, user.id, serverName)
     if (existing && existing.state !== 'stopped') return { server: existing, status: existing.state }
-    if (this.#queue.full) {
-      this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
-      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': '10' } })
-    }
     if (this.#config.activeServerLimit > 0) {
       const { n } = await this.#db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).where('state', '<>', 'stopped').executeTakeFirstOrThrow()
       if (Number(n) >= this.#config.activeServerLimit) {
@@ -112,8 +108,18 @@ export class SpawnManager {
         throw new HttpError(429, 'HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`, { headers: { 'retry-after': '30' } })
       }
     }
+    let pass: QueuePass
+    try {
+      pass = this.#queue.enter()
+    } catch (err) {
+      if (!(err instanceof QueueFullError)) throw err
+      this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
+      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
+    }
     const server = await claimForSpawn(this.#db, { userId: user.id, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions })
+      .catch(err => { pass.release(); throw err })
     if (!server) {
+      pass.release()
       const now = await findServer(this.#db, user.id, serverName)
       if (now && now.state !== 'stopped') return { server: now, status: now.state }
       throw new HttpError(409, 'HUB_SPAWN_CONFLICT', 'The server changed state while starting; try again')
@@ -121,7 +127,7 @@ export class SpawnManager {
     const progress = new SpawnProgress()
     this.#progress.set(server.id, progress)
     progress.emit({ progress: 0, message: 'Server requested' })
-    const run = this.#run(server, userOptions, progress)
+    const run = this.#run(server, userOptions, progress, pass)
     this.#inflight.add(run)
     void run.finally(() => this.#inflight.delete(run))
     return { server, status: 'started' }
@@ -162,7 +168,7 @@ export class SpawnManager {
     return { user: server.userName, serverName: server.name, prefix, env, userOptions: userOptions as SpawnSpec['userOptions'] }
   }
 
-  async #run(server: ServerRecord, userOptions: Record<string, unknown>, progress: SpawnProgress): Promise<void> {
+  async #run(server: ServerRecord, userOptions: Record<string, unknown>, progress: SpawnProgress, pass: QueuePass): Promise<void> {
     const log = this.#log.child({ user: server.userName, server: server.name })
     let saved: SpawnerState | undefined
     let started: { url: string; state: SpawnerState } | undefined
@@ -171,27 +177,28 @@ export class SpawnManager {
     try {
       const { apiToken, clientId } = await this.#credentials(server)
       const spec = this.#spec(server, apiToken, clientId, userOptions)
-      await this.#queue.run(async () => {
-        progress.phase = 'starting'
-        progress.queuePosition = undefined
-        deadline = AbortSignal.timeout(this.#config.startTimeoutMs)
-        const signal = AbortSignal.any([progress.controller.signal, deadline])
-        started = await this.#spawner.start(spec, {
-          signal,
-          progress: e => progress.emit(e),
-          saveState: s => { saved = s; void saveSpawnerState(this.#db, server.id, s).catch(() => undefined) },
-        })
-        progress.emit({ progress: 90, message: 'Server started; waiting for it to answer' })
-        await waitForHttp(`${started.url}${spec.prefix}`, { timeoutMs: this.#config.httpTimeoutMs, signal: progress.controller.signal })
-        await this.#routes.addServer(server, started.url)
-        if (!await markRunning(this.#db, server.id, started.url, started.state)) throw new Error('the server was stopped while starting')
-      }, {
-        signal: progress.controller.signal,
-        onQueued: position => {
-          progress.queuePosition = position
-          progress.emit({ progress: 0, message: `Waiting for a free slot: number ${position()} in line` })
-        },
+      if (pass.position() > 0) {
+        progress.queuePosition = () => pass.position()
+        progress.emit({ progress: 0, message: `Waiting for a free slot: number ${pass.position()} in line` })
+        const abort = () => pass.release()
+        progress.controller.signal.addEventListener('abort', abort, { once: true })
+        await pass.ready
+        progress.controller.signal.removeEventListener('abort', abort)
+      }
+      progress.controller.signal.throwIfAborted()
+      progress.phase = 'starting'
+      progress.queuePosition = undefined
+      deadline = AbortSignal.timeout(this.#config.startTimeoutMs)
+      const signal = AbortSignal.any([progress.controller.signal, deadline])
+      started = await this.#spawner.start(spec, {
+        signal,
+        progress: e => progress.emit(e),
+        saveState: s => { saved = s; void saveSpawnerState(this.#db, server.id, s).catch(() => undefined) },
       })
+      progress.emit({ progress: 90, message: 'Server started; waiting for it to answer' })
+      await waitForHttp(`${started.url}${spec.prefix}`, { timeoutMs: this.#config.httpTimeoutMs, signal: progress.controller.signal })
+      await this.#routes.addServer(server, started.url)
+      if (!await markRunning(this.#db, server.id, started.url, started.state)) throw new Error('the server was stopped while starting')
       const url = serverPrefix(server.userName, server.name)
       log.info({ url: started!.url }, 'server ready')
       timer?.({ status: 'success' })
@@ -204,6 +211,7 @@ export class SpawnManager {
       await markStopped(this.#db, server.id, message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
       progress.finish({ progress: 100, failed: true, message: `Spawn failed: ${message}` })
     } finally {
+      pass.release()
       // Keep the finished record a little, for progress streams that connect late.
       setTimeout(() => { if (this.#progress.get(server.id) === progress) this.#progress.delete(server.id) }, 60_000).unref()
     }
@@ -287,6 +295,11 @@ export class SpawnManager {
       await mapLimit(servers.filter(s => s.state === 'running'), 20, s => this.stop(s, 'hub shutdown').catch(err => this.#log.warn({ err: String(err) }, 'stop at shutdown failed')))
     }
   }
+}
+
+/** JupyterHub answers a throttled spawn with a random Retry-After in 30-60 s; we spread it less widely. */
+function retryAfterSeconds(): number {
+  return 10 + Math.floor(Math.random() * 20)
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
