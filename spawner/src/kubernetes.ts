@@ -15,6 +15,7 @@
  */
 import { CoreV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node'
 import type { CoreV1Event, KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node'
+import { slimPod } from './kube-slim.js'
 import type { Logger } from 'pino'
 import { kubernetesSpawnerConfig } from './kube-config.js'
 import type { KubernetesSpawnerConfig, KubernetesSpawnerConfigInput } from './kube-config.js'
@@ -127,6 +128,85 @@ class Informer<T extends KubernetesObject> {
   }
 }
 
+/** A Watch that hands the informer slim pods (see kube-slim.ts); ERROR and BOOKMARK pass as they are. */
+class SlimWatch extends Watch {
+  override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
+    return super.watch(path, queryParams, (phase, obj, raw) => {
+      callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? slimPod(obj) : obj, raw)
+    }, done)
+  }
+}
+
+/**
+ * A watch without a cache: get the current resourceVersion (a LIST with limit=1), then stream
+ * from it; after a drop resume from the last version seen, after 410 Gone start again from now.
+ */
+class EventStream {
+  readonly #watch: Watch
+  readonly #path: string
+  readonly #fieldSelector: string
+  readonly #currentVersion: () => Promise<string>
+  readonly #onEvent: (ev: CoreV1Event) => void
+  readonly #log: Logger
+  #rv = ''
+  #failures = 0
+  #stopped = false
+  #request: AbortController | undefined
+  #timer: NodeJS.Timeout | undefined
+  #resolveReady!: () => void
+  readonly ready: Promise<void>
+
+  constructor(watch: Watch, path: string, fieldSelector: string, currentVersion: () => Promise<string>, onEvent: (ev: CoreV1Event) => void, log: Logger) {
+    this.#watch = watch
+    this.#path = path
+    this.#fieldSelector = fieldSelector
+    this.#currentVersion = currentVersion
+    this.#onEvent = onEvent
+    this.#log = log
+    this.ready = new Promise(resolve => { this.#resolveReady = resolve })
+  }
+
+  start(): void {
+    void this.#run().catch(err => this.#retry(err))
+  }
+
+  async #run(): Promise<void> {
+    if (this.#stopped) return
+    if (this.#rv === '') this.#rv = await this.#currentVersion()
+    let ended = false
+    this.#request = await this.#watch.watch(this.#path, { resourceVersion: this.#rv, fieldSelector: this.#fieldSelector, allowWatchBookmarks: true },
+      (phase, obj) => {
+        if (phase === 'ERROR') { if (obj?.code === 410) this.#rv = ''; return }
+        if (obj?.metadata?.resourceVersion !== undefined) this.#rv = obj.metadata.resourceVersion
+        this.#failures = 0
+        if (phase === 'ADDED' || phase === 'MODIFIED') this.#onEvent(obj as CoreV1Event)
+      },
+      err => {
+        if (ended || this.#stopped) return
+        ended = true
+        if (statusOf(err) === 410) this.#rv = ''
+        if (err !== null && err !== undefined && statusOf(err) !== 410) this.#retry(err)
+        else this.start()
+      })
+    if (!ended) this.#resolveReady()
+  }
+
+  #retry(err: unknown): void {
+    if (this.#stopped) return
+    this.#failures++
+    const delay = Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.#failures, 10))
+    this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => this.start(), delay)
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#request?.abort()
+  }
+}
+
 class KubeSpawner implements KubernetesSpawner {
   readonly kind = 'kubernetes' as const
   readonly config: KubernetesSpawnerConfig
@@ -134,7 +214,7 @@ class KubeSpawner implements KubernetesSpawner {
   readonly #core: CoreV1Api
   readonly #bucket: TokenBucket
   readonly #pods: Informer<V1Pod>
-  readonly #events: Informer<CoreV1Event>
+  readonly #events: EventStream
   readonly #podListeners = new Map<string, Set<PodListener>>()
   readonly #eventListeners = new Map<string, Set<EventListener>>()
   readonly #closing = new AbortController()
@@ -147,19 +227,23 @@ class KubeSpawner implements KubernetesSpawner {
     this.#bucket = new TokenBucket(config.apiRateLimit, config.apiBurst)
     const ns = config.namespace
     const selector = labelSelector(config.instance)
-    const watch = new Watch(kc)
-    this.#pods = new Informer(new ListWatch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, watch,
-      () => this.#api(() => this.#core.listNamespacedPod({ namespace: ns, labelSelector: selector })), false, selector), this.#log.child({ informer: 'pods' }))
-    this.#events = new Informer(new ListWatch<CoreV1Event>(`/api/v1/namespaces/${ns}/events`, watch,
-      () => this.#api(() => this.#core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Pod' })), false, undefined, 'involvedObject.kind=Pod'),
-    this.#log.child({ informer: 'events' }))
+    // The cache keeps only what poll/start/stop read (see kube-slim.ts): a 10k-pod namespace
+    // would otherwise hold every pod's full spec and env in the hub's heap.
+    this.#pods = new Informer(new ListWatch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, new SlimWatch(kc),
+      async () => {
+        const list = await this.#api(() => this.#core.listNamespacedPod({ namespace: ns, labelSelector: selector }))
+        return { ...list, items: list.items.map(p => slimPod(p) as V1Pod) }
+      }, false, selector), this.#log.child({ informer: 'pods' }))
+    // Events are not cached at all: only starts in progress want them, and they register before
+    // they create their pod, so a live stream is enough (and 10k pods mean 50k events).
+    this.#events = new EventStream(new Watch(kc), `/api/v1/namespaces/${ns}/events`, 'involvedObject.kind=Pod',
+      async () => (await this.#api(() => this.#core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Pod', limit: 1 }))).metadata?.resourceVersion ?? '',
+      ev => {
+        const name = ev.involvedObject?.name
+        if (name !== undefined) for (const f of this.#eventListeners.get(name) ?? []) f(ev)
+      }, this.#log.child({ informer: 'events' }))
     const onPod = (deleted: boolean) => (pod: V1Pod): void => this.#notifyPod(pod, deleted)
     this.#pods.lw.on('add', onPod(false)); this.#pods.lw.on('update', onPod(false)); this.#pods.lw.on('delete', onPod(true))
-    const onEvent = (ev: CoreV1Event): void => {
-      const name = ev.involvedObject?.name
-      if (name !== undefined) for (const f of this.#eventListeners.get(name) ?? []) f(ev)
-    }
-    this.#events.lw.on('add', onEvent); this.#events.lw.on('update', onEvent)
     this.#pods.start()
     this.#events.start()
   }
@@ -193,7 +277,6 @@ class KubeSpawner implements KubernetesSpawner {
       const pod = await this.#createPod(manifest, spec, signal, log)
       uid = pod.metadata?.uid
       watcher.created(pod)
-      for (const ev of this.#events.lw.list(this.config.namespace)) if (ev.involvedObject?.name === name) watcher.event(ev)
       const live = this.#pods.lw.get(name, this.config.namespace)
       if (live !== undefined) watcher.pod(live, false)
       const url = await watcher.done

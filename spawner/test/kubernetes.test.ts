@@ -158,13 +158,15 @@ t.test('5xx on create is retried with backoff', async t => {
 t.test('a dropped watch recovers and the start still completes', async t => {
   const { sim, spawner } = await setup(t, { startTime: { min: 600, max: 600 } })
   await spawner.ready()
-  const started = spawner.start(spec('hal'), opts())
+  const events: SpawnProgress[] = []
+  const started = spawner.start(spec('hal'), opts(events))
   await until(() => calls(sim, 'create', 'pods') === 1)
   t.ok(sim.faults.dropWatches() >= 2, 'watches were open')
   const result = await started
   t.match(result.url, /^http:\/\/127\./)
-  await until(() => calls(sim, 'watch', 'pods') >= 2)
-  t.ok(calls(sim, 'watch', 'pods') >= 2, 'the pod watch was re-established')
+  await until(() => calls(sim, 'watch', 'pods') >= 2 && calls(sim, 'watch', 'events') >= 2)
+  t.pass('both watches were re-established')
+  t.match(events.map(e => e.message).join('\n'), /Started container notebook/, 'events after the drop still reached the progress stream')
 })
 
 t.test('a 409 on create adopts our own pod and replaces a foreign one', async t => {
