@@ -136,11 +136,13 @@ export interface CullEventRow {
   readonly detail?: string
 }
 
-export async function recordEvent(db: Db, e: CullEventRow, o: { dryRun: boolean; by: CullBy }): Promise<void> {
-  await withCullEvents(db).insertInto('cull_events').values({
+/** One INSERT for many events (order kept: ids ascend in decision order). */
+export async function recordEvents(db: Db, events: readonly CullEventRow[], o: { dryRun: boolean; by: CullBy }): Promise<void> {
+  if (events.length === 0) return
+  await withCullEvents(db).insertInto('cull_events').values(events.map(e => ({
     user_name: e.userName, server_name: e.serverName, idle_seconds: Math.max(0, Math.round(e.idleSeconds)), rule: e.rule,
     action: e.action, detail: e.detail ?? null, dry_run: o.dryRun, by: o.by,
-  }).execute()
+  }))).execute()
 }
 
 export interface CullEvent {
