@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from './log.js'
 import { logPath } from './log.js'
-import { type RouteTable, routeToJson } from './route-table.js'
+import { type RouteTable, routeJsonText } from './route-table.js'
 
 export const BOOT_HEADER = 'x-fleethub-proxy-boot'
 /** A route body is a few hundred bytes; 1 MiB leaves room for generous extra data. */
@@ -103,7 +103,7 @@ function getRoutes(req: IncomingMessage, res: ServerResponse, path: string | und
       res.end()
       return
     }
-    return sendJson(res, 200, routeToJson(route))
+    return sendJsonText(res, 200, routeJsonText(route))
   }
   const params = new URL(req.url ?? '/', 'http://x').searchParams
   const raw = params.get('inactiveSince') || params.get('inactive_since')
@@ -112,11 +112,11 @@ function getRoutes(req: IncomingMessage, res: ServerResponse, path: string | und
     before = Date.parse(raw)
     if (!Number.isFinite(before)) return sendText(res, 400, `Invalid datestamp '${raw}' must be ISO8601.`)
   }
-  const out: Record<string, unknown> = {}
+  const parts: string[] = []
   for (const route of deps.table.routes()) {
-    if (route.lastActivity < before) out[route.path] = routeToJson(route)
+    if (route.lastActivity < before) parts.push(`${JSON.stringify(route.path)}:${routeJsonText(route)}`)
   }
-  sendJson(res, 200, out)
+  sendJsonText(res, 200, `{${parts.join(',')}}`)
 }
 
 async function postRoute(req: IncomingMessage, res: ServerResponse, path: string | undefined, deps: ApiDeps): Promise<void> {
@@ -242,6 +242,10 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  sendJsonText(res, status, JSON.stringify(value))
+}
+
+function sendJsonText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'application/json' })
-  res.end(JSON.stringify(value))
+  res.end(text)
 }

@@ -98,6 +98,11 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     ca: config.clientSsl.ca === undefined ? undefined : readFileSync(config.clientSsl.ca),
   }
   const httpsAgent = new https.Agent({ ...agentOptions, ...clientTls, rejectUnauthorized: !config.insecure })
+  // Websocket upgrades: one shared agent without keep-alive or a socket limit (an upgraded socket
+  // leaves the agent). `agent: false` would build a whole new Agent per upgrade (~3 KB per websocket
+  // in the benchmark); the keep-alive pool would count long-lived upgrades against its limit.
+  const wsHttpAgent = new http.Agent({ keepAlive: false })
+  const wsHttpsAgent = new https.Agent({ keepAlive: false, ...clientTls, rejectUnauthorized: !config.insecure })
   const baseOptions: ServerOptions = {
     xfwd: config.xForward,
     prependPath: config.prependPath,
@@ -129,10 +134,8 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     let options = targets.get(route)
     if (options === undefined) {
       const target = new URL(route.target)
-      const agent = target.protocol === 'https:' ? httpsAgent : httpAgent
-      // Websockets get their own connection (agent: false): a long-lived upgraded socket must not
-      // count against the keep-alive pool's per-host limit while it is being set up.
-      options = { web: { target, agent }, ws: { target, agent: false, ...(config.clientSsl ? { ssl: clientTls } : {}) } }
+      const secure = target.protocol === 'https:'
+      options = { web: { target, agent: secure ? httpsAgent : httpAgent }, ws: { target, agent: secure ? wsHttpsAgent : wsHttpAgent } }
       targets.set(route, options)
     }
     return options
@@ -231,8 +234,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
         tunnel.client.destroy()
       }
       tunnels.clear()
-      httpAgent.destroy()
-      httpsAgent.destroy()
+      for (const agent of [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent]) agent.destroy()
       proxy.removeAllListeners('proxyReqWs')
     },
   }

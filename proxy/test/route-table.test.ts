@@ -1,5 +1,5 @@
 import t from 'tap'
-import { normalizeRoutePath, RouteTable, routeToJson } from '../src/route-table.js'
+import { normalizeRoutePath, RouteTable, routeJsonText, routeToJson } from '../src/route-table.js'
 
 t.test('normalizeRoutePath follows CHP cleanPath', async t => {
   const cases: Array<[string, string]> = [
@@ -86,4 +86,14 @@ t.test('10,000 routes: every user reaches their own route', async t => {
   t.equal(table.size, 5000)
   t.equal(table.match('/user/u2/x'), undefined)
   t.equal(table.match('/user/u3/x')?.target, 'http://t3')
+})
+
+t.test('routeJsonText equals JSON.stringify(routeToJson()) in every shape', async t => {
+  const table = new RouteTable()
+  const shapes: Array<Record<string, unknown>> = [
+    { target: 'http://a' }, { hub: true, target: 'http://a', jupyterhub: true }, { target: 'http://a', nested: { x: [1, '"q"'] } },
+    { target: 'http://a', last_activity: 'given' }, { user: 'é ü \u2028', target: 'http://a' },
+  ]
+  shapes.forEach((data, i) => table.add(`/r${i}`, data, 1_700_000_000_123 + i))
+  for (const route of table.routes()) t.equal(routeJsonText(route), JSON.stringify(routeToJson(route)), route.path)
 })
