@@ -108,8 +108,8 @@ t.test('groups API', async t => {
     ['bulk with wrong key', 'POST', '/groups', { groups: ['g8'], nope: true }, 400, 'Invalid JSON keys: nope'],
     ['properties not a dict', 'PUT', '/groups/g1/properties', [1], 400, 'properties must be a JSON dict'],
     ['properties a string', 'PUT', '/groups/g1/properties', '"x"', 400, 'properties must be a JSON dict'],
-    ['bad offset', 'GET', '/groups?offset=-1', undefined, 400, 'Invalid argument type, offset and limit must be non-negative integers', 'HUB_BAD_PAGINATION'],
-    ['bad limit', 'GET', '/groups?limit=ten', undefined, 400, 'Invalid argument type'],
+    ['bad offset', 'GET', '/groups?offset=-1', undefined, 400, 'offset must be a non-negative integer', 'HUB_BAD_PAGINATION'],
+    ['bad limit', 'GET', '/groups?limit=ten', undefined, 400, 'limit must be a non-negative integer'],
   ]
   await t.test('every error, and nothing half-written', async t => {
     const snapshot = async () => JSON.stringify(await hub.db.selectFrom('groups').leftJoin('group_members', 'group_members.group_id', 'groups.id')

@@ -12,10 +12,8 @@ import { grants, scopeFilters } from '../auth/scopes.js'
 import { badRequest, conflict, missingScope, notFound } from '../errors.js'
 import { caller } from './guards.js'
 import { needScopeOn } from './tokens.routes.js'
+import { paginate, parsePage } from './pagination.js'
 
-const PAGINATION_TYPE = 'application/jupyterhub-pagination+json'
-const PAGE_DEFAULT_LIMIT = 50
-const PAGE_MAX_LIMIT = 200
 const MAX_NAMES = 10_000
 
 const groupBody = express.json({ limit: '1mb', strict: false, type: () => true })
@@ -109,34 +107,6 @@ async function oneGroupModel(ctx: HubContext, viewer: ReadonlySet<string>, name:
   return (await groupModels(ctx.db, viewer, [g]))[0]!
 }
 
-export interface Page { readonly offset: number; readonly limit: number; readonly envelope: boolean }
-
-/**
- * `offset`/`limit` as JupyterHub reads them: limit defaults to 50 with the pagination Accept type
- * and to the maximum (200) without it, so old clients get as much as we give at all.
- */
-export function parsePage(req: Request): Page {
-  const accept = String(req.headers.accept ?? '')
-  const envelope = accept.split(',').some(part => part.split(';')[0]!.trim().toLowerCase() === PAGINATION_TYPE)
-  const int = (v: unknown, fallback: number): number => {
-    if (v === undefined || v === '') return fallback
-    if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw badRequest('Invalid argument type, offset and limit must be non-negative integers', 'HUB_BAD_PAGINATION')
-    return Number(v)
-  }
-  const offset = int(req.query.offset, 0)
-  const limit = Math.min(Math.max(int(req.query.limit, envelope ? PAGE_DEFAULT_LIMIT : PAGE_MAX_LIMIT), 1), PAGE_MAX_LIMIT)
-  return { offset, limit, envelope }
-}
-
-/** `next.url`: this request's own URL, absolute from its Host, with the next offset. */
-function nextUrl(req: Request, offset: number, limit: number): string {
-  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol
-  const url = new URL(req.originalUrl, `${proto}://${req.headers.host ?? '127.0.0.1'}`)
-  url.searchParams.set('offset', String(offset))
-  url.searchParams.set('limit', String(limit))
-  return url.toString()
-}
-
 export function groupsRouter(ctx: HubContext): Router {
   const r = Router()
 
@@ -147,27 +117,15 @@ export function groupsRouter(ctx: HubContext): Router {
     const page = parsePage(req)
     // a filtered list:groups lists the groups it names (user/server filters name no group)
     const only = filters === 'all' ? undefined : filters.groups
-    if (only?.length === 0) return void send(req, res, page, [], 0)
+    if (only?.length === 0) return void res.json(paginate(req, page, [], 0))
     let base = ctx.db.selectFrom('groups')
     if (only) base = base.where('name', 'in', only)
     const [rows, count] = await Promise.all([
       base.select(['id', 'name', 'properties']).orderBy('id').offset(page.offset).limit(page.limit).execute(),
       base.select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
     ])
-    send(req, res, page, await groupModels(ctx.db, id.scopes, rows), Number(count.n))
+    res.json(paginate(req, page, await groupModels(ctx.db, id.scopes, rows), Number(count.n)))
   })
-
-  function send(req: Request, res: express.Response, page: Page, items: unknown[], total: number): void {
-    if (!page.envelope) return void res.json(items)
-    const more = page.offset + page.limit < total
-    res.json({
-      items,
-      _pagination: {
-        offset: page.offset, limit: page.limit, total,
-        next: more ? { offset: page.offset + page.limit, limit: page.limit, url: nextUrl(req, page.offset + page.limit, page.limit) } : null,
-      },
-    })
-  }
 
   r.post('/groups', groupBody, async (req, res) => {
     const id = needScopeOn(res, ['admin:groups'], {})
