@@ -190,6 +190,18 @@ t.test('groups API', async t => {
     t.equal((await api(adminTok, 'GET', '/groups/mine')).status, 404, 'nothing was created')
   })
 
+  await t.test('concurrent writes: one creator wins, parallel adds all land', async t => {
+    const creates = await Promise.all(Array.from({ length: 6 }, () => api(adminTok, 'POST', '/groups/race', { users: ['alice'] })))
+    t.same(creates.map(r => r.status).sort(), [201, 409, 409, 409, 409, 409], 'exactly one 201')
+    for (const r of creates.filter(r => r.status === 409)) t.equal(r.body.message, 'Group race already exists')
+    const names = Array.from({ length: 8 }, (_, i) => `racer${i}`)
+    for (const n of names) await ensureUser(hub.db, n)
+    const adds = await Promise.all(names.map(n => api(adminTok, 'POST', '/groups/race/users', { users: [n, 'alice'] })))
+    t.same(adds.map(r => r.status), names.map(() => 200))
+    t.same((await api(adminTok, 'GET', '/groups/race')).body.users, ['alice', ...names].sort(), 'every member, once')
+    t.equal((await api(adminTok, 'DELETE', '/groups/race')).status, 204)
+  })
+
   await t.test('a !group= scope follows membership at once, and deleting a group ends it', async t => {
     const bob = await ensureUser(hub.db, 'bob')
     await createToken(hub.db, { kind: 'api', userId: bob.id, scopes: ['inherit'], note: 'bob\'s' })

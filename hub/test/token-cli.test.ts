@@ -8,6 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { sharedPostgres } from '../../test/helpers/db.js'
 import { startTestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { mintToken, parseTokenArgs } from '../src/tokens/token-cli.js'
@@ -134,6 +135,19 @@ t.test('fleethub token', async t => {
     t.equal(r.code, 1)
     t.equal(r.stderr, `fleethub token: no database at ${path.join(dir, 'pgdata')}: run the hub once (fleethub start) or set DATABASE_URL\n`)
     t.same(await fs.readdir(dir), [], 'no cluster was initialised')
+  })
+
+  await t.test('the embedded database already running (the hub\'s): used as it is, never stopped', async t => {
+    // the test suite's shared server is an embedded cluster like the hub's: --data-dir names its folder
+    const shared = await sharedPostgres()
+    const pidFile = await fs.readFile(path.join(shared.dataRoot, 'pgdata', 'postmaster.pid'), 'utf8')
+    const r = await run(['alice', '--data-dir', shared.dataRoot], {})
+    // its default database is not migrated: reaching that error proves the CLI connected to it
+    t.equal(r.code, 1)
+    t.match(r.stderr, /^fleethub token: relation "users" does not exist \(the database is not migrated: run `fleethub db migrate`\)\n$/)
+    t.equal(r.stdout, '')
+    t.doesNotThrow(() => process.kill(shared.pid, 0), 'the running server was left running')
+    t.equal(await fs.readFile(path.join(shared.dataRoot, 'pgdata', 'postmaster.pid'), 'utf8'), pidFile, 'and was not restarted')
   })
 
   await t.test('an unreachable database: exit 1 with the cause', async t => {
