@@ -87,7 +87,9 @@ function hubObjects(v: Values): K8sObject[] {
           containers: [{
             name: 'hub', image: `${v.image.repository}:${v.image.tag}`, imagePullPolicy: v.image.pullPolicy,
             command: ['fleethub', 'hub', '--config', CONFIG_PATH, '--proxy', 'external'],
-            env: [secretEnv(v, 'DATABASE_URL', SECRET_DATABASE_URL), secretEnv(v, 'CONFIGPROXY_AUTH_TOKEN', SECRET_PROXY_TOKEN)],
+            env: [secretEnv(v, 'DATABASE_URL', SECRET_DATABASE_URL), secretEnv(v, 'CONFIGPROXY_AUTH_TOKEN', SECRET_PROXY_TOKEN),
+              // The root filesystem is read-only; nothing of value is written locally with DATABASE_URL set.
+              { name: 'FLEETHUB_DATA_DIR', value: '/tmp/fleethub' }],
             ports: [{ name: 'hub', containerPort: v.hub.port, protocol: 'TCP' }],
             readinessProbe: { httpGet: { path: '/hub/health', port: 'hub' }, periodSeconds: 5 },
             livenessProbe: { httpGet: { path: '/hub/health', port: 'hub' }, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 30 },

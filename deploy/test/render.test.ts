@@ -72,10 +72,10 @@ t.test('every object is well formed; selectors, ports and Secret refs agree', as
   t.same(hub.spec.template.spec.volumes[0], { name: 'config', configMap: { name: 'hubx-hub-config' } })
   // Secret refs all point at the one Secret, at keys it has.
   const secret = find(objs, 'Secret', 'fleethub-secrets')
-  const refs = [...hub.spec.template.spec.containers[0].env, ...proxy.spec.template.spec.containers[0].env].map((e: any) => e.valueFrom.secretKeyRef)
+  const refs = [...hub.spec.template.spec.containers[0].env, ...proxy.spec.template.spec.containers[0].env].filter((e: any) => e.valueFrom !== undefined).map((e: any) => e.valueFrom.secretKeyRef)
   t.same(refs.map(r => r.name), ['fleethub-secrets', 'fleethub-secrets', 'fleethub-secrets'])
   for (const r of refs) t.ok(r.key in secret.stringData, `secret key ${r.key}`)
-  t.same(hub.spec.template.spec.containers[0].env.map((e: any) => e.name), ['DATABASE_URL', 'CONFIGPROXY_AUTH_TOKEN'])
+  t.same(hub.spec.template.spec.containers[0].env.map((e: any) => e.name), ['DATABASE_URL', 'CONFIGPROXY_AUTH_TOKEN', 'FLEETHUB_DATA_DIR'])
   const binding = find(objs, 'RoleBinding', 'hubx-hub')
   t.same(binding.subjects, [{ kind: 'ServiceAccount', name: 'hubx-hub', namespace: 'campus' }])
   t.equal(binding.roleRef.name, find(objs, 'Role', 'hubx-hub').metadata.name)

@@ -63,6 +63,7 @@ export interface KubernetesSpawner extends Spawner {
 const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff'])
 const INFORMER_MAX_BACKOFF_MS = 30_000
 const FATAL_EVENT_GRACE_MS = 1000
+const LIST_PAGE = 500
 
 type PodListener = (pod: V1Pod | undefined, deleted: boolean) => void
 type EventListener = (event: CoreV1Event) => void
@@ -230,10 +231,7 @@ class KubeSpawner implements KubernetesSpawner {
     // The cache keeps only what poll/start/stop read (see kube-slim.ts): a 10k-pod namespace
     // would otherwise hold every pod's full spec and env in the hub's heap.
     this.#pods = new Informer(new ListWatch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, new SlimWatch(kc),
-      async () => {
-        const list = await this.#api(() => this.#core.listNamespacedPod({ namespace: ns, labelSelector: selector }))
-        return { ...list, items: list.items.map(p => slimPod(p) as V1Pod) }
-      }, false, selector), this.#log.child({ informer: 'pods' }))
+      () => this.#listPods(ns, selector), false, selector), this.#log.child({ informer: 'pods' }))
     // Events are not cached at all: only starts in progress want them, and they register before
     // they create their pod, so a live stream is enough (and 10k pods mean 50k events).
     this.#events = new EventStream(new Watch(kc), `/api/v1/namespaces/${ns}/events`, 'involvedObject.kind=Pod',
@@ -369,6 +367,24 @@ class KubeSpawner implements KubernetesSpawner {
     try { await Promise.race([this.#pods.ready, limit]) } finally { clearTimeout(timer) }
   }
 
+  /**
+   * The informer's LIST, in pages of LIST_PAGE slimmed as they arrive, so that the full objects
+   * of a 10k-pod namespace never sit in memory at once (and the API server serves small pages).
+   */
+  async #listPods(namespace: string, selector: string): Promise<{ metadata: { resourceVersion?: string }, items: V1Pod[] }> {
+    const items: V1Pod[] = []
+    let cont: string | undefined
+    let resourceVersion: string | undefined
+    for (let page = 0; page < 100_000; page++) {
+      const list = await this.#api(() => this.#core.listNamespacedPod({ namespace, labelSelector: selector, limit: LIST_PAGE, ...(cont !== undefined ? { _continue: cont } : {}) }))
+      for (const p of list.items) items.push(slimPod(p) as V1Pod)
+      resourceVersion = list.metadata?.resourceVersion
+      cont = list.metadata?._continue
+      if (cont === undefined || cont === '') break
+    }
+    return { metadata: { resourceVersion }, items }
+  }
+
   // --- API calls -----------------------------------------------------------------------------
 
   #api<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -415,15 +431,17 @@ class KubeSpawner implements KubernetesSpawner {
   }
 
   /** Delete (404 = already gone -> false). */
+  /**
+   * Delete (false = nothing of ours to delete). With a uid, the API deletes only that pod: a
+   * stop for an old server must not remove a newer pod that reuses the name (409 = not ours).
+   */
   async #deletePod(name: string, uid: string | undefined, graceSeconds: number): Promise<boolean> {
     try {
-      // A uid precondition would be exact, but a plain delete by name is what KubeSpawner does;
-      // callers check the uid in the cache before deciding to delete.
-      void uid
-      await this.#api(() => this.#core.deleteNamespacedPod({ name, namespace: this.config.namespace, gracePeriodSeconds: graceSeconds }))
+      await this.#api(() => this.#core.deleteNamespacedPod({ name, namespace: this.config.namespace, gracePeriodSeconds: graceSeconds,
+        ...(uid !== undefined ? { body: { preconditions: { uid } } } : {}) }))
       return true
     } catch (err) {
-      if (statusOf(err) === 404) return false
+      if (statusOf(err) === 404 || (uid !== undefined && statusOf(err) === 409)) return false
       throw err
     }
   }

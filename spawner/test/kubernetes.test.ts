@@ -80,6 +80,11 @@ t.test('start reports progress from events, resolves with the pod IP, and the se
   t.match(await spawner.poll(result.state, spec('alice')), { running: false })
   await spawner.stop(result.state, spec('alice'))
   t.pass('stopping a gone server resolves')
+  // A stale stop (old uid) must not remove a newer pod with the same name.
+  const second = await spawner.start(spec('alice'), opts())
+  await spawner.stop(result.state, spec('alice'))
+  t.same(await spawner.poll(second.state, spec('alice')), { running: true }, 'the newer pod survives a stale stop')
+  t.match(sim.requests().filter(r => r.verb === 'delete').map(r => r.status), [200, 404, 409])
 })
 
 t.test('profiles pick image and resources; an unknown profile is refused before any API call', async t => {

@@ -299,6 +299,13 @@ export class KubeApi {
     const store = this.#o.store
     const obj = store.get(resource, route.namespace, route.name!)
     if (obj === undefined) throw notFound(resource, route.name!)
+    const pre = body?.preconditions
+    if (pre?.uid !== undefined && pre.uid !== obj.metadata.uid) {
+      throw new StatusError(409, 'Conflict', `Operation cannot be fulfilled on ${resource} "${route.name}": Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${obj.metadata.uid}`, { name: route.name, kind: resource })
+    }
+    if (pre?.resourceVersion !== undefined && pre.resourceVersion !== obj.metadata.resourceVersion) {
+      throw new StatusError(409, 'Conflict', `Operation cannot be fulfilled on ${resource} "${route.name}": Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${obj.metadata.resourceVersion}`, { name: route.name, kind: resource })
+    }
     if (resource === 'pods') {
       const q = url.searchParams.get('gracePeriodSeconds')
       const grace = q !== null ? Number(q) : (body?.gracePeriodSeconds ?? obj.spec.terminationGracePeriodSeconds ?? 30)

@@ -70,7 +70,7 @@ function requestsPerMinute(sim: KubeSim, fromT: number, toT: number): Record<str
 const simNow = (sim: KubeSim): number => Number((sim.stats() as { uptimeSeconds: number }).uptimeSeconds) * 1000
 
 function startWorker(kubeconfigFile: string): { child: ChildProcess, next: (type: string) => Promise<any>, send: (m: unknown) => void } {
-  const child = fork(fileURLToPath(import.meta.url), ['--worker', kubeconfigFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(fileURLToPath(import.meta.url), ['--worker', kubeconfigFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] })
   const waiting = new Map<string, (m: any) => void>()
   const early = new Map<string, any>()
   child.on('message', (m: any) => { const w = waiting.get(m.type); if (w !== undefined) { waiting.delete(m.type); w(m) } else early.set(m.type, m) })
@@ -128,7 +128,7 @@ async function watchScenario(pods: number, dir: string, window: number): Promise
         }))
       })
       const churnTo = simNow(sim)
-      w.send({ type: 'count' })
+      w.send({ type: 'count', step: Math.floor(pods / 100) })
       const seen = await w.next('count')
       const spawnerRequests = (from: number, to: number): Record<string, number> => {
         const all = requestsPerMinute(sim, from, to)
@@ -138,7 +138,7 @@ async function watchScenario(pods: number, dir: string, window: number): Promise
         return all
       }
       return {
-        pods, createSeconds, firstListSeconds: ready.listSeconds, informerPods: seen.pods, patched,
+        pods, createSeconds, firstListSeconds: ready.listSeconds, informerPods: seen.pods, spawnerHeapUsedAfterGcMiB: seen.heapUsedMiB, patched,
         spawnerAtRest: atRest, spawnerDuringChurn20PerSecond: churn,
         spawnerApiRequestsPerMinute: { atRest: spawnerRequests(atRestFrom, atRestTo), duringChurn: spawnerRequests(churnFrom, churnTo) },
       }
@@ -211,8 +211,9 @@ async function worker(kubeconfigFile: string): Promise<void> {
       await spawner.ready()
       process.send!({ type: 'ready', listSeconds: round((performance.now() - t0) / 1000) })
     } else if (m.type === 'count') {
-      const polls = await Promise.all(Array.from({ length: 100 }, (_, i) => spawner!.poll({ podName: `jupyter-bench-${i}` }, { user: `bench-${i}`, serverName: '' })))
-      process.send!({ type: 'count', pods: `${polls.filter(p => p.running).length} of 100 polled running` })
+      const polls = await Promise.all(Array.from({ length: 100 }, (_, i) => spawner!.poll({ podName: `jupyter-bench-${i * m.step}` }, { user: `bench-${i * m.step}`, serverName: '' })))
+      ;(globalThis as { gc?: () => void }).gc?.()
+      process.send!({ type: 'count', pods: `${polls.filter(p => p.running).length} of 100 (spread over all pages) polled running`, heapUsedMiB: round(process.memoryUsage().heapUsed / 2 ** 20) })
     } else if (m.type === 'storm') {
       const durations: number[] = []
       let failures = 0
@@ -269,6 +270,7 @@ Command: \`npm run build && ${r.command}\`
 | spawner start to first LIST done (informers ready) | ${w.firstListSeconds} s |
 | spawner CPU at rest (${w.spawnerAtRest.seconds} s) | ${w.spawnerAtRest.cpuPercent} % |
 | spawner RSS at rest | median ${w.spawnerAtRest.rssMedianMiB} MiB, max ${w.spawnerAtRest.rssMaxMiB} MiB |
+| spawner JS heap in use after a GC (the informer cache and the client) | ${w.spawnerHeapUsedAfterGcMiB} MiB |
 | spawner CPU while 20 pods/s change (${w.spawnerDuringChurn20PerSecond.seconds} s, ${w.patched} updates) | ${w.spawnerDuringChurn20PerSecond.cpuPercent} % |
 | spawner RSS during churn | median ${w.spawnerDuringChurn20PerSecond.rssMedianMiB} MiB, max ${w.spawnerDuringChurn20PerSecond.rssMaxMiB} MiB |
 | spawner API requests/min at rest | ${rpm(w.spawnerApiRequestsPerMinute.atRest)} |
