@@ -36,6 +36,7 @@ function noScope(id: Identity, scopes: readonly string[]) {
   if (scopes.some(s => grantsAny(id.scopes, s))) return notFound('No access to resources or resources not found', 'HUB_NO_ACCESS')
   return missingScope(scopes)
 }
+
 /**
  * needScopeOn for a user's resources, where `!group=` scopes grant the resources of the group's
  * members: the user's groups are read (at request time, so membership changes count at once)
