@@ -1,0 +1,187 @@
+/**
+ * Hub API benchmark (issue 3): with 10,000 users and 2,000 running servers in the database,
+ * autocannon against the hub's own port (as the JupyterHub reference figures were taken):
+ *   GET /hub/api/users/<random name>, POST /hub/api/users/<random>/activity,
+ *   GET /hub/api/users?state=ready (paginated), at 10 and 50 connections;
+ * then paging through all users (200 a page), and spawns/s with an instant spawner.
+ * The hub under test runs as its own process (`fleethub hub`, from dist/), so the load generator
+ * never shares its event loop; the spawn-rate phase runs a hub in this process with an instant
+ * spawner (no process start-up in the way) and drives it with 50 plain fetch loops.
+ *
+ *   npm run bench:hub [-- --duration 10]       writes bench-results/hub-api-<date>/
+ */
+import autocannon from 'autocannon'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { sql } from 'kysely'
+import { startEmbeddedPostgres } from '../src/embedded-postgres.js'
+import { parseHubConfig } from '../src/config.js'
+import { createLogger } from '../src/log.js'
+import { startHub } from '../src/stack.js'
+import { createToken } from '../src/tokens/token.repository.js'
+import { createInstantSpawner } from '../../test/helpers/instant-spawner.js'
+import { spawn } from 'node:child_process'
+import { freeLowPort } from '../src/embedded-postgres.js'
+
+const USERS = 10_000
+const RUNNING = 2_000
+const SPAWNS = 1_000
+
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' } } })
+const duration = Number(values.duration)
+const log = createLogger('warn')
+const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
+
+async function main(): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-bench-'))
+  await fs.chmod(dir, 0o755) // the embedded Postgres runs as another OS user and must enter it
+  const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log, settings: { fsync: 'off', synchronous_commit: 'off' } })
+  const results: Record<string, unknown> = {}
+  const [port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort()]
+  const hub = spawn(process.execPath, ['dist/cli/fleethub.js', 'hub', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
+    '--data-dir', dir, '--log-level', 'warn', '--last-activity-interval', '3600'], { env: { ...process.env, DATABASE_URL: pg.url, FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) }, stdio: ['ignore', 'inherit', 'inherit'] })
+  const hubUrl = `http://127.0.0.1:${hubPort}`
+  const { createDb } = await import('../src/db.js')
+  const { db } = createDb({ url: pg.url, poolSize: 4 })
+  try {
+    for (let i = 0; i < 300; i++) {
+      if (await fetch(`${hubUrl}/hub/health`).then(r => r.ok, () => false)) break
+      await new Promise(r => setTimeout(r, 100))
+    }
+    progress(`seeding ${USERS} users, ${RUNNING} running servers`)
+    await sql`insert into users (name, last_activity) select 'user' || lpad(i::text, 5, '0'), now() - (i || ' seconds')::interval from generate_series(0, ${USERS - 1}) as i`.execute(db)
+    await sql`insert into servers (user_id, name, state, url, started, last_activity) select id, '', 'running', 'http://127.0.0.1:9', now(), now() from users order by id limit ${RUNNING}`.execute(db)
+    const admin = await db.insertInto('users').values({ name: 'admin', admin: true }).returning('id').executeTakeFirstOrThrow()
+    const token = (await createToken(db, { kind: 'api', userId: admin.id, scopes: ['inherit'] })).token
+    await sql`analyze`.execute(db)
+    const headers = { authorization: `token ${token}` }
+    const name = () => `user${String(Math.floor(Math.random() * USERS)).padStart(5, '0')}`
+    const cases: Array<{ key: string; request: () => { method: string; path: string; body?: string; headers: Record<string, string> } }> = [
+      { key: 'get_user', request: () => ({ method: 'GET', path: `/hub/api/users/${name()}`, headers }) },
+      { key: 'activity', request: () => ({ method: 'POST', path: `/hub/api/users/${name()}/activity`, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ last_activity: new Date().toISOString() }) }) },
+      { key: 'list_ready', request: () => ({ method: 'GET', path: `/hub/api/users?state=ready&offset=${Math.floor(Math.random() * 40) * 50}&limit=50`, headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } }) },
+    ]
+    for (const c of cases) {
+      for (const connections of [10, 50]) {
+        progress(`${c.key} at ${connections} connections for ${duration}s`)
+        const r = await autocannon({
+          url: hubUrl, connections, duration,
+          requests: [{ setupRequest: req => ({ ...req, ...c.request() }) }],
+        })
+        results[`${c.key}_c${connections}`] = { rps: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r.requests.total }
+      }
+    }
+    const stack = { hubUrl }
+    progress('paging through every user, 200 a page')
+    const listTimes: number[] = []
+    for (let round = 0; round < 5; round++) {
+      const t0 = performance.now()
+      let url: string | null = `${stack.hubUrl}/hub/api/users?limit=200`
+      let seen = 0, at5000 = 0
+      while (url) {
+        const res = await fetch(url, { headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } })
+        const body = await res.json() as { items: unknown[]; _pagination: { next: { url: string } | null } }
+        seen += body.items.length
+        if (!at5000 && seen >= 5000) at5000 = performance.now() - t0
+        url = body._pagination.next?.url ?? null
+      }
+      listTimes.push(at5000, performance.now() - t0)
+      results.list_users_count = seen
+    }
+    const first5000 = listTimes.filter((_, i) => i % 2 === 0).sort((a, b) => a - b)
+    const all = listTimes.filter((_, i) => i % 2 === 1).sort((a, b) => a - b)
+    results.list_first_5000_ms_median = Math.round(first5000[2]!)
+    results.list_all_ms_median = Math.round(all[2]!)
+
+    hub.kill('SIGTERM')
+    await new Promise(r => hub.once('exit', r))
+    progress(`${SPAWNS} spawns with an instant spawner`)
+    const config = parseHubConfig(['--port', '0', '--hub-port', '0', '--proxy-api-url', 'http://127.0.0.1:0', '--data-dir', dir, '--log-level', 'warn',
+      '--concurrent-spawn-limit', '100', '--last-activity-interval', '3600', '--no-migrate'], { FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) })
+    const inproc = await startHub({ config, databaseUrl: pg.url, log, spawner: createInstantSpawner() })
+    await sql`insert into users (name) select 'spawn' || i from generate_series(1, ${SPAWNS}) as i`.execute(db)
+    const t0 = performance.now()
+    const agent = { ...headers }
+    let next = 1
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      while (next <= SPAWNS) {
+        const i = next++
+        const res = await fetch(`${inproc.hubUrl}/hub/api/users/spawn${i}/server`, { method: 'POST', headers: agent })
+        await res.body?.cancel()
+      }
+    }))
+    for (let i = 0; i < 600; i++) {
+      const r = await db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id').select(sql<string>`count(*)`.as('n'))
+        .where('servers.state', '=', 'running').where('users.name', 'like', 'spawn%').executeTakeFirstOrThrow()
+      if (Number(r.n) >= SPAWNS) break
+      await new Promise(r => setTimeout(r, 50))
+    }
+    const spawnSeconds = (performance.now() - t0) / 1000
+    results.spawns = SPAWNS
+    results.spawn_seconds = Number(spawnSeconds.toFixed(2))
+    results.spawns_per_second = Math.round(SPAWNS / spawnSeconds)
+    await inproc.close()
+  } finally {
+    if (hub.exitCode === null) hub.kill('SIGTERM')
+    await db.destroy()
+    await pg.stop()
+    await fs.rm(dir, { recursive: true, force: true })
+  }
+  await writeReport(results)
+}
+
+const REFERENCE = {
+  note: 'JupyterHub 3.0 figures quoted from issue 3 (measured on this machine in an earlier session, sqlite / Postgres); not re-measured in this run',
+  get_user_c10_rps: '550-620 / 340-420', get_user_p99_c10_ms: '30-70', get_user_p99_c50_ms: '150-850',
+  activity_rps: '~80 / ~100', activity_p99_c50_ms: '700-1200', list_5000_ms: '540 / 675', spawns_per_second: '20-25',
+}
+
+async function writeReport(r: Record<string, any>): Promise<void> {
+  const date = new Date().toISOString().slice(0, 10)
+  const out = path.join(values.out!, `hub-api-${date}`)
+  await fs.mkdir(out, { recursive: true })
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavg: os.loadavg().map(l => l.toFixed(2)) }
+  await fs.writeFile(path.join(out, 'report.json'), JSON.stringify({ date: new Date().toISOString(), command: 'npm run bench:hub', machine, users: USERS, running: RUNNING, duration_s: duration, results: r, reference_jupyterhub_3_0: REFERENCE }, null, 2) + '\n')
+  const row = (k: string, label: string) => `| ${label} | ${r[k].rps} | ${r[k].p50_ms} | ${r[k].p99_ms} | ${r[k].non2xx} | ${r[k].errors} |`
+  const md = `# Hub API benchmark, ${date}
+
+Command: \`npm run bench:hub\` (hub/bench/api.bench.ts). ${USERS} users and ${RUNNING} running servers in the
+database (embedded PostgreSQL 18, fsync off), autocannon against the hub's own port for ${duration} s per row,
+a random user per request. Machine: ${machine.cpus} cores (${machine.cpu}), ${machine.memory_gib} GiB, Node ${machine.node},
+load average at the end ${machine.loadavg.join(' ')} (the machine is shared; other work ran at the same time).
+
+| endpoint | req/s | p50 ms | p99 ms | non-2xx | errors |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${row('get_user_c10', 'GET /users/<name>, 10 connections')}
+${row('get_user_c50', 'GET /users/<name>, 50 connections')}
+${row('activity_c10', 'POST /users/<name>/activity, 10 connections')}
+${row('activity_c50', 'POST /users/<name>/activity, 50 connections')}
+${row('list_ready_c10', 'GET /users?state=ready (page of 50), 10 connections')}
+${row('list_ready_c50', 'GET /users?state=ready (page of 50), 50 connections')}
+
+- Paging through all ${r.list_users_count} users, 200 a page: first 5,000 in **${r.list_first_5000_ms_median} ms**, all in ${r.list_all_ms_median} ms (median of 5).
+- ${r.spawns} spawns through the API with an instant spawner (in-process HTTP servers; readiness check, route, DB state all real): **${r.spawns_per_second} spawns/s** (${r.spawn_seconds} s).
+
+## Against JupyterHub 3.0
+
+${REFERENCE.note}.
+
+| figure | JupyterHub 3.0 | fleethub | ratio |
+| --- | --- | ---: | ---: |
+| GET /users/<name> req/s, 10 conn | 550-620 (sqlite) / 340-420 (PG) | ${r.get_user_c10.rps} | ${(r.get_user_c10.rps / 620).toFixed(1)}x-${(r.get_user_c10.rps / 340).toFixed(1)}x |
+| GET /users/<name> p99, 50 conn | 150-850 ms | ${r.get_user_c50.p99_ms} ms | |
+| activity reports/s, 50 conn | ~80 / ~100 | ${r.activity_c50.rps} | ${(r.activity_c50.rps / 100).toFixed(0)}x-${(r.activity_c50.rps / 80).toFixed(0)}x |
+| activity p99, 50 conn | 700-1200 ms | ${r.activity_c50.p99_ms} ms | |
+| list 5,000 users page by page | 540 / 675 ms | ${r.list_first_5000_ms_median} ms | ${(540 / r.list_first_5000_ms_median).toFixed(1)}x-${(675 / r.list_first_5000_ms_median).toFixed(1)}x |
+| spawns/s, instant spawner | 20-25 | ${r.spawns_per_second} | ${(r.spawns_per_second / 25).toFixed(0)}x-${(r.spawns_per_second / 20).toFixed(0)}x |
+
+Targets from issue 3: at least 5x on user reads, 20x on activity reports, p99 under 50 ms at 50 connections,
+5,000 users listed in under 100 ms, 250 spawns/s.
+`
+  await fs.writeFile(path.join(out, 'report.md'), md)
+  process.stdout.write(md)
+}
+
+main().catch(err => { process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`); process.exitCode = 1 })
