@@ -2,11 +2,16 @@
  * The data plane: forwards HTTP requests and websocket upgrades to a route's target. This is the ONLY
  * file that imports the forwarding library, so it can be swapped here alone.
  *
- * Library choice: http-proxy-3 1.23.3 (CHP 5.x's engine), not http-proxy 1.18.1: http-proxy is
- * unmaintained since 2020 and its socket handling is what CHP #388/#434/#557 traced the leaks and
- * port exhaustion to; http-proxy-3 ends upstream websocket sockets when the client socket closes or
- * errors. The leak tests (proxy/test/leaks.test.ts) and the benchmark (bench-results/proxy-*) are
- * the measurement behind the choice.
+ * Library choice, by measurement (bench-results/proxy-2026-11-28/report.md, "Forwarding engine"):
+ * - http-proxy 1.18.1 (unmaintained since 2020) fails leaks.test.ts: clients that vanish mid-request
+ *   leave their upstream sockets open for good (22 socket fds vs a baseline of 4 after 30 clients),
+ *   the ephemeral-port exhaustion of CHP #557. It was measured from a scratch copy, never installed here.
+ * - http-proxy-3 1.23.3 (CHP 5.x's engine) passes every leak test, but in alternating runs it served
+ *   2-3.5x fewer plain HTTP requests per second than http-proxy 1.18.1 on the same machine.
+ * So: plain HTTP goes through our own lean path below (node:http + the keep-alive agent, ~80 lines,
+ * passes the same leak tests and matches http-proxy 1.18.1's throughput); websockets, and HTTP when an
+ * option only the library implements is set (--auto-rewrite, --change-origin, --protocol-rewrite, a
+ * target with a path), go through http-proxy-3.
  *
  * What we add around the library, each for a failure CHP had:
  * - an upstream response cut mid-way destroys the client response (the library left it open forever);
@@ -141,6 +146,55 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     return options
   }
 
+  // The lean path serves plain forwarding (what JupyterHub configures); the options only the library
+  // implements (redirect/cookie rewriting, target paths) keep going through it.
+  const libraryOnlyOptions = config.autoRewrite || config.changeOrigin || config.protocolRewrite !== undefined
+  const leanTargets = new WeakMap<Route, LeanTarget | null>()
+  function leanTargetFor(route: Route): LeanTarget | undefined {
+    let lean = leanTargets.get(route)
+    if (lean === undefined) {
+      const url = new URL(route.target)
+      lean = libraryOnlyOptions || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' ? null : {
+        secure: url.protocol === 'https:', hostname: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port),
+        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
+      }
+      leanTargets.set(route, lean)
+    }
+    return lean ?? undefined
+  }
+
+  function forwardLean(req: IncomingMessage, res: ServerResponse, target: LeanTarget): void {
+    const headers = upstreamHeaders(req, config)
+    const proxyReq = (target.secure ? https : http).request({
+      hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: target.agent,
+    })
+    if (config.timeoutMs !== undefined) req.socket.setTimeout(config.timeoutMs)
+    if (config.proxyTimeoutMs !== undefined) proxyReq.setTimeout(config.proxyTimeoutMs, () => proxyReq.destroy())
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (res.destroyed || (req.socket.destroyed && err.code === 'ECONNRESET')) return
+      logUpstreamError(log, err, req, 'upstream failed')
+      if (res.headersSent) res.destroy()
+      else deps.respondError(503, req, res)
+    }
+    proxyReq.on('error', onError)
+    // The client went away before the answer was complete: drop the upstream request too.
+    res.once('close', () => { if (!res.writableFinished) proxyReq.destroy() })
+    proxyReq.on('response', (up: IncomingMessage) => {
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, responseHeaders(up, req))
+      ;(up as TaggedUpstreamRes)[CLIENT_RES] = res
+      up.once('close', onUpstreamResClose)
+      up.pipe(res)
+    })
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+      req.resume()
+      proxyReq.end()
+    } else {
+      req.on('error', () => proxyReq.destroy())
+      req.pipe(proxyReq)
+    }
+  }
+
   function onWebFinish(this: TaggedRes): void {
     const route = this[ROUTE]
     if (route !== undefined && this.statusCode < 300) route.lastActivity = now()
@@ -157,6 +211,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     // early bytes put back before the library pipes it.
     proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => {
       tunnel.releaseEarly?.()
+      tunnel.lastReadAt = now()
       proxyReq.setTimeout(0)
       tunnel.upgradeReq = undefined
       tunnel.upstream = upstream
@@ -170,6 +225,8 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
       ;(res as TaggedRes)[ROUTE] = route
       res.once('finish', onWebFinish)
       log.debug({ method: req.method, path: logPath(req.url), target: route.target }, 'proxy web')
+      const lean = leanTargetFor(route)
+      if (lean !== undefined) return forwardLean(req, res, lean)
       proxy.web(req, res, optionsFor(route).web, (err, _req, _res) => {
         logUpstreamError(log, err as NodeJS.ErrnoException, req, 'upstream failed')
         if (res.headersSent) res.destroy()
@@ -209,7 +266,8 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
           tunnel.lastReadAt = t
           const route = deps.table.get(tunnel.routePath)
           if (route !== undefined && route.lastActivity < t) route.lastActivity = t
-        } else if (config.wsIdleTimeoutMs > 0 && t - tunnel.lastReadAt >= config.wsIdleTimeoutMs) {
+        } else if (tunnel.upstream !== undefined && config.wsIdleTimeoutMs > 0 && t - tunnel.lastReadAt >= config.wsIdleTimeoutMs) {
+          // (A handshake still pending is bounded by the upgrade timeout, not by the idle rule.)
           log.info({ path: tunnel.routePath, idleMs: t - tunnel.lastReadAt }, 'closing idle websocket')
           tunnel.client.destroy()
           tunnel.upstream?.destroy()
@@ -238,6 +296,58 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
       proxy.removeAllListeners('proxyReqWs')
     },
   }
+}
+
+interface LeanTarget {
+  readonly secure: boolean
+  readonly hostname: string
+  readonly port: number
+  readonly agent: http.Agent
+}
+
+/** Connection-scoped (hop-by-hop) headers: never forwarded, in either direction (RFC 9110 7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'])
+
+/**
+ * The request headers for the upstream: the client's, minus hop-by-hop ones (so the keep-alive pool
+ * is not told to close), plus x-forwarded-* appended as CHP/http-proxy do, plus --custom-header.
+ * Transfer-Encoding is dropped: Node re-frames the body (chunked when there is no Content-Length).
+ */
+function upstreamHeaders(req: IncomingMessage, config: ProxyConfig): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {}
+  const src = req.headers
+  for (const name in src) if (!HOP_BY_HOP.has(name)) headers[name] = src[name]
+  if (config.xForward) {
+    const port = /:(\d+)$/.exec(src.host ?? '')?.[1] ?? '80'
+    appendHeader(headers, 'x-forwarded-for', req.socket.remoteAddress ?? '')
+    appendHeader(headers, 'x-forwarded-port', port)
+    appendHeader(headers, 'x-forwarded-proto', 'encrypted' in req.socket ? 'https' : 'http')
+    if (headers['x-forwarded-host'] === undefined) headers['x-forwarded-host'] = src.host ?? ''
+  }
+  for (const name in config.customHeaders) headers[name] = config.customHeaders[name]
+  return headers
+}
+
+function appendHeader(headers: http.OutgoingHttpHeaders, name: string, value: string): void {
+  const prior = headers[name]
+  headers[name] = prior === undefined || prior === '' ? value : `${String(prior)},${value}`
+}
+
+/**
+ * The response headers for the client, as a flat [name, value, ...] list (duplicates such as
+ * Set-Cookie kept, case kept): hop-by-hop ones removed except Transfer-Encoding for HTTP/1.1 clients,
+ * which tells Node to chunk what it writes.
+ */
+function responseHeaders(up: IncomingMessage, req: IncomingMessage): string[] {
+  const raw = up.rawHeaders
+  const out: string[] = []
+  const http11 = req.httpVersion === '1.1'
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i].toLowerCase()
+    if (HOP_BY_HOP.has(lower) && !(http11 && lower === 'transfer-encoding')) continue
+    out.push(raw[i], raw[i + 1])
+  }
+  return out
 }
 
 /** A client may send at most this much before the upstream accepted the upgrade. */

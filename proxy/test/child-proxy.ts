@@ -24,7 +24,10 @@ export interface ChildProxy {
 export async function startChildProxy(flags: string[]): Promise<ChildProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'fleethub-proxy-child-'))
   const ready = join(dir, 'ready.json')
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'proxy/src/main.ts'),
+  // FLEETHUB_PROXY_MAIN: run the same tests against another build of the proxy (how the forwarding
+  // library was chosen: a copy of proxy/src with http-proxy 1.18.1 swapped in, see forward.ts).
+  const main = process.env.FLEETHUB_PROXY_MAIN ?? join(REPO, 'proxy/src/main.ts')
+  const child = spawn(process.execPath, ['--import', 'tsx', main,
     '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', '--ready-file', ready, '--log-level', 'silent', ...flags],
   { cwd: REPO, env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = once(child, 'exit')
