@@ -37,6 +37,15 @@ async function waitPod(s: KubeSim, name: string, ok: (p: any) => boolean, ms = 5
   throw new Error(`pod ${name} never reached the state`)
 }
 
+async function until(f: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  for (let i = 0; i < 500 && Date.now() < end; i++) {
+    if (f()) return
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  throw new Error('condition not reached in time')
+}
+
 async function events(s: KubeSim, name: string): Promise<string[]> {
   const r = await api(s, 'GET', `/api/v1/namespaces/hub/events?fieldSelector=${encodeURIComponent(`involvedObject.kind=Pod,involvedObject.name=${name}`)}`)
   return r.body.items.map((e: any) => e.reason)
@@ -125,7 +134,8 @@ async function readWatch(url: string, until: (events: any[]) => boolean, ms = 50
       if (until(out)) break
     }
   } catch (err) {
-    if ((err as Error).name !== 'AbortError') throw err
+    // AbortError: our own time limit; 'terminated': the server cut the stream (a dropped watch).
+    if ((err as Error).name !== 'AbortError' && (err as Error).message !== 'terminated') throw err
   } finally {
     clearTimeout(timer)
     ac.abort()
@@ -258,4 +268,27 @@ t.test('the singleuser runtime runs the real built-in server on the pod IP', asy
     try { await fetch(`http://${running.status.podIP}:8888/user/alice/`, { redirect: 'manual' }); await new Promise(r => setTimeout(r, 20)) } catch { refused = true }
   }
   t.ok(refused, 'the server stopped with the pod')
+})
+
+t.test('the /sim control API sets faults, drops watches and evicts', async t => {
+  const s = await sim(t)
+  const post = async (path: string, body: unknown): Promise<{ status: number, body: any }> => {
+    const res = await fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.status, body: await res.json() }
+  }
+  t.match(await post('/sim/faults', { latencyMs: 5, rateLimit: 300, failImages: ['x:1'] }), { status: 200, body: { latencyMs: 5, rateLimit: 300, failImages: ['x:1'] } })
+  t.equal(s.faults.rateLimit, 300)
+  t.ok(s.faults.failImages.has('x:1'))
+  t.match(await post('/sim/faults', { latencyMs: -1 }), { status: 400 })
+  await api(s, 'POST', '/api/v1/namespaces/hub/pods', pod('e1'))
+  await waitPod(s, 'e1', p => p.status.phase === 'Running')
+  t.match(await post('/sim/evict', { namespace: 'hub', name: 'e1' }), { status: 200 })
+  t.equal((await waitPod(s, 'e1', p => p.status.phase === 'Failed')).status.reason, 'Evicted')
+  t.match(await post('/sim/evict', { namespace: 'hub', name: 'nope' }), { status: 404 })
+  const t0 = Date.now()
+  const watching = readWatch(`${s.url}/api/v1/namespaces/hub/pods?watch=true`, () => false, 10_000)
+  await until(() => (s.stats() as any).openWatches === 1)
+  t.match(await post('/sim/drop-watches', {}), { status: 200, body: { dropped: 1 } })
+  await watching
+  t.ok(Date.now() - t0 < 9000, 'the watch ended when dropped, not at its time limit')
 })

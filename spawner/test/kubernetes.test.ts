@@ -174,6 +174,25 @@ t.test('a dropped watch recovers and the start still completes', async t => {
   t.match(events.map(e => e.message).join('\n'), /Started container notebook/, 'events after the drop still reached the progress stream')
 })
 
+t.test('a watch that resumes from a version older than the history gets 410 and re-lists; the cache follows', async t => {
+  const { sim, spawner } = await setup(t, { historySize: 100 })
+  const a = await spawner.start(spec('ola'), opts())
+  const b = await spawner.start(spec('pia'), opts())
+  const lists = calls(sim, 'list', 'pods')
+  // Keep the pod watch down while the cluster moves on by more than the history window.
+  sim.faults.failNext = { count: 3, status: 503, verb: 'watch', resource: 'pods' }
+  sim.faults.dropWatches()
+  await fetch(`${sim.url}/api/v1/namespaces/hub/pods/jupyter-ola?gracePeriodSeconds=0`, { method: 'DELETE' })
+  for (let i = 0; i < 120; i++) {
+    await fetch(`${sim.url}/api/v1/namespaces/hub/events`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ metadata: { name: `filler-${i}` }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'Filler' }) })
+  }
+  await until(async () => !(await spawner.poll(a.state, spec('ola'))).running, 15_000)
+  t.ok(calls(sim, 'list', 'pods') > lists, 'the informer re-listed after 410')
+  t.match(await spawner.poll(a.state, spec('ola')), { running: false, reason: 'pod not found' }, 'the deletion missed while disconnected is seen')
+  t.same(await spawner.poll(b.state, spec('pia')), { running: true })
+})
+
 t.test('a 409 on create adopts our own pod and replaces a foreign one', async t => {
   const { sim, spawner } = await setup(t)
   const first = await spawner.start(spec('ivy'), opts())

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Cluster } from './cluster.js'
+import type { Cluster, KubeletFaults } from './cluster.js'
 import { parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js'
 import type { Matcher } from './selectors.js'
 import { alreadyExists, badRequest, gone, invalid, methodNotAllowed, notFound, StatusError, tooManyRequests } from './status.js'
@@ -49,7 +49,7 @@ export interface ApiFaults {
 export interface ApiOptions {
   readonly store: Store
   readonly cluster: Cluster
-  readonly faults: ApiFaults
+  readonly faults: ApiFaults & KubeletFaults
   /** Interval of BOOKMARK events on watches that asked for them, ms. */
   readonly bookmarkIntervalMs: number
   /** Server-side watch timeout when the client sends none, ms (the real one is 5-10 min). */
@@ -109,7 +109,13 @@ export class KubeApi {
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://sim')
     const method = req.method ?? 'GET'
-    if (url.pathname.startsWith('/sim/')) { this.#simEndpoint(url, res); return }
+    if (url.pathname.startsWith('/sim/')) {
+      this.#simEndpoint(req, url, res).catch(err => {
+        const st = err instanceof StatusError ? err : new StatusError(500, 'InternalError', (err as Error).message)
+        if (!res.headersSent) sendJson(res, st.code, st.body())
+      })
+      return
+    }
     const route = parseRoute(url.pathname)
     const verb = verbOf(method, route, url)
     const rec: RecordedRequest = { t: Date.now() - this.#started, method, path: url.pathname, query: url.search.slice(1),
@@ -356,9 +362,42 @@ export class KubeApi {
     return undefined
   }
 
-  #simEndpoint(url: URL, res: ServerResponse): void {
-    if (url.pathname === '/sim/stats') { sendJson(res, 200, this.stats()); return }
-    if (url.pathname === '/sim/requests') { sendJson(res, 200, this.#requests); return }
+  /**
+   * The sim's own control API, for a kube-sim running as a separate process (load tests):
+   * GET /sim/stats, GET /sim/requests, GET|POST /sim/faults (JSON subset of the faults),
+   * POST /sim/drop-watches, POST /sim/evict {"namespace","name","message"?}.
+   */
+  async #simEndpoint(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+    const f = this.#o.faults
+    const post = req.method === 'POST'
+    if (url.pathname === '/sim/stats') return sendJson(res, 200, this.stats())
+    if (url.pathname === '/sim/requests') return sendJson(res, 200, this.#requests)
+    if (url.pathname === '/sim/faults') {
+      if (post) {
+        const b = await readJson(req)
+        const num = (k: 'latencyMs' | 'rateLimit' | 'retryAfterSeconds' | 'pullFailureRate'): void => {
+          if (b[k] === undefined) return
+          if (typeof b[k] !== 'number' || !(b[k] >= 0)) throw badRequest(`${k} must be a number >= 0`)
+          f[k] = b[k]
+        }
+        num('latencyMs'); num('rateLimit'); num('retryAfterSeconds'); num('pullFailureRate')
+        if (b.failImages !== undefined) {
+          if (!Array.isArray(b.failImages)) throw badRequest('failImages must be a list of images')
+          f.failImages.clear()
+          for (const i of b.failImages) f.failImages.add(String(i))
+        }
+        if (b.failNext !== undefined) f.failNext = { count: Number(b.failNext.count ?? 0), status: Number(b.failNext.status ?? 500), verb: b.failNext.verb, resource: b.failNext.resource }
+      }
+      return sendJson(res, 200, { latencyMs: f.latencyMs, rateLimit: f.rateLimit, retryAfterSeconds: f.retryAfterSeconds, pullFailureRate: f.pullFailureRate, failImages: [...f.failImages], failNext: f.failNext })
+    }
+    if (url.pathname === '/sim/drop-watches' && post) return sendJson(res, 200, { dropped: this.dropWatches() })
+    if (url.pathname === '/sim/evict' && post) {
+      const b = await readJson(req)
+      if (typeof b.namespace !== 'string' || typeof b.name !== 'string') throw badRequest('namespace and name are required')
+      const ok = this.#o.cluster.evict(b.namespace, b.name, typeof b.message === 'string' ? b.message : undefined)
+      if (!ok) throw notFound('pods', b.name)
+      return sendJson(res, 200, { evicted: b.name })
+    }
     sendJson(res, 404, { error: 'unknown sim endpoint' })
   }
 }
