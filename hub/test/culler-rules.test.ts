@@ -10,6 +10,8 @@ import type { Spawner, SpawnerState } from '../../spawner/src/index.js'
 import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
+import { createCuller } from '../src/culler/culler.js'
+import { routePath } from '../src/proxy/route-sync.js'
 
 /** Records every stop; `gate` lets a test hold one stop open. */
 class RecordingSpawner implements Spawner {
@@ -43,6 +45,19 @@ async function runningServer(hub: TestHub, user: string, server = '', idleMinute
     user_id: u.id, name: server, state: 'running', spawner_kind: 'recording', url: 'http://127.0.0.1:9', started: sql<Date>`now() - interval '1 day'`, last_activity: ago,
   }).returning('id').executeTakeFirstOrThrow()
   return row.id
+}
+
+/** Put every running server's route in the proxy, as idle as its row says (one bulk PUT). */
+async function syncRoutes(hub: TestHub): Promise<void> {
+  const rows = await hub.db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id')
+    .select(['users.name as user', 'servers.name', 'servers.url', 'servers.last_activity']).where('servers.state', '=', 'running').execute()
+  await hub.proxyClient.replaceRoutes(Object.fromEntries(rows.map(r => [routePath(r.user, r.name),
+    { target: r.url!, user: r.user, server_name: r.name, jupyterhub: true, last_activity: r.last_activity!.toISOString() }])))
+}
+
+const until = async (what: string, fn: () => boolean) => {
+  for (let i = 0; i < 200 && !fn(); i++) await new Promise(r => setTimeout(r, 50))
+  if (!fn()) throw new Error(`timed out waiting for ${what}`)
 }
 
 async function cull(hub: TestHub, token: string, body: unknown = {}) {
@@ -154,4 +169,53 @@ t.test('bad input gets a clear error with a stable code', async t => {
   const bad = await fetch(`${hub.hubUrl}/hub/api/cull`, { method: 'POST', headers: { authorization: `token ${admin}` }, body: '{nope' })
   t.equal(bad.status, 400)
   t.equal((await bad.json() as any).code, 'HUB_BAD_JSON')
+})
+
+t.test('createCuller: a dry run changes nothing and is logged as such; sweeps never overlap; close waits', async t => {
+  const { hub, spawner, admin } = await setup(t, [])
+  const ann = await runningServer(hub, 'ann', '', 300)
+  const ben = await runningServer(hub, 'ben', '', 200)
+  await syncRoutes(hub)
+  const culler = createCuller(hub.ctx, { timeout: 3600, every: 3600, maxAge: 0, cullUsers: false, concurrency: 1, cullAdminUsers: true, removeNamedServers: false })
+  t.teardown(() => culler.close())
+
+  const dry = await culler.sweep({ dryRun: true, by: 'hub' })
+  t.match(dry, { dryRun: true, by: 'hub', candidates: 2, stopped: 2 }, 'it reports what it would stop')
+  t.same(spawner.stops, [], 'but stops nothing')
+  t.same([await state(hub, ann), await state(hub, ben)], ['running', 'running'])
+  const events = await fetch(`${hub.hubUrl}/hub/api/cull/events`, { headers: { authorization: `token ${admin}` } }).then(r => r.json()) as any
+  t.match(events.events, [{ user: 'ben', dry_run: true, by: 'hub' }, { user: 'ann', dry_run: true, by: 'hub' }], 'logged with dry_run: true')
+
+  // one sweep at a time: B, asked for while A is stopping ann, runs after A and finds nothing left
+  let release!: () => void
+  const held = new Promise<void>(r => { release = r })
+  spawner.gate = who => who === 'ann/' ? held : Promise.resolve()
+  const a = culler.sweep()
+  await until("ann's stop", () => spawner.stops.includes('ann/'))
+  let bDone = false
+  const b = culler.sweep().finally(() => { bDone = true })
+  await new Promise(r => setTimeout(r, 300))
+  t.notOk(bDone, 'B waits while A runs')
+  release()
+  t.match(await a, { candidates: 2, stopped: 2 })
+  t.match(await b, { candidates: 0, stopped: 0 }, 'B ran after A')
+  t.same(spawner.stops, ['ann/', 'ben/'], 'each stopped once')
+
+  // close waits for a running sweep, then refuses new ones
+  const cy = await runningServer(hub, 'cy', '', 300)
+  await syncRoutes(hub)
+  let releaseCy!: () => void
+  const heldCy = new Promise<void>(r => { releaseCy = r })
+  spawner.gate = who => who === 'cy/' ? heldCy : Promise.resolve()
+  const c = culler.sweep()
+  await until("cy's stop", () => spawner.stops.includes('cy/'))
+  let closed = false
+  const closing = culler.close().then(() => { closed = true })
+  await new Promise(r => setTimeout(r, 300))
+  t.notOk(closed, 'close waits for the sweep')
+  releaseCy()
+  await closing
+  t.match(await c, { stopped: 1 }, 'which finished its work')
+  t.equal(await state(hub, cy), 'stopped')
+  await t.rejects(culler.sweep(), { code: 'HUB_SHUTTING_DOWN' }, 'no sweep after close')
 })

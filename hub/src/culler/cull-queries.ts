@@ -60,20 +60,26 @@ function isOverAge(rules: CullRules) {
   return rules.maxAge > 0 ? sql<boolean>`s.started < now() - ${secs(rules.maxAge)}` : sql<boolean>`false`
 }
 
-/** The most idle first, at most `limit`. */
-export async function findCandidates(db: Db, rules: CullRules, limit: number): Promise<Candidate[]> {
-  const { rows } = await sql<{
+/** The idle-server query (exported so a test can EXPLAIN it). */
+export function candidatesQuery(rules: CullRules, limit: number) {
+  return sql<{
     id: string; user_id: string; user_name: string; name: string; admin: boolean; idle_seconds: number; age_seconds: number; idle: boolean
   }>`select s.id, s.user_id, u.name as user_name, s.name, u.admin,
         floor(extract(epoch from now() - coalesce(s.last_activity, s.started)))::int as idle_seconds,
         floor(extract(epoch from now() - s.started))::int as age_seconds,
         ${isIdle(rules)} as idle
       from servers s join users u on u.id = s.user_id
-      where s.state = 'running'
+      -- the first condition is the partial index's predicate, so the planner can always use it
+      where s.state <> 'stopped' and s.state = 'running'
         and (${isIdle(rules)} or ${isOverAge(rules)})
         ${rules.cullAdminUsers ? sql`` : sql`and not u.admin`}
       order by coalesce(s.last_activity, s.started), s.id
-      limit ${limit}`.execute(db)
+      limit ${limit}`
+}
+
+/** The most idle first, at most `limit`. */
+export async function findCandidates(db: Db, rules: CullRules, limit: number): Promise<Candidate[]> {
+  const { rows } = await candidatesQuery(rules, limit).execute(db)
   return rows.map(r => ({
     serverId: r.id, userId: r.user_id, userName: r.user_name, serverName: r.name, admin: r.admin,
     idleSeconds: r.idle_seconds ?? 0, ageSeconds: r.age_seconds ?? 0, rule: r.idle ? 'idle' : 'max-age',

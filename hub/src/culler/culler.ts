@@ -12,8 +12,10 @@
  * "no longer running"), but both would do the selection work; a lease row for the sweep belongs
  * with the other HA singletons when more than one replica runs.
  *
- * Dry runs stop and delete nothing; they record what they would have stopped as events with
- * `dry_run = true`, so the admin's log tells previews apart from real culls.
+ * Dry runs change no server and no user. Two kinds, decided so: `preview()` (the admin API's
+ * `POST /hub/api/cull {"dry_run": true}`, which the admin page may call at will) records nothing;
+ * `sweep({ dryRun: true })` (a trial run of the settings) records what it would have stopped as
+ * events with `dry_run = true`, so the log tells trials apart from real culls.
  */
 import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
