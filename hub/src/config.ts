@@ -52,6 +52,8 @@ export interface HubConfig {
   readonly sessionMaxAge: number
   /** JupyterHub last_activity_interval: route check + activity harvest, seconds. Default 300. */
   readonly lastActivityInterval: number
+  /** Seconds between polls of every running server (JupyterHub Spawner.poll_interval). Default 30. */
+  readonly pollInterval: number
   /** JupyterHub cleanup_servers: stop user servers on shutdown. Default true. */
   readonly cleanupServers: boolean
   /** Let users run named servers besides their default one (JupyterHub allow_named_servers). Default false. */
@@ -62,6 +64,8 @@ export interface HubConfig {
   readonly roles: ReadonlyArray<{ readonly name: string; readonly scopes: readonly string[]; readonly users?: readonly string[] }>
   /** Services (JupyterHub services): `{name, roles, tokenEnv}`, the token read from that env var; from the config file. */
   readonly services: ReadonlyArray<{ readonly name: string; readonly roles: readonly string[]; readonly token: string | undefined }>
+  /** Kubernetes spawner settings (namespace, image, resources, profiles, pvc, ...; see spawner/src/kube-config.ts); from the config file. */
+  readonly kubernetes: Readonly<Record<string, unknown>>
   /** Extra environment for user servers (Spawner.environment); from the config file. */
   readonly environment: Readonly<Record<string, string>>
   readonly logLevel: string
@@ -93,7 +97,7 @@ const OPTIONS = {
   'admin-users': { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
-  'last-activity-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
+  'last-activity-interval': { type: 'string' }, 'poll-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
   'allow-named-servers': { type: 'boolean' }, 'named-server-limit-per-user': { type: 'string' },
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
@@ -119,6 +123,7 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --start-timeout S --http-timeout S   spawner deadlines (default 60, 30)
   --session-max-age S         browser session lifetime (default 1209600)
   --last-activity-interval S  route check and activity harvest period (default 300)
+  --poll-interval S           how often every running server is checked (default 30)
   --no-cleanup-servers        leave user servers running when the hub stops
   --allow-named-servers       let users run named servers (--named-server-limit-per-user N)
   --log-level LEVEL           trace|debug|info|warn|error (default info)
@@ -220,8 +225,10 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     httpTimeout: int('http-timeout', undefined, 'httpTimeout', 30, 1),
     sessionMaxAge: int('session-max-age', undefined, 'sessionMaxAge', 14 * 24 * 3600, 60),
     lastActivityInterval: int('last-activity-interval', undefined, 'lastActivityInterval', 300, 1),
+    pollInterval: int('poll-interval', undefined, 'pollInterval', 30, 1),
     cleanupServers: (values['cleanup-servers'] ?? file.cleanupServers ?? true) as boolean,
     environment: environment as Record<string, string>,
+    kubernetes: (typeof file.kubernetes === 'object' && file.kubernetes !== null ? file.kubernetes : {}) as Record<string, unknown>,
     allowNamedServers: (values['allow-named-servers'] ?? file.allowNamedServers ?? false) as boolean,
     namedServerLimitPerUser: int('named-server-limit-per-user', undefined, 'namedServerLimitPerUser', 0, 0),
     roles,

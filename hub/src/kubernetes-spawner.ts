@@ -1,8 +1,16 @@
 import type { Spawner } from '../../spawner/src/index.js'
+import { createKubernetesSpawner, type KubernetesSpawnerConfigInput } from '../../spawner/src/kubernetes.js'
 import type { HubConfig } from './config.js'
 import type { Logger } from './log.js'
 
-/** Wires the Kubernetes spawner to the hub's config (see spawner/src/kubernetes.ts). */
-export async function createHubKubernetesSpawner(_config: HubConfig, _log: Logger, _env: Readonly<Record<string, string | undefined>>): Promise<Spawner> {
-  throw new Error('the kubernetes spawner is not wired into the hub yet; use --spawner local')
+/**
+ * The Kubernetes spawner with the hub's settings: the `kubernetes` section of the config file,
+ * the cluster from `KUBECONFIG` (or in-cluster), and the hub's start timeout unless the section
+ * sets its own. Loaded only when `--spawner kubernetes` asks for it.
+ */
+export async function createHubKubernetesSpawner(config: HubConfig, log: Logger, env: Readonly<Record<string, string | undefined>>): Promise<Spawner> {
+  const input = { startTimeoutMs: config.startTimeout * 1000, ...config.kubernetes } as KubernetesSpawnerConfigInput
+  const spawner = createKubernetesSpawner(input, { log, env })
+  await spawner.ready()
+  return spawner
 }

@@ -21,6 +21,7 @@ import { SpawnManager } from './servers/spawn-manager.js'
 import { RouteSync } from './proxy/route-sync.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './sessions/session.repository.js'
+import { listActiveServers } from './servers/server.repository.js'
 import { createCuller } from './culler/culler.js'
 import { cullerRouter } from './culler/culler.routes.js'
 import { syncServiceToken } from './tokens/token.repository.js'
@@ -133,6 +134,11 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     server.on('request', createApp(ctx, [cullerRouter(ctx, culler)]))
 
     await spawns.restore()
+    if (o.spawner.findOrphans) {
+      const known = (await listActiveServers(db)).map(sv => ({ user: sv.userName, serverName: sv.name }))
+      const orphans = await o.spawner.findOrphans(known)
+      if (orphans.length > 0) log.warn({ orphans: orphans.length, sample: orphans.slice(0, 5) }, 'servers running without a server record (set deleteOrphans to remove them)')
+    }
     cleanups.push(() => spawns.close())
     await routes.restoreAll()
     // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
@@ -143,6 +149,8 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     cleanups.push(() => routes.close())
     if (config.cullIdle) culler.start()
     cleanups.push(() => culler.close())
+    const poller = setInterval(() => { void spawns.pollAll().catch(err => log.warn({ err: String(err) }, 'server poll failed')) }, config.pollInterval * 1000).unref()
+    cleanups.push(() => clearInterval(poller))
     const sweeper = setInterval(() => { void deleteExpiredSessions(db).catch(() => undefined) }, 3600_000).unref()
     cleanups.push(() => clearInterval(sweeper))
 

@@ -30,7 +30,9 @@ export class SpawnProgress {
     if (this.done) return
     // The stream owns `ready`/`failed`; a spawner's own event never ends it (contract §6).
     const { ready: _r, failed: _f, ...clean } = event
-    this.#push(clean)
+    // Progress never goes backwards on the user's bar, whatever order the sources report in.
+    const last = this.events[this.events.length - 1]?.progress ?? 0
+    this.#push(clean.progress < last ? { ...clean, progress: last } : clean)
   }
 
   finish(event: ProgressEvent & ({ ready: true } | { failed: true })): void {

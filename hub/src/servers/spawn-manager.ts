@@ -285,6 +285,28 @@ export class SpawnManager {
     return { adopted, stopped }
   }
 
+  /**
+   * Poll every running server (JupyterHub's Spawner.poll_interval): a server that died or was
+   * deleted behind the hub's back is marked stopped and loses its route. O(running servers) per
+   * pass with bounded concurrency; spawners make poll cheap (a /proc read, an informer cache).
+   */
+  async pollAll(): Promise<number> {
+    const running = (await listActiveServers(this.#db)).filter(s => s.state === 'running')
+    let lost = 0
+    await mapLimit(running, 20, async s => {
+      const polled = await this.#spawner.poll(s.spawnerState as SpawnerState, { user: s.userName, serverName: s.name }).catch(() => ({ running: true as const }))
+      if (polled.running) return
+      // only if it is still the same running server (not stopped and restarted meanwhile)
+      if (!await claimForStop(this.#db, s.id, this.#replicaId)) return
+      lost++
+      await this.#routes.removeServer(s).catch(() => undefined)
+      await markStopped(this.#db, s.id, polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'))
+      this.#auth?.invalidate(i => i.token?.serverId === s.id)
+      this.#log.warn({ user: s.userName, server: s.name, reason: polled.reason }, 'server found stopped')
+    })
+    return lost
+  }
+
   /** Stop accepting spawns; cancel pending ones; stop running servers when cleanupServers is set. */
   async close(): Promise<void> {
     this.#closing = true
