@@ -1,0 +1,68 @@
+/**
+ * The admin page (/hub/admin), its script, and a small admin-only JSON endpoint with live server
+ * counts. The page is a shell: the user table comes from the REST API one page at a time, so it
+ * stays fast at 50,000 users (anchors §6 #14). Mounted before the pages router.
+ */
+import { Router, type Request, type Response } from 'express'
+import { sql } from 'kysely'
+import type { HubContext } from '../context.js'
+import { identifyBrowser } from '../auth/identify.js'
+import { errorPage } from '../pages/pages.js'
+import { adminPage } from './admin-page.js'
+import { ADMIN_SCRIPT } from './admin-script.js'
+
+export interface AdminStats {
+  readonly running: number
+  /** Servers whose start is in progress (including those waiting in the admission queue). */
+  readonly pending: number
+  readonly stopping: number
+  /** Starts admitted and running in the spawner now. */
+  readonly spawning: number
+  /** Starts waiting in the admission queue for a free slot. */
+  readonly queued: number
+}
+
+/** Counts by state in one query on the partial index `servers_active_idx` (O(active), not O(users)). */
+export async function readAdminStats(ctx: HubContext): Promise<AdminStats> {
+  const rows = await ctx.db.selectFrom('servers').select(['state', sql<string>`count(*)`.as('n')])
+    .where('state', '<>', 'stopped').groupBy('state').execute()
+  const count = (s: string) => Number(rows.find(r => r.state === s)?.n ?? 0)
+  return {
+    running: count('running'), pending: count('pending'), stopping: count('stopping'),
+    spawning: ctx.spawns.runningSpawns, queued: ctx.spawns.queuedSpawns,
+  }
+}
+
+type Who = { name: string; admin: boolean } | undefined
+
+function who(res: Response): Who {
+  const id = res.locals.identity
+  return id?.kind === 'user' && id.userId ? { name: id.name, admin: id.admin } : undefined
+}
+
+export function adminRouter(ctx: HubContext): Router {
+  const r = Router()
+  r.use('/hub/admin', identifyBrowser(ctx))
+
+  r.get('/hub/admin', (req: Request, res: Response) => {
+    const me = who(res)
+    if (!me) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
+    res.set('cache-control', 'no-store').type('html')
+    if (!me.admin) return void res.status(403).send(errorPage({ status: 403, user: me.name, message: 'Only admins may open the admin page.' }))
+    res.status(200).send(adminPage({ user: me.name }))
+  })
+
+  // The code holds no data, so anyone may fetch it; the API it calls checks scopes.
+  r.get('/hub/admin/admin.js', (_req, res) => {
+    res.type('application/javascript').set('cache-control', 'no-cache').send(ADMIN_SCRIPT)
+  })
+
+  r.get('/hub/admin/stats', async (_req, res) => {
+    const me = who(res)
+    res.set('cache-control', 'no-store')
+    if (!me?.admin) return void res.status(403).json({ status: 403, code: 'HUB_FORBIDDEN', message: 'Only admins may read the admin stats.' })
+    res.json(await readAdminStats(ctx))
+  })
+
+  return r
+}
