@@ -17,6 +17,7 @@ const STYLE = raw(`
   button.danger { background: var(--bad); border-color: var(--bad); }
   .error { color: var(--bad); border-left: 4px solid var(--bad); padding: .4rem .8rem; background: #c628281a; }
   .muted { color: var(--muted); }
+  .notice { border-left: 4px solid var(--accent); padding: .4rem .8rem; background: #1f6feb14; }
   progress { width: 100%; height: 1.4rem; }
   ol.log { font-family: ui-monospace, monospace; font-size: .9rem; }
   form.inline { display: inline; }
@@ -28,6 +29,10 @@ export interface LayoutOptions {
   readonly body: SafeHtml
   readonly head?: SafeHtml
   readonly script?: SafeHtml
+  /** A same-origin script file, loaded at the end of the body. */
+  readonly scriptSrc?: string
+  /** Show the link to the admin page. */
+  readonly admin?: boolean
 }
 
 export function layout(o: LayoutOptions): string {
@@ -43,12 +48,13 @@ ${o.head}
 <body>
 <header>
   <a class="brand" href="/hub/home">fleethub</a>
-  ${o.user ? html`<nav aria-label="account"><span>Signed in as <strong>${o.user}</strong></span><a href="/hub/home">Home</a><a href="/hub/logout">Log out</a></nav>` : ''}
+  ${o.user ? html`<nav aria-label="account"><span>Signed in as <strong>${o.user}</strong></span><a href="/hub/home">Home</a>${o.admin ? html`<a href="/hub/admin" id="admin-link">Admin</a>` : ''}<a href="/hub/logout">Log out</a></nav>` : ''}
 </header>
 <main>
 ${o.body}
 </main>
 ${o.script ? html`<script>${o.script}</script>` : ''}
+${o.scriptSrc ? html`<script src="${o.scriptSrc}"></script>` : ''}
 </body>
 </html>
 `.value

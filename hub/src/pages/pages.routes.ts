@@ -93,7 +93,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const me = requireLogin(req, res)
     if (!me) return
     const server = await findServer(ctx.db, me.userId, '')
-    sendHtml(res, 200, homePage({ user: me.name, server: view(server, me.name), xsrf: xsrfToken(req, res) }))
+    sendHtml(res, 200, homePage({ user: me.name, server: view(server, me.name), xsrf: xsrfToken(req, res), admin: res.locals.identity?.admin }))
   })
 
   const spawn = async (req: Request, res: Response) => {
@@ -132,7 +132,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const server = await findServer(ctx.db, me.userId, '')
     if (server?.state === 'running') return res.redirect(302, next)
     if (server?.state !== 'pending') return res.redirect(302, '/hub/home')
-    sendHtml(res, 200, spawnPendingPage({ user: me.name, next, progressUrl: `/hub/api/users/${encodeURIComponent(me.name)}/server/progress`, serverLabel: 'your server' }))
+    sendHtml(res, 200, spawnPendingPage({ user: me.name, next, progressUrl: `/hub/api/users/${encodeURIComponent(me.name)}/server/progress`, serverLabel: 'your server', xsrf: xsrfToken(req, res), admin: res.locals.identity?.admin }))
   })
 
   // No route for this user server exists, so the proxy's default route brought the request here.
