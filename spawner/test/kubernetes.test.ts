@@ -3,6 +3,9 @@
  * API server on loopback with a simulated kubelet). Assertions about what the spawner did come
  * from kube-sim's record of API requests.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import t from 'tap'
 import pino from 'pino'
 import { createKubeSim } from '../../loadtest/src/kube-sim/index.js'
@@ -45,7 +48,7 @@ async function getJson(sim: KubeSim, path: string): Promise<{ status: number, bo
 /** Bounded wait for a condition. */
 async function until(f: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms
-  for (let i = 0; i < 1000 && Date.now() < end; i++) {
+  for (let i = 0; i < Math.ceil(ms / 20) + 10 && Date.now() < end; i++) {
     if (await f()) return
     await new Promise(resolve => setTimeout(resolve, 20))
   }
@@ -85,6 +88,20 @@ t.test('start reports progress from events, resolves with the pod IP, and the se
   await spawner.stop(result.state, spec('alice'))
   t.same(await spawner.poll(second.state, spec('alice')), { running: true }, 'the newer pod survives a stale stop')
   t.match(sim.requests().filter(r => r.verb === 'delete').map(r => r.status), [200, 404, 409])
+})
+
+t.test('the kubeconfig comes from KUBECONFIG (a file) when no object is given', async t => {
+  const sim = await createKubeSim({ namespaces: ['hub'] })
+  t.teardown(() => sim.close())
+  const dir = await mkdtemp(path.join(tmpdir(), 'fleethub-kc-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'config')
+  await sim.writeKubeconfig(file, 'hub')
+  const spawner = createKubernetesSpawner({ namespace: 'hub' }, { log, env: { KUBECONFIG: file } })
+  t.teardown(() => spawner.close())
+  await spawner.ready()
+  t.match(await spawner.poll({}, spec('nobody')), { running: false, reason: 'pod not found' })
+  t.ok(sim.requests().some(r => r.verb === 'list' && r.resource === 'pods' && r.query.includes('labelSelector=')), 'listed with our label selector')
 })
 
 t.test('profiles pick image and resources; an unknown profile is refused before any API call', async t => {
@@ -180,14 +197,13 @@ t.test('a watch that resumes from a version older than the history gets 410 and 
   const b = await spawner.start(spec('pia'), opts())
   const lists = calls(sim, 'list', 'pods')
   // Keep the pod watch down while the cluster moves on by more than the history window.
-  sim.faults.failNext = { count: 3, status: 503, verb: 'watch', resource: 'pods' }
+  sim.faults.failNext = { count: 1_000_000, status: 503, verb: 'watch', resource: 'pods' }
   sim.faults.dropWatches()
   await fetch(`${sim.url}/api/v1/namespaces/hub/pods/jupyter-ola?gracePeriodSeconds=0`, { method: 'DELETE' })
-  for (let i = 0; i < 120; i++) {
-    await fetch(`${sim.url}/api/v1/namespaces/hub/events`, { method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ metadata: { name: `filler-${i}` }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'Filler' }) })
-  }
-  await until(async () => !(await spawner.poll(a.state, spec('ola'))).running, 15_000)
+  await Promise.all(Array.from({ length: 120 }, (_, i) => fetch(`${sim.url}/api/v1/namespaces/hub/events`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ metadata: { name: `filler-${i}` }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'Filler' }) })))
+  sim.faults.failNext = { count: 0, status: 500 }
+  await until(async () => !(await spawner.poll(a.state, spec('ola'))).running, 30_000)
   t.ok(calls(sim, 'list', 'pods') > lists, 'the informer re-listed after 410')
   t.match(await spawner.poll(a.state, spec('ola')), { running: false, reason: 'pod not found' }, 'the deletion missed while disconnected is seen')
   t.same(await spawner.poll(b.state, spec('pia')), { running: true })
