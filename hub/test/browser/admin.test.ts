@@ -13,7 +13,9 @@ import { ensureUser } from '../../src/users/user.repository.js'
 
 const exe = chromiumPath()
 
+/** One profile serves every subtest, so forget any earlier session first. */
 async function signIn(page: Page, base: string, user: string, next: string): Promise<void> {
+  await page.context().clearCookies()
   await page.goto(`${base}/hub/login?next=${encodeURIComponent(next)}`)
   await page.fill('#username', user)
   await page.fill('#password', DEV_PASSWORD)
@@ -115,8 +117,64 @@ if (!exe) {
       t.same(page.errors, [], 'no script errors')
     })
 
+    t.test('roster import, bulk start/stop, groups, admin flag and delete', async t => {
+      const page = await chromium.newPage()
+      await signIn(page, base, 'root', '/hub/admin')
+      await page.waitForFunction(() => /of 10,/.test(document.getElementById('page-info')?.textContent ?? ''))
+
+      // pasted names plus a CSV roster with an admin column; one name already exists
+      await page.fill('#add-names', 'newbie1, newbie2\nnewbie3')
+      await page.setInputFiles('#add-csv', { name: 'roster.csv', mimeType: 'text/csv', buffer: Buffer.from('username,admin\nta-anna,yes\nstudent00001,\n"rostered1",no\n') })
+      await page.click('#add-submit')
+      await page.waitForFunction(() => /^Added/.test(document.getElementById('add-result')?.textContent ?? ''))
+      t.equal(await page.textContent('#add-result'), 'Added 5 users (1 already existed).')
+      const admins = await hub.db.selectFrom('users').select(['name', 'admin']).where('name', 'in', ['ta-anna', 'newbie1', 'rostered1']).orderBy('name').execute()
+      t.same(admins, [{ name: 'newbie1', admin: false }, { name: 'rostered1', admin: false }, { name: 'ta-anna', admin: true }], 'the roster admin column is honoured')
+
+      // bulk start of a page selection, 10 at a time through the API
+      await page.fill('#search', 'newbie')
+      await page.waitForFunction(() => document.getElementById('page-info')?.textContent === '1–3 of 3')
+      await page.check('#select-page')
+      t.equal(await page.textContent('#selection-info'), '3 selected')
+      await page.click('#bulk-start')
+      await page.waitForFunction(() => /succeeded/.test(document.getElementById('bulk-progress')?.textContent ?? ''))
+      t.equal(await page.textContent('#bulk-progress'), 'Starting: 3 of 3 succeeded.')
+      for (const u of ['newbie1', 'newbie2', 'newbie3']) t.equal(await serverState(hub, u), 'running', `${u} started`)
+
+      // groups: a hostile name stays text; add the selection to it
+      const hostile = '<img src=x onerror="window.__pwned=1">'
+      await page.fill('#group-name', hostile)
+      await page.click('#group-form button[type=submit]')
+      await page.waitForFunction(name => [...document.querySelectorAll('#groups-list li')].some(li => li.textContent === name + ' (0 members)'), hostile)
+      await page.selectOption('#group-select', hostile)
+      await page.click('#group-add')
+      await page.waitForFunction(name => [...document.querySelectorAll('#groups-list li')].some(li => li.textContent === name + ' (3 members)'), hostile)
+      t.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'a group name is never parsed as HTML')
+      t.equal(await page.locator('#groups-list img').count(), 0)
+
+      await page.click('#bulk-stop')
+      await page.waitForFunction(() => /^Stopping: .*succeeded/.test(document.getElementById('bulk-progress')?.textContent ?? ''))
+      t.equal(await page.textContent('#bulk-progress'), 'Stopping: 3 of 3 succeeded.')
+      for (const u of ['newbie1', 'newbie2', 'newbie3']) t.equal(await serverState(hub, u), 'stopped', `${u} stopped`)
+
+      // make admin, then delete (after a confirm dialog)
+      await page.click('#bulk-clear')
+      t.equal(await page.textContent('#selection-info'), 'No users selected')
+      await page.getByRole('button', { name: 'Make admin newbie2' }).click()
+      await page.waitForFunction(() => document.querySelector('tr[data-user="newbie2"] td.admin')?.textContent === 'admin')
+      t.equal((await hub.db.selectFrom('users').select('admin').where('name', '=', 'newbie2').executeTakeFirst())?.admin, true)
+      page.once('dialog', d => void d.accept())
+      await page.getByRole('button', { name: 'Delete newbie3' }).click()
+      await page.waitForFunction(() => document.getElementById('page-info')?.textContent === '1–2 of 2')
+      t.equal(await hub.db.selectFrom('users').select('id').where('name', '=', 'newbie3').executeTakeFirst(), undefined, 'deleted')
+      await page.fill('#search', 'root')
+      await page.locator('tr[data-user="root"]').waitFor()
+      t.equal(await page.locator('tr[data-user="root"] button', { hasText: 'Make admin' }).count() + await page.locator('tr[data-user="root"] button', { hasText: 'Remove admin' }).count(), 1, 'your own row has its buttons')
+      t.equal(await page.locator('tr[data-user="root"] button', { hasText: 'Delete' }).count(), 0, 'but no delete button for yourself')
+      t.same(page.errors, [], 'no script errors')
+    })
+
     t.test('a non-admin gets 403 on the admin page and its stats', async t => {
-      await chromium.context.clearCookies() // one profile: forget the admin's session
       const page = await chromium.newPage()
       await signIn(page, base, 'student00007', '/hub/home')
       t.equal(await page.locator('#admin-link').count(), 0, 'no admin link for a student')
