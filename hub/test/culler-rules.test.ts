@@ -11,6 +11,7 @@ import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
 import { createCuller } from '../src/culler/culler.js'
+import { pruneEvents, withCullEvents } from '../src/culler/cull-queries.js'
 import { routePath } from '../src/proxy/route-sync.js'
 
 /** Records every stop; `gate` lets a test hold one stop open. */
@@ -148,6 +149,15 @@ t.test('a server that reports activity between selection and stop is not culled'
   t.match(report.json.actions, [{ user: 'kim', action: 'stopped' }, { user: 'lou', action: 'skipped', detail: 'active again' }])
   const events = await fetch(`${hub.hubUrl}/hub/api/cull/events`, { headers: { authorization: `token ${admin}` } }).then(r => r.json()) as any
   t.match(events.events, [{ user: 'lou', action: 'skipped', detail: 'active again' }, { user: 'kim', action: 'stopped' }], 'newest first, both recorded')
+  const page = async (q: string) => (await fetch(`${hub.hubUrl}/hub/api/cull/events${q}`, { headers: { authorization: `token ${admin}` } }).then(r => r.json()) as any).events
+  const first = await page('?limit=1')
+  t.match(first, [{ user: 'lou' }], 'limit')
+  t.match(await page(`?limit=1&before=${first[0].id}`), [{ user: 'kim' }], 'and before= pages back')
+
+  // the log is pruned by age
+  await withCullEvents(hub.db).insertInto('cull_events').values({ at: sql<Date>`now() - interval '40 days'` as never, user_name: 'ancient', server_name: '', idle_seconds: 1, rule: 'idle', action: 'stopped', by: 'hub', dry_run: false, detail: null }).execute()
+  t.equal(await pruneEvents(hub.db, 30), 1, 'events older than 30 days go')
+  t.same((await page('')).map((e: any) => e.user), ['lou', 'kim'], 'the rest stay')
 })
 
 t.test('bad input gets a clear error with a stable code', async t => {

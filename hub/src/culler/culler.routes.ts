@@ -65,7 +65,9 @@ function toHttp(err: unknown): unknown {
 
 export function cullerRouter(ctx: HubContext, culler: Culler): Router {
   const r = Router()
-  r.use('/cull', identifyApi(ctx))
+  // The API router has usually identified the caller already; identify only if not.
+  const identify = identifyApi(ctx)
+  r.use('/cull', (req, res, next) => res.locals.identity ? next() : identify(req, res, next))
 
   r.get('/cull/events', async (req, res) => {
     needScope(res, SCOPE)
