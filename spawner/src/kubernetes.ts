@@ -102,7 +102,7 @@ class Informer<T extends KubernetesObject> {
   }
 
   start(): void {
-    void this.#run()
+    void this.#run().catch(err => this.#onError(err))
   }
 
   async #run(): Promise<void> {
