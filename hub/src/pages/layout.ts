@@ -16,6 +16,7 @@ const STYLE = raw(`
   button.secondary { background: transparent; color: var(--accent); }
   button.danger { background: var(--bad); border-color: var(--bad); }
   .error { color: var(--bad); border-left: 4px solid var(--bad); padding: .4rem .8rem; background: #c628281a; }
+  .error:empty { display: none; }
   .muted { color: var(--muted); }
   .notice { border-left: 4px solid var(--accent); padding: .4rem .8rem; background: #1f6feb14; }
   progress { width: 100%; height: 1.4rem; }
@@ -48,7 +49,7 @@ ${o.head}
 <body>
 <header>
   <a class="brand" href="/hub/home">fleethub</a>
-  ${o.user ? html`<nav aria-label="account"><span>Signed in as <strong>${o.user}</strong></span><a href="/hub/home">Home</a>${o.admin ? html`<a href="/hub/admin" id="admin-link">Admin</a>` : ''}<a href="/hub/logout">Log out</a></nav>` : ''}
+  ${o.user ? html`<nav aria-label="account"><span>Signed in as <strong>${o.user}</strong></span><a href="/hub/home">Home</a><a href="/hub/token">Token</a>${o.admin ? html`<a href="/hub/admin" id="admin-link">Admin</a>` : ''}<a href="/hub/logout">Log out</a></nav>` : ''}
 </header>
 <main>
 ${o.body}

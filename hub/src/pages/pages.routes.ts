@@ -12,6 +12,7 @@ import { createSession, deleteSession } from '../sessions/session.repository.js'
 import { ensureUser } from '../users/user.repository.js'
 import { findServer, type ServerRecord } from '../servers/server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
+import { tokenPage } from './token-page.js'
 import { errorPage, homePage, loginPage, notRunningPage, spawnPendingPage, type ServerView } from './pages.js'
 import { HttpError } from '../errors.js'
 
@@ -94,6 +95,12 @@ export function pagesRouter(ctx: HubContext): Router {
     if (!me) return
     const server = await findServer(ctx.db, me.userId, '')
     sendHtml(res, 200, homePage({ user: me.name, server: view(server, me.name), xsrf: xsrfToken(req, res), admin: res.locals.identity?.admin }))
+  })
+
+  r.get('/hub/token', (req, res) => {
+    const me = requireLogin(req, res)
+    if (!me) return
+    sendHtml(res, 200, tokenPage({ user: me.name, admin: res.locals.identity?.admin }))
   })
 
   const spawn = async (req: Request, res: Response) => {
