@@ -6,6 +6,7 @@
 import t from 'tap'
 import type { Spawner } from '../../../spawner/src/index.js'
 import { DEV_PASSWORD, startTestHub } from '../../../test/helpers/hub.js'
+import { Browser } from '../../../test/helpers/browser.js'
 import { createInstantSpawner } from '../../../test/helpers/instant-spawner.js'
 import { chromiumPath, launchChromium, screenshot } from '../../../test/helpers/chromium.js'
 import { ensureUser } from '../../src/users/user.repository.js'
@@ -60,6 +61,13 @@ if (!exe) {
     t.match(await queue.textContent(), /You are number 1 in line/, 'the page shows the place in line')
     t.equal(await page.getAttribute('#progress-bar', 'value'), '0')
     await screenshot(page, 'spawn-pending')
+
+    // The admin's live counts see the same: two starts pending, one in the spawner, one queued.
+    const admin = new Browser(hub.hubUrl)
+    await admin.login('root', DEV_PASSWORD)
+    const stats = await admin.go('/hub/admin/stats')
+    t.equal(stats.status, 200)
+    t.same(JSON.parse(stats.body), { running: 0, pending: 2, stopping: 0, spawning: 1, queued: 1 }, 'GET /hub/admin/stats')
 
     spawner.release()
     const failed = page.locator('#failed')
