@@ -1,0 +1,174 @@
+/**
+ * `fleethub loadtest` options: a pure parse of argv + env into one frozen config, or one
+ * ConfigError listing every problem. Durations take `ms`, `s`, `m`, `h` suffixes (bare = seconds).
+ */
+import { parseArgs } from 'node:util'
+import type { LeaveMode } from './simulated-user.js'
+
+export const SCENARIOS = ['class-start', 'steady', 'api', 'activity-storm', 'ramp'] as const
+export type ScenarioName = typeof SCENARIOS[number]
+
+/** Service-level objectives that mark a step healthy (shared/LOADTEST.md). */
+export interface Slo {
+  /** Hub API p99, ms. Default 1000. */
+  readonly hubApiP99Ms: number
+  /** Proxy added latency p99, ms. Default 50. */
+  readonly proxyAddedP99Ms: number
+  /** Websocket echo p99, ms. Default 250. */
+  readonly wsEchoP99Ms: number
+}
+
+export interface LoadtestConfig {
+  readonly scenario: ScenarioName
+  /** Users per step (one step unless --steps). Default 20. */
+  readonly steps: readonly number[]
+  /** Arrivals spread uniformly over this many ms. Default 120 s (class-start), 30 s otherwise. */
+  readonly arrivalMs: number
+  /** How long users work after the last arrival (class-start, steady), or the load time (api, activity-storm). */
+  readonly durationMs: number
+  /** `fleethub`: start the whole stack; else the public URL of a running hub. */
+  readonly target: 'fleethub' | string
+  /** `local` or `kube-sim` (falls back to local while the hub has no Kubernetes spawner wired in). */
+  readonly spawner: 'local' | 'kube-sim'
+  readonly leaveMix: Readonly<Record<LeaveMode, number>>
+  /** JUPYTERHUB_ACTIVITY_INTERVAL given to the user servers, ms. Default 300 s (30 s for activity-storm is typical). */
+  readonly activityIntervalMs: number
+  readonly messageIntervalMs: number
+  readonly httpIntervalMs: number
+  readonly messageBytes: number
+  /** Connections for the autocannon scenarios. Default 20. */
+  readonly connections: number
+  readonly concurrentSpawnLimit: number
+  readonly profile: 'hub' | 'none'
+  readonly label: string
+  readonly out: string
+  readonly password: string | undefined
+  readonly slo: Slo
+  readonly live: 'auto' | 'tty' | 'lines' | 'off'
+  readonly help: boolean
+}
+
+export class ConfigError extends Error {
+  readonly code = 'LOADTEST_BAD_CONFIG'
+}
+
+export const LOADTEST_HELP = `usage: fleethub loadtest <scenario> [options]
+
+scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTEST.md)
+
+  --users N                 users per step (default 20)
+  --steps N,N,...           several steps of users (ramp default 600,1000,2000,5000,10000,20000)
+  --arrival D               arrivals spread over D (default 120s for class-start, 30s otherwise)
+  --duration D              work after the last arrival / load time (default 60s; steady 10m)
+  --target fleethub|URL     start the whole stack here (default) or drive a running hub's public URL
+                            (then FLEETHUB_DEV_PASSWORD or LOADTEST_PASSWORD is the login password)
+  --spawner local|kube-sim  user servers as local processes (default) or pods in kube-sim
+  --leave tidy=0.3,abandon=0.5,silent-ws=0.2   how users leave (shares, normalised)
+  --activity-interval D     how often user servers report activity (default 300s)
+  --message-interval D      mean time between websocket messages (default 3s)
+  --http-interval D         mean time between HTTP requests to the server (default 10s)
+  --message-bytes N         websocket message padding (default 100)
+  --connections N           autocannon connections for api/activity-storm (default 20)
+  --concurrent-spawn-limit N  the hub's limit (default 100)
+  --profile hub|none        run the hub under 0x and link its flamegraph (default none)
+  --slo-hub-p99 MS --slo-proxy-p99 MS --slo-ws-p99 MS   SLOs (default 1000, 50, 250)
+  --live auto|tty|lines|off live display (default auto: in place on a TTY, lines otherwise)
+  --label TEXT              part of the report folder name (default: git short sha or "run")
+  --out DIR                 reports go to DIR/<date>-<scenario>-<label>/ (default bench-results)
+
+Durations: 500ms, 30s, 10m, 1h (bare numbers are seconds).
+`
+
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!m) throw new ConfigError(`${what}: not a duration: ${JSON.stringify(text)}`)
+  const n = Number(m[1])
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'])
+}
+
+function positiveInt(text: string, what: string, max = 1_000_000): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ConfigError(`${what}: expected an integer 1..${max}: ${JSON.stringify(text)}`)
+  return n
+}
+
+export function parseLeaveMix(text: string): Record<LeaveMode, number> {
+  const mix: Record<LeaveMode, number> = { tidy: 0, abandon: 0, 'silent-ws': 0 }
+  for (const part of text.split(',')) {
+    const [k = '', v = ''] = part.split('=')
+    if (!(k in mix)) throw new ConfigError(`--leave: unknown way to leave ${JSON.stringify(k)} (tidy, abandon, silent-ws)`)
+    const n = Number(v)
+    if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--leave: ${k} needs a share >= 0`)
+    mix[k as LeaveMode] = n
+  }
+  const total = mix.tidy + mix.abandon + mix['silent-ws']
+  if (total <= 0) throw new ConfigError('--leave: the shares add up to 0')
+  for (const k of Object.keys(mix) as LeaveMode[]) mix[k] = mix[k] / total
+  return mix
+}
+
+const OPTIONS = {
+  users: { type: 'string' }, steps: { type: 'string' }, arrival: { type: 'string' }, duration: { type: 'string' },
+  target: { type: 'string', default: 'fleethub' }, spawner: { type: 'string', default: 'local' },
+  leave: { type: 'string', default: 'tidy=0.3,abandon=0.5,silent-ws=0.2' },
+  'activity-interval': { type: 'string', default: '300s' }, 'message-interval': { type: 'string', default: '3s' },
+  'http-interval': { type: 'string', default: '10s' }, 'message-bytes': { type: 'string', default: '100' },
+  connections: { type: 'string', default: '20' }, 'concurrent-spawn-limit': { type: 'string', default: '100' },
+  profile: { type: 'string', default: 'none' }, label: { type: 'string' }, out: { type: 'string', default: 'bench-results' },
+  'slo-hub-p99': { type: 'string', default: '1000' }, 'slo-proxy-p99': { type: 'string', default: '50' }, 'slo-ws-p99': { type: 'string', default: '250' },
+  live: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' },
+} as const
+
+export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): LoadtestConfig {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>>
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  const v = parsed.values
+  const help = v.help === true
+  const problems: string[] = []
+  const attempt = <T>(fn: () => T, fallback: T): T => {
+    try { return fn() } catch (err) { problems.push((err as Error).message); return fallback }
+  }
+  const scenario = parsed.positionals[0] as ScenarioName | undefined
+  if (!help && (scenario === undefined || !SCENARIOS.includes(scenario))) problems.push(`scenario: expected one of ${SCENARIOS.join(', ')}, got ${JSON.stringify(scenario ?? '')}`)
+  if (parsed.positionals.length > 1) problems.push(`unexpected arguments: ${parsed.positionals.slice(1).join(' ')}`)
+  const defaultSteps = scenario === 'ramp' ? [600, 1000, 2000, 5000, 10_000, 20_000] : [20]
+  const steps = v.steps !== undefined
+    ? attempt(() => v.steps!.split(',').map(s => positiveInt(s, '--steps')), defaultSteps)
+    : v.users !== undefined ? attempt(() => [positiveInt(v.users!, '--users')], defaultSteps) : defaultSteps
+  if (v.steps !== undefined && v.users !== undefined) problems.push('give --users or --steps, not both')
+  const arrivalMs = attempt(() => parseDuration(v.arrival ?? (scenario === 'class-start' ? '120s' : '30s'), '--arrival'), 0)
+  const durationMs = attempt(() => parseDuration(v.duration ?? (scenario === 'steady' ? '10m' : '60s'), '--duration'), 0)
+  const target = v.target
+  if (target !== 'fleethub' && !/^https?:\/\//.test(target)) problems.push(`--target: fleethub or an http(s) URL, got ${JSON.stringify(target)}`)
+  if (v.spawner !== 'local' && v.spawner !== 'kube-sim') problems.push(`--spawner: local or kube-sim, got ${JSON.stringify(v.spawner)}`)
+  if (v.profile !== 'hub' && v.profile !== 'none') problems.push(`--profile: hub or none, got ${JSON.stringify(v.profile)}`)
+  if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub needs --target fleethub')
+  if (!['auto', 'tty', 'lines', 'off'].includes(v.live)) problems.push(`--live: auto, tty, lines or off, got ${JSON.stringify(v.live)}`)
+  const label = v.label ?? env.LOADTEST_LABEL ?? 'run'
+  if (!/^[A-Za-z0-9._-]{1,60}$/.test(label)) problems.push(`--label: letters, digits, . _ - (at most 60), got ${JSON.stringify(label)}`)
+  const password = target === 'fleethub' ? undefined : env.LOADTEST_PASSWORD ?? env.FLEETHUB_DEV_PASSWORD
+  if (!help && target !== 'fleethub' && !password) problems.push('--target URL needs the login password in LOADTEST_PASSWORD or FLEETHUB_DEV_PASSWORD')
+  const config: LoadtestConfig = {
+    scenario: scenario ?? 'class-start', steps, arrivalMs, durationMs, target, spawner: v.spawner as 'local' | 'kube-sim',
+    leaveMix: attempt(() => parseLeaveMix(v.leave), { tidy: 1, abandon: 0, 'silent-ws': 0 }),
+    activityIntervalMs: attempt(() => parseDuration(v['activity-interval'], '--activity-interval'), 0),
+    messageIntervalMs: attempt(() => parseDuration(v['message-interval'], '--message-interval'), 0),
+    httpIntervalMs: attempt(() => parseDuration(v['http-interval'], '--http-interval'), 0),
+    messageBytes: attempt(() => positiveInt(v['message-bytes'], '--message-bytes', 1 << 20), 0),
+    connections: attempt(() => positiveInt(v.connections, '--connections', 10_000), 0),
+    concurrentSpawnLimit: attempt(() => positiveInt(v['concurrent-spawn-limit'], '--concurrent-spawn-limit', 100_000), 0),
+    profile: v.profile as 'hub' | 'none', label, out: v.out, password,
+    slo: {
+      hubApiP99Ms: attempt(() => positiveInt(v['slo-hub-p99'], '--slo-hub-p99'), 0),
+      proxyAddedP99Ms: attempt(() => positiveInt(v['slo-proxy-p99'], '--slo-proxy-p99'), 0),
+      wsEchoP99Ms: attempt(() => positiveInt(v['slo-ws-p99'], '--slo-ws-p99'), 0),
+    },
+    live: v.live as LoadtestConfig['live'], help,
+  }
+  if (problems.length > 0 && !help) throw new ConfigError(problems.join('; '))
+  return Object.freeze(config)
+}

@@ -1,0 +1,166 @@
+/**
+ * The run's report in `bench-results/<date>-<scenario>-<label>/`: report.json (everything),
+ * report.md (the tables), report.html (self-contained: inline SVG charts of latency, throughput
+ * and resources over time, and the per-step summary), plus a line in bench-results/README.md.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import type { LatencySummary } from './histogram.js'
+import type { RunResult } from './run.js'
+import type { StepResult } from './step.js'
+import { lineChart, type ChartSeries } from './svg-chart.js'
+
+/** A fresh folder `<out>/<date>-<scenario>-<label>[-n]` (never overwrites an earlier run). */
+export async function reportDirFor(out: string, scenario: string, label: string, date = new Date()): Promise<string> {
+  const base = path.join(out, `${date.toISOString().slice(0, 10)}-${scenario}-${label}`)
+  for (let n = 1; n < 1000; n++) {
+    const dir = n === 1 ? base : `${base}-${n}`
+    try {
+      await fs.mkdir(dir, { recursive: false })
+      return dir
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') { await fs.mkdir(out, { recursive: true }); n--; continue }
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+  }
+  throw new Error(`no free report folder for ${base}`)
+}
+
+const fmt = (n: number | null | undefined) => n === null || n === undefined ? '-' : String(n)
+
+function latencyRows(l: Record<string, LatencySummary>): string[] {
+  return Object.entries(l).map(([k, s]) => `| ${k} | ${s.count} | ${s.errors} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`)
+}
+
+function stepMarkdown(s: StepResult): string {
+  const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : '**UNHEALTHY**'}${s.generatorLimited ? ' (**generator-limited**: the load generator saturated its core; latencies include its own queueing)' : ''}`, '']
+  if (!s.slo.healthy) lines.push(...s.slo.failures.map(f => `- SLO failed: ${f}`), '')
+  for (const [k, msgs] of Object.entries(s.notes)) lines.push(`- example of \`${k}\`: ${msgs[0]}`)
+  if (Object.keys(s.notes).length > 0) lines.push('')
+  const t = s.tally
+  lines.push(`Users: ${t.users} arrived, ${t.loggedIn} logged in, ${t.spawned} spawned, ${t.stopped} stopped tidily, ${t.failed} failed; ${t.echoes} websocket echoes of ${t.messagesSent} messages; ${t.retries429} spawn requests answered 429 and retried.`, '')
+  if (s.proxyAdded) lines.push(`Proxy added latency (GET /hub/api/ through the proxy minus direct, ${s.proxyAdded.samples} probes): p50 ${s.proxyAdded.p50} ms, p99 ${s.proxyAdded.p99} ms.`, '')
+  if (Object.keys(s.latencies).length > 0) {
+    lines.push('| key | count | errors | p50 ms | p90 ms | p99 ms | max ms |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |', ...latencyRows(s.latencies), '')
+  }
+  if (Object.keys(s.autocannon).length > 0) {
+    lines.push('| endpoint (autocannon) | connections | s | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...Object.entries(s.autocannon).map(([k, a]) => `| ${k} | ${a.connections} | ${a.durationS} | ${a.requests} | ${a.rps} | ${a.p50} | ${a.p90} | ${a.p99} | ${a.max} | ${a.non2xx} | ${a.errors} |`), '')
+  }
+  lines.push('| process | CPU mean % | CPU max % | RSS max MB | fds max | processes |', '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...Object.entries(s.resources).map(([k, p]) => `| ${k} | ${p.cpuMean} | ${p.cpuMax} | ${p.rssMaxMb} | ${p.fdsMax} | ${p.procsMax} |`), '',
+    `Generator event-loop lag p99 (worst second): ${s.loopLagP99Max} ms. Postgres connections in use (max): ${fmt(s.pgConnectionsMax)}.`, '',
+    'Outcomes: ' + Object.entries(s.counts).map(([k, n]) => `\`${k}\` ${n}`).join(', '), '')
+  return lines.join('\n')
+}
+
+export function renderMarkdown(r: RunResult): string {
+  const c = r.config
+  const simulated = r.target.simulatedCluster === true ? 'yes (kube-sim: a simulated Kubernetes API server and kubelet)' : r.target.simulatedCluster === false ? 'no (no cluster: local processes)' : 'unknown'
+  const head = [
+    `# Load test: ${r.scenario} (${r.label})`, '',
+    `Command: \`${r.command}\``, '',
+    `Started ${r.startedAt}, finished ${r.finishedAt}. fleethub ${r.versions.fleethub}, Node ${r.versions.node}.`,
+    `Machine: ${r.machine.cores} cores (${String(r.machine.cpu)}), ${r.machine.memoryGiB} GiB, load average at start ${(r.machine.loadavgAtStart as number[]).join(' ')} (shared machine: other work ran at the same time).`,
+    `Target: ${Object.entries(r.target).map(([k, v]) => `${k}=${String(v)}`).join(', ')}. Simulated cluster: ${simulated}.`,
+    `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}.`,
+    `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
+    `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (whole run): [flamegraph.html](flamegraph.html).` : ''}`, '',
+    '## Steps', '',
+    '| step | users | s | healthy | spawned | failed | login p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub CPU % | generator CPU % |',
+    '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : 'NO'}${s.generatorLimited ? ' (gen-limited)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${fmt(s.resources.hub?.cpuMean)} | ${fmt(s.resources.generator?.cpuMean)} |`),
+    '',
+  ]
+  return [...head, ...r.steps.map(stepMarkdown)].join('\n')
+}
+
+function charts(r: RunResult): string[] {
+  const lat: ChartSeries[] = [], ops: ChartSeries[] = []
+  const p50: Array<[number, number]> = [], p99: Array<[number, number]> = [], tput: Array<[number, number]> = [], errs: Array<[number, number]> = []
+  for (const s of r.steps) {
+    for (const p of s.series) {
+      p50.push([s.fromS + p.t, p.p50]); p99.push([s.fromS + p.t, p.p99]); tput.push([s.fromS + p.t, p.ops]); errs.push([s.fromS + p.t, p.errors])
+    }
+  }
+  lat.push({ name: 'p50 (all)', points: p50 }, { name: 'p99 (all)', points: p99 })
+  ops.push({ name: 'completed/s', points: tput }, { name: 'errors/s', points: errs })
+  const names = [...new Set(r.resources.flatMap(p => Object.keys(p.procs)))]
+  const per = (f: (x: { cpu: number; rssMb: number; fds: number }) => number) => names.map(n => ({
+    name: n, points: r.resources.filter(p => p.procs[n]).map(p => [p.t, f(p.procs[n]!)] as [number, number]),
+  }))
+  const out = [
+    lineChart('Latency of every timed operation (1 s buckets)', 'ms', lat),
+    lineChart('Throughput: operations completed per second', 'per second', ops),
+    lineChart('CPU by process (100 = one core)', '% CPU', per(x => x.cpu)),
+    lineChart('Resident memory by process', 'MB', per(x => x.rssMb)),
+    lineChart('Open file descriptors by process', 'fds', per(x => x.fds)),
+    lineChart('Generator event-loop lag p99 and Postgres connections', 'ms / connections', [
+      { name: 'loop lag p99 ms', points: r.resources.map(p => [p.t, p.loopLagP99] as [number, number]) },
+      { name: 'pg connections', points: r.resources.filter(p => p.pgConnections !== null).map(p => [p.t, p.pgConnections!] as [number, number]) },
+    ]),
+  ]
+  for (const s of r.steps) {
+    const keys = Object.keys(s.latencies).filter(k => k.startsWith('phase:'))
+    if (keys.length > 0) {
+      out.push(lineChart(`Step ${s.index}: p50 / p90 / p99 by phase`, 'ms', [
+        { name: 'p50', points: keys.map((k, i) => [i + 1, s.latencies[k]!.p50] as [number, number]) },
+        { name: 'p90', points: keys.map((k, i) => [i + 1, s.latencies[k]!.p90] as [number, number]) },
+        { name: 'p99', points: keys.map((k, i) => [i + 1, s.latencies[k]!.p99] as [number, number]) },
+      ], `phase: ${keys.map((k, i) => `${i + 1}=${k.slice(6)}`).join(' ')}`))
+    }
+  }
+  return out
+}
+
+function mdTablesToHtml(md: string): string {
+  // The markdown is ours and simple: headings, paragraphs, lists and pipe tables.
+  const esc = (s: string) => s.replace(/[&<>]/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)
+  const inline = (s: string) => esc(s).replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\[([^\]]+)\]\(([^)]+)\)/g, '<a href="$2">$1</a>')
+  const out: string[] = []
+  const lines = md.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!
+    if (l.startsWith('|')) {
+      const rows: string[][] = []
+      for (; i < lines.length && lines[i]!.startsWith('|'); i++) rows.push(lines[i]!.slice(1, -1).split('|').map(c => c.trim()))
+      i--
+      out.push('<table>', `<tr>${rows[0]!.map(c => `<th>${inline(c)}</th>`).join('')}</tr>`, ...rows.slice(2).map(r => `<tr>${r.map(c => `<td>${inline(c)}</td>`).join('')}</tr>`), '</table>')
+    } else if (l.startsWith('### ')) out.push(`<h3>${inline(l.slice(4))}</h3>`)
+    else if (l.startsWith('## ')) out.push(`<h2>${inline(l.slice(3))}</h2>`)
+    else if (l.startsWith('# ')) out.push(`<h1>${inline(l.slice(2))}</h1>`)
+    else if (l.startsWith('- ')) out.push(`<p>• ${inline(l.slice(2))}</p>`)
+    else if (l.trim()) out.push(`<p>${inline(l)}</p>`)
+  }
+  return out.join('\n')
+}
+
+export function renderHtml(r: RunResult, md: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fleethub load test: ${r.scenario} ${r.label}</title>
+<style>body{font:14px system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th:first-child,td:first-child{text-align:left}code{background:#f4f4f4}svg{display:block;margin:1em 0}</style></head><body>
+${mdTablesToHtml(md.split('\n## Steps')[0]!)}
+<h2>Over time</h2>
+${charts(r).join('\n')}
+${mdTablesToHtml('## Steps' + (md.split('\n## Steps')[1] ?? ''))}
+</body></html>
+`
+}
+
+export async function writeReport(r: RunResult, dir: string, indexFile: string): Promise<void> {
+  const md = renderMarkdown(r)
+  await fs.writeFile(path.join(dir, 'report.json'), JSON.stringify(r, null, 1) + '\n')
+  await fs.writeFile(path.join(dir, 'report.md'), md + '\n')
+  await fs.writeFile(path.join(dir, 'report.html'), renderHtml(r, md))
+  await appendIndex(r, dir, indexFile)
+}
+
+async function appendIndex(r: RunResult, dir: string, indexFile: string): Promise<void> {
+  let text = await fs.readFile(indexFile, 'utf8').catch(() => '')
+  if (!text.includes('## Load-test runs')) {
+    text += `${text ? '\n' : '# bench-results\n'}\n## Load-test runs\n\n| folder | scenario | users per step | result | command |\n| --- | --- | --- | --- | --- |\n`
+  }
+  const rel = path.relative(path.dirname(indexFile), dir)
+  const result = r.breakingStep === null ? 'all steps healthy' : `step ${r.breakingStep} unhealthy`
+  text = text.replace(/\n?$/, '\n') + `| [${rel}](${rel}/report.md) | ${r.scenario} | ${r.config.steps.join(',')} | ${result} | \`${r.command}\` |\n`
+  await fs.writeFile(indexFile, text)
+}

@@ -1,0 +1,219 @@
+/**
+ * The load-test runner: start (or reach) the target, sample resources every second, run the
+ * scenario step by step with a live display, judge each step against the SLOs (ramp stops at the
+ * first unhealthy one: the breaking point), stop everything, write the report.
+ */
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import type { Logger } from '../../hub/src/log.js'
+import type { LoadtestConfig } from './config.js'
+import { Recorder } from './histogram.js'
+import { LiveDisplay } from './live.js'
+import { ResourceSampler, type ResourcePoint } from './resources.js'
+import { runActivityStormStep, runApiStep } from './scenarios/api.js'
+import { runUsersStep } from './scenarios/users.js'
+import type { SimulatedUser, UserState } from './simulated-user.js'
+import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
+import { reportDirFor, writeReport } from './report.js'
+import { externalTarget, startFleethubTarget, type Target } from './target.js'
+
+export interface RunResult {
+  readonly scenario: string
+  readonly label: string
+  readonly command: string
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly config: LoadtestConfig
+  readonly machine: Readonly<Record<string, unknown>>
+  readonly versions: Readonly<Record<string, string>>
+  readonly target: Readonly<Record<string, unknown>>
+  readonly steps: StepResult[]
+  /** Index of the first unhealthy step, or null when every step held. */
+  readonly breakingStep: number | null
+  readonly resources: ResourcePoint[]
+  /** Where the report went (set by the caller after writing). */
+  reportDir?: string
+  flamegraph?: string
+}
+
+export interface RunDeps {
+  readonly log: Logger
+  readonly out?: NodeJS.WritableStream
+  /** The exact command line, for the report. */
+  readonly command?: string
+  /** Called with the running target after the last step, before it is stopped (tests read the database here). */
+  readonly beforeStop?: (target: Target, result: RunResult) => Promise<void>
+}
+
+const GENERATOR_LIMIT_CPU = 85 // % of one core: Node runs the generator's JS on one thread
+
+function gitSha(): string {
+  try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return 'unknown' }
+}
+
+function machine(): Record<string, unknown> {
+  return { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30 * 10) / 10, platform: `${os.platform()} ${os.release()}`, loadavgAtStart: os.loadavg().map(l => Math.round(l * 100) / 100) }
+}
+
+function summarizeProcesses(points: ResourcePoint[]): Record<string, ProcessSummary> {
+  const out: Record<string, ProcessSummary> = {}
+  const names = new Set(points.flatMap(p => Object.keys(p.procs)))
+  for (const name of names) {
+    const xs = points.map(p => p.procs[name]).filter((x): x is NonNullable<typeof x> => x !== null && x !== undefined)
+    if (xs.length === 0) continue
+    const r = (n: number) => Math.round(n * 10) / 10
+    out[name] = {
+      cpuMean: r(xs.reduce((a, x) => a + x.cpu, 0) / xs.length), cpuMax: r(Math.max(...xs.map(x => x.cpu))),
+      rssMaxMb: r(Math.max(...xs.map(x => x.rssMb))), fdsMax: Math.max(...xs.map(x => x.fds)), procsMax: Math.max(...xs.map(x => x.procs)),
+    }
+  }
+  return out
+}
+
+/**
+ * Hub requests that count for the hub p99 SLO: every /hub/ request but the two that wait for a
+ * spawn by design (the POST waits up to slow_spawn_timeout, the progress stream until ready);
+ * spawn time has its own phase and its own SLO (no failed spawn).
+ */
+export function isHubApiKey(key: string): boolean {
+  return key.startsWith('http:') && key.includes(' /hub/') && !key.endsWith('/server/progress') && key !== 'http:POST /hub/api/users/{name}/server'
+}
+
+/** The SLO verdict of one step (shared/LOADTEST.md: no failed spawn, no 5xx, no dropped websocket, p99 bounds). */
+export function judgeStep(config: LoadtestConfig, s: Pick<StepResult, 'counts' | 'latencies' | 'proxyAdded' | 'autocannon'>): { healthy: boolean; failures: string[] } {
+  const f: string[] = []
+  const c = s.counts
+  const failedUsers = Object.entries(c).filter(([k]) => k.startsWith('failed:')).reduce((a, [, n]) => a + n, 0)
+  if (failedUsers > 0) f.push(`${failedUsers} users failed (${Object.entries(c).filter(([k]) => k.startsWith('failed:')).map(([k, n]) => `${k.slice(7)}=${n}`).join(', ')})`)
+  if ((c['error:5xx'] ?? 0) > 0) f.push(`${c['error:5xx']} responses were 5xx`)
+  if ((c['error:ws_dropped'] ?? 0) > 0) f.push(`${c['error:ws_dropped']} websockets dropped`)
+  for (const [k, a] of Object.entries(s.autocannon)) {
+    if (a.non2xx > 0 || a.errors > 0) f.push(`${k}: ${a.non2xx} non-2xx, ${a.errors} errors`)
+  }
+  const hubP99 = Math.max(0, ...Object.entries(s.latencies).filter(([k]) => isHubApiKey(k)).map(([, l]) => l.p99),
+    ...Object.entries(s.autocannon).filter(([k]) => k.includes('/hub/')).map(([, a]) => a.p99))
+  if (hubP99 > config.slo.hubApiP99Ms) f.push(`hub p99 ${hubP99} ms > ${config.slo.hubApiP99Ms} ms`)
+  if (s.proxyAdded && s.proxyAdded.p99 > config.slo.proxyAddedP99Ms) f.push(`proxy added p99 ${s.proxyAdded.p99} ms > ${config.slo.proxyAddedP99Ms} ms`)
+  const echo = s.latencies['phase:ws_echo']
+  if (echo && echo.count > 0 && echo.p99 > config.slo.wsEchoP99Ms) f.push(`websocket echo p99 ${echo.p99} ms > ${config.slo.wsEchoP99Ms} ms`)
+  return { healthy: f.length === 0, failures: f }
+}
+
+function stepFunction(config: LoadtestConfig): (ctx: StepContext) => Promise<void> {
+  if (config.scenario === 'api') return runApiStep
+  if (config.scenario === 'activity-storm') return runActivityStormStep
+  return runUsersStep
+}
+
+async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: SimulatedUser[]): Promise<StepResult> {
+  const recorder = new Recorder()
+  const states: Record<string, number> = {}
+  const created: SimulatedUser[] = []
+  const ctx: StepContext = {
+    config, target, recorder, users, index, namePrefix: `lt${index}u`, users_: created, autocannon: {},
+    onState(from: UserState | undefined, to: UserState) {
+      if (from) states[from] = (states[from] ?? 1) - 1
+      states[to] = (states[to] ?? 0) + 1
+    },
+  }
+  const fromS = (performance.now() - runT0) / 1000
+  const startedAt = new Date().toISOString()
+  let lastSpawns = 0, lastAt = performance.now()
+  const tick = setInterval(() => {
+    const spawns = recorder.counts().spawn_ok ?? 0
+    const now = performance.now()
+    const rate = (spawns - lastSpawns) / ((now - lastAt) / 1000)
+    lastSpawns = spawns; lastAt = now
+    live.update({ elapsedS: (now - runT0) / 1000, step: index, steps: config.steps.length, usersTotal: users, states: { 'not-arrived': users - created.length, ...states }, recorder, resources: sampler.points[sampler.points.length - 1], spawnsPerS: rate })
+  }, 1000)
+  try {
+    await stepFunction(config)(ctx)
+  } finally {
+    clearInterval(tick)
+    all.push(...created)
+  }
+  const toS = (performance.now() - runT0) / 1000
+  const points = sampler.points.filter(p => p.t >= fromS && p.t <= toS + 0.5)
+  const latencies = recorder.latencies()
+  const via = recorder.get('probe:via_proxy'), direct = recorder.get('probe:direct')
+  const proxyAdded = via && direct && via.count > 0 && direct.count > 0
+    ? { p50: Math.round((via.percentile(50) - direct.percentile(50)) * 10) / 10, p99: Math.round((via.percentile(99) - direct.percentile(99)) * 10) / 10, samples: via.count }
+    : null
+  const tallies = created.map(u => u.tally)
+  const sum = (f: (t: typeof tallies[number]) => number) => tallies.reduce((a, t) => a + f(t), 0)
+  const resources = summarizeProcesses(points)
+  const partial = { counts: recorder.counts(), latencies, proxyAdded, autocannon: ctx.autocannon as Record<string, AutocannonSummary> }
+  return {
+    index, users, startedAt, durationS: Math.round((toS - fromS) * 10) / 10, ...partial, notes: recorder.notes(), series: recorder.series(),
+    tally: {
+      users: created.length, loggedIn: sum(t => Number(t.loggedIn)), spawned: sum(t => Number(t.spawned)), stopped: sum(t => Number(t.stopped)),
+      failed: created.filter(u => u.state === 'failed').length, echoes: sum(t => t.echoes), messagesSent: sum(t => t.messagesSent), retries429: sum(t => t.retries429),
+    },
+    resources, loopLagP99Max: Math.max(0, ...points.map(p => p.loopLagP99)),
+    pgConnectionsMax: points.some(p => p.pgConnections !== null) ? Math.max(...points.map(p => p.pgConnections ?? 0)) : null,
+    generatorLimited: (resources.generator?.cpuMean ?? 0) >= GENERATOR_LIMIT_CPU,
+    slo: judgeStep(config, partial), fromS: Math.round(fromS * 10) / 10, toS: Math.round(toS * 10) / 10,
+  }
+}
+
+export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promise<RunResult> {
+  const out = deps.out ?? process.stderr
+  const live = new LiveDisplay(out, config.live)
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-loadtest-run-'))
+  const startedAt = new Date().toISOString()
+  const reportDir = await reportDirFor(config.out, config.scenario, config.label)
+  const profileDir = path.join(reportDir, 'profile-hub')
+  live.message(`fleethub loadtest ${config.scenario}: steps ${config.steps.join(',')}, target ${config.target}`)
+  const target = config.target === 'fleethub'
+    ? await startFleethubTarget({ spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', profile: config.profile, profileDir, workDir, log: deps.log })
+    : externalTarget(config.target, config.password!)
+  if (target.description.fallback) live.message(`note: ${String(target.description.fallback)}`)
+  const sampler = new ResourceSampler({ processes: target.processes, pgConnections: target.pgConnections })
+  const runT0 = performance.now()
+  sampler.start()
+  const steps: StepResult[] = []
+  const users: SimulatedUser[] = []
+  let breakingStep: number | null = null
+  const result: RunResult = {
+    scenario: config.scenario, label: config.label, command: deps.command ?? `fleethub loadtest ${config.scenario}`, startedAt, finishedAt: '',
+    config, machine: machine(), versions: { node: process.version, fleethub: gitSha() }, target: target.description, steps, breakingStep: null, resources: sampler.points,
+  }
+  try {
+    for (let i = 0; i < config.steps.length; i++) {
+      const step = await runStep(config, target, i + 1, config.steps[i]!, sampler, live, runT0, users)
+      steps.push(step)
+      live.message(`step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}`)
+      if (!step.slo.healthy && breakingStep === null) {
+        breakingStep = i + 1
+        if (config.scenario === 'ramp') break
+      }
+    }
+    await sampler.sample()
+    await deps.beforeStop?.(target, result)
+  } finally {
+    await sampler.stop()
+    for (const u of users) u.close()
+    await target.close()
+    await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined)
+  }
+  const flamegraph = target.profileDir ? await keepFlamegraph(target.profileDir, reportDir) : undefined
+  Object.assign(result, { breakingStep, finishedAt: new Date().toISOString(), flamegraph, reportDir })
+  await writeReport(result, reportDir, path.join(config.out, 'README.md'))
+  live.message(`report: ${reportDir}/report.md (.json, .html)`)
+  return result
+}
+
+/** 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. */
+async function keepFlamegraph(profileDir: string, reportDir: string): Promise<string | undefined> {
+  const names = await fs.readdir(profileDir).catch(() => [] as string[])
+  const html = names.find(n => n.endsWith('.html'))
+  let kept: string | undefined
+  if (html) {
+    kept = path.join(reportDir, 'flamegraph.html')
+    await fs.rename(path.join(profileDir, html), kept)
+  }
+  await fs.rm(profileDir, { recursive: true, force: true })
+  return kept
+}

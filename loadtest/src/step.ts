@@ -1,0 +1,83 @@
+/** What a scenario step gets from the runner, and what one step records. */
+import type { LoadtestConfig } from './config.js'
+import type { LatencySummary, Recorder, SeriesPoint } from './histogram.js'
+import type { ResourcePoint } from './resources.js'
+import type { SimulatedUser, UserState } from './simulated-user.js'
+import type { Target } from './target.js'
+
+export interface StepContext {
+  readonly config: LoadtestConfig
+  readonly target: Target
+  readonly recorder: Recorder
+  /** Users in this step (or distinct users for the API scenarios). */
+  readonly users: number
+  readonly index: number
+  /** Unique per step, so every step's users are new (`lt1u`, `lt2u`…). */
+  readonly namePrefix: string
+  /** Every simulated user created in this step (the runner closes silent ones at the end). */
+  readonly users_: SimulatedUser[]
+  /** Autocannon results by endpoint key. */
+  readonly autocannon: Record<string, AutocannonSummary>
+  onState(from: UserState | undefined, to: UserState): void
+}
+
+export interface AutocannonSummary {
+  readonly url: string
+  readonly connections: number
+  readonly durationS: number
+  readonly requests: number
+  readonly rps: number
+  readonly p50: number
+  readonly p90: number
+  readonly p99: number
+  readonly max: number
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+}
+
+export interface ProcessSummary {
+  readonly cpuMean: number
+  readonly cpuMax: number
+  readonly rssMaxMb: number
+  readonly fdsMax: number
+  readonly procsMax: number
+}
+
+export interface StepTally {
+  readonly users: number
+  readonly loggedIn: number
+  readonly spawned: number
+  readonly stopped: number
+  readonly failed: number
+  readonly echoes: number
+  readonly messagesSent: number
+  readonly retries429: number
+}
+
+export interface StepResult {
+  readonly index: number
+  readonly users: number
+  readonly startedAt: string
+  readonly durationS: number
+  readonly counts: Record<string, number>
+  /** Example messages of failures, by outcome. */
+  readonly notes: Record<string, string[]>
+  readonly latencies: Record<string, LatencySummary>
+  readonly series: SeriesPoint[]
+  /** The users' own counters (not the recorder's), summed. */
+  readonly tally: StepTally
+  readonly autocannon: Record<string, AutocannonSummary>
+  /** Proxy added latency: p50/p99 through the proxy minus direct, from the probe. */
+  readonly proxyAdded: { readonly p50: number; readonly p99: number; readonly samples: number } | null
+  readonly resources: Record<string, ProcessSummary>
+  readonly loopLagP99Max: number
+  readonly pgConnectionsMax: number | null
+  readonly generatorLimited: boolean
+  readonly slo: { readonly healthy: boolean; readonly failures: string[] }
+  /** Seconds since the run started, for slicing the resource series. */
+  readonly fromS: number
+  readonly toS: number
+}
+
+export type { ResourcePoint }

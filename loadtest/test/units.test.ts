@@ -1,0 +1,91 @@
+/** The harness's pure parts: percentiles, config errors, the leave mix, the cookie jar, charts, SLO verdicts. */
+import t from 'tap'
+import { Histogram, Recorder } from '../src/histogram.js'
+import { ConfigError, parseDuration, parseLoadtestConfig } from '../src/config.js'
+import { assignLeaves } from '../src/scenarios/users.js'
+import { CookieJar } from '../src/cookie-jar.js'
+import { lineChart, niceMax } from '../src/svg-chart.js'
+import { isHubApiKey, judgeStep } from '../src/run.js'
+import { routeKey } from '../src/simulated-user.js'
+
+t.test('percentiles are nearest-rank over every sample', async t => {
+  const h = new Histogram()
+  for (let i = 100; i >= 1; i--) h.record(i)
+  t.equal(h.percentile(50), 50)
+  t.equal(h.percentile(99), 99)
+  t.equal(h.percentile(100), 100)
+  h.record(1000)
+  t.equal(h.summary().max, 1000)
+  t.equal(h.summary().count, 101)
+  t.throws(() => h.record(-1), RangeError)
+  t.ok(Number.isNaN(new Histogram().percentile(50)))
+  const r = new Recorder()
+  r.record('a', 5); r.error('a'); r.count('x'); r.count('x')
+  t.same(r.counts(), { x: 2 })
+  t.match(r.latencies().a, { count: 1, errors: 1, p99: 5 })
+  t.equal(r.series().reduce((s, p) => s + p.ops, 0), 1)
+})
+
+t.test('config: every problem listed, durations parsed, mix normalised', async t => {
+  t.equal(parseDuration('2m', 'x'), 120_000)
+  t.equal(parseDuration('250ms', 'x'), 250)
+  t.equal(parseDuration('3', 'x'), 3000)
+  const c = parseLoadtestConfig(['class-start', '--users', '200', '--arrival', '60s', '--leave', 'tidy=1,abandon=1'], {})
+  t.same(c.steps, [200])
+  t.equal(c.arrivalMs, 60_000)
+  t.same(c.leaveMix, { tidy: 0.5, abandon: 0.5, 'silent-ws': 0 })
+  t.ok(Object.isFrozen(c))
+  t.same(parseLoadtestConfig(['ramp'], {}).steps, [600, 1000, 2000, 5000, 10_000, 20_000])
+  let err: unknown
+  try { parseLoadtestConfig(['nope', '--users', '0', '--leave', 'sideways=1'], {}) } catch (e) { err = e }
+  t.ok(err instanceof ConfigError, 'one ConfigError')
+  t.equal((err as ConfigError).code, 'LOADTEST_BAD_CONFIG')
+  t.match((err as Error).message, /scenario.*--users.*sideways|scenario[\s\S]*sideways/, 'listing every problem')
+  t.match((err as Error).message, /--users/)
+  t.throws(() => parseLoadtestConfig(['steady', '--target', 'http://127.0.0.1:1'], {}), /LOADTEST_PASSWORD/)
+  t.equal(parseLoadtestConfig(['steady', '--target', 'http://127.0.0.1:1'], { LOADTEST_PASSWORD: 'p' }).password, 'p')
+  t.throws(() => parseLoadtestConfig(['steady', '--bogus'], {}), { code: 'LOADTEST_BAD_CONFIG' })
+  t.equal(parseLoadtestConfig(['--help'], {}).help, true)
+})
+
+t.test('the leave mix is exact and spread over the arrivals', async t => {
+  const modes = assignLeaves(20, { tidy: 0.3, abandon: 0.5, 'silent-ws': 0.2 })
+  t.equal(modes.filter(m => m === 'tidy').length, 6)
+  t.equal(modes.filter(m => m === 'abandon').length, 10)
+  t.equal(modes.filter(m => m === 'silent-ws').length, 4)
+  t.ok(modes.slice(0, 10).includes('tidy') && modes.slice(10).includes('tidy'), 'early and late arrivals both leave tidily')
+  t.equal(assignLeaves(7, { tidy: 1 / 3, abandon: 1 / 3, 'silent-ws': 1 / 3 }).length, 7)
+})
+
+t.test('cookie jar: paths, expiry, longest path first', async t => {
+  const jar = new CookieJar()
+  const h = new Headers()
+  h.append('set-cookie', 'a=1; Path=/hub/; HttpOnly')
+  h.append('set-cookie', 'b=2; Path=/user/alice')
+  h.append('set-cookie', 'c=3')
+  jar.store(h)
+  t.equal(jar.header('/hub/login'), 'a=1; c=3')
+  t.equal(jar.header('/user/alice/api'), 'b=2; c=3')
+  t.equal(jar.header('/user/alicex'), 'c=3', 'a path prefix is a whole segment')
+  const gone = new Headers()
+  gone.append('set-cookie', 'a=; Path=/hub/; Max-Age=0')
+  jar.store(gone)
+  t.equal(jar.header('/hub/login'), 'c=3')
+})
+
+t.test('route keys, charts, SLO verdicts', async t => {
+  t.equal(routeKey('/user/s1/api/kernels/0f8fad5b-d9cb-469f-a165-70867728950e/channels', 's1'), '/user/{name}/api/kernels/{id}/channels')
+  t.equal(niceMax(730), 1000)
+  t.equal(niceMax(0), 1)
+  const svg = lineChart('t <x>', 'ms', [{ name: 'p99', points: [[0, 1], [10, 5]] }])
+  t.match(svg, /^<svg[^>]*>.*<path d="M/)
+  t.match(svg, /t &lt;x&gt;/)
+  t.ok(isHubApiKey('http:GET /hub/login'))
+  t.notOk(isHubApiKey('http:POST /hub/api/users/{name}/server'), 'the spawn request waits for the spawn by design')
+  const config = parseLoadtestConfig(['class-start'], {})
+  const lat = (p99: number) => ({ count: 10, errors: 0, min: 1, mean: 1, p50: 1, p90: 1, p99, max: p99 })
+  t.same(judgeStep(config, { counts: { spawn_ok: 3 }, latencies: { 'http:GET /hub/login': lat(20), 'phase:ws_echo': lat(30) }, proxyAdded: { p50: 1, p99: 2, samples: 9 }, autocannon: {} }), { healthy: true, failures: [] })
+  const bad = judgeStep(config, { counts: { 'failed:spawn_timeout': 2, 'error:5xx': 1, 'error:ws_dropped': 1 }, latencies: { 'http:GET /hub/login': lat(2000), 'phase:ws_echo': lat(300) }, proxyAdded: { p50: 1, p99: 60, samples: 9 }, autocannon: {} })
+  t.equal(bad.healthy, false)
+  t.equal(bad.failures.length, 6, bad.failures.join('; '))
+})
