@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   db: { summary: 'database tasks: `db migrate`, `db migrate --down`', load: async () => (await import('../hub/src/db-cli.js')).dbMain },
   token: { summary: 'mint an API token for a user in the database and print it (like `jupyterhub token`)', load: async () => (await import('../hub/src/tokens/token-cli.js')).main },
   deploy: { summary: 'render the Kubernetes manifests: `deploy render -f values.yaml | kubectl apply -f -`', load: async () => (await import('../deploy/src/main.js')).main },
+  loadtest: { summary: 'simulated users against a hub: class-start, steady, api, activity-storm, ramp; writes bench-results/', load: async () => (await import('../loadtest/src/main.js')).main },
   'kube-sim': { summary: 'a simulated Kubernetes API server + kubelet for tests and load tests', load: async () => (await import('../loadtest/src/kube-sim/main.js')).main },
   cull: { summary: 'stop idle servers through the REST API (jupyterhub-idle-culler options; JUPYTERHUB_API_TOKEN)', load: async () => (await import('../hub/src/culler/cull-cli.js')).main },
   singleuser: { summary: 'run the built-in single-user server (configured by the JUPYTERHUB_* environment)', load: async () => (await import('../spawner/src/singleuser/main.js')).main },
