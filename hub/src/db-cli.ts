@@ -3,7 +3,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { createDb, migrateDown, migrateToLatest } from './db.js'
 import { createLogger } from './log.js'
-import { startEmbeddedPostgres } from './embedded-postgres.js'
+import { attachEmbeddedPostgres } from './embedded-postgres.js'
 
 const HELP = `usage: fleethub db migrate [--down] [--steps N] [--data-dir DIR]
 
@@ -21,7 +21,8 @@ export async function dbMain(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const steps = values.steps === undefined ? undefined : Number(values.steps)
   if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) { process.stderr.write('--steps: expected a positive integer\n'); return 2 }
   const log = createLogger('warn')
-  const pg = env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: path.join(path.resolve(values['data-dir'] ?? env.FLEETHUB_DATA_DIR ?? '.fleethub'), 'pgdata'), log })
+  // never stop a hub's running database under it: attach to it when it is up
+  const pg = env.DATABASE_URL ? undefined : await attachEmbeddedPostgres({ dataDir: path.join(path.resolve(values['data-dir'] ?? env.FLEETHUB_DATA_DIR ?? '.fleethub'), 'pgdata'), log })
   const { db } = createDb({ url: env.DATABASE_URL ?? pg!.url, poolSize: 2 })
   try {
     const names = values.down ? await migrateDown(db, steps) : await migrateToLatest(db)

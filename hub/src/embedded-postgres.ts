@@ -217,3 +217,28 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     },
   }
 }
+
+/** The embedded server already running on `dataDir` (say, the hub's), found through its postmaster.pid. */
+export async function findRunningEmbedded(dataDir: string): Promise<string | undefined> {
+  let lines: string[]
+  try {
+    lines = (await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')
+  } catch { return undefined }
+  const pid = Number(lines[0]), port = Number(lines[3])
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0 || !alive(pid)) return undefined
+  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+  if (!cmdline.includes('postgres')) return undefined
+  const password = (await fs.readFile(path.join(path.dirname(dataDir), 'pg-password'), 'utf8')).trim()
+  return `postgres://${DB_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`
+}
+
+/**
+ * For one-off commands (`db migrate`, `token`): use the cluster at `dataDir` if a hub is already
+ * running it (never stop it under the hub), else start it for the command and stop it after.
+ */
+export async function attachEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<{ url: string; stop(): Promise<void> }> {
+  const running = await findRunningEmbedded(path.resolve(options.dataDir))
+  if (running) return { url: running, stop: async () => {} }
+  const pg = await startEmbeddedPostgres(options)
+  return { url: pg.url, stop: () => pg.stop() }
+}

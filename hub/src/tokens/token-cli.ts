@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { createDb, type Db } from '../db.js'
 import { createLogger } from '../log.js'
-import { startEmbeddedPostgres, type RunningPostgres } from '../embedded-postgres.js'
+import { attachEmbeddedPostgres } from '../embedded-postgres.js'
 import { RequestAuth } from '../auth/request-auth.js'
 import { expandScopes, intersectScopes, ScopeError, validateScope } from '../auth/scopes.js'
 import { ensureUser, findUserByName, type User } from '../users/user.repository.js'
@@ -102,23 +102,7 @@ export async function mintToken(db: Db, o: TokenCliOptions): Promise<string> {
   return token
 }
 
-/** The embedded server already running on `pgdata` (the hub's), from its postmaster.pid. */
-async function runningEmbedded(pgdata: string): Promise<string | undefined> {
-  let lines: string[]
-  try {
-    lines = (await fs.readFile(path.join(pgdata, 'postmaster.pid'), 'utf8')).split('\n')
-  } catch { return undefined }
-  const pid = Number(lines[0]), port = Number(lines[3])
-  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return undefined
-  try { process.kill(pid, 0) } catch { return undefined }
-  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
-  if (!cmdline.includes('postgres')) return undefined
-  const password = (await fs.readFile(path.join(path.dirname(pgdata), 'pg-password'), 'utf8')).trim()
-  // user and database names as embedded-postgres.ts creates them
-  return `postgres://fleethub:${encodeURIComponent(password)}@127.0.0.1:${port}/fleethub`
-}
-
-async function openDatabase(o: TokenCliOptions, env: NodeJS.ProcessEnv): Promise<{ url: string; pg?: RunningPostgres }> {
+async function openDatabase(o: TokenCliOptions, env: NodeJS.ProcessEnv): Promise<{ url: string; pg?: { stop(): Promise<void> } }> {
   if (env.DATABASE_URL) return { url: env.DATABASE_URL }
   const pgdata = path.join(o.dataDir, 'pgdata')
   try {
@@ -126,10 +110,8 @@ async function openDatabase(o: TokenCliOptions, env: NodeJS.ProcessEnv): Promise
   } catch {
     throw new TokenCliError(`no database at ${pgdata}: run the hub once (fleethub start) or set DATABASE_URL`)
   }
-  const running = await runningEmbedded(pgdata)
-  if (running) return { url: running }
   // logs go to stderr: stdout carries the token alone
-  const pg = await startEmbeddedPostgres({ dataDir: pgdata, log: createLogger('warn', pino.destination(2)) })
+  const pg = await attachEmbeddedPostgres({ dataDir: pgdata, log: createLogger('warn', pino.destination(2)) })
   return { url: pg.url, pg }
 }
 
@@ -143,7 +125,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 2
   }
   if (o.help) { process.stdout.write(HELP); return 0 }
-  let pg: RunningPostgres | undefined
+  let pg: { stop(): Promise<void> } | undefined
   let db: Db | undefined
   try {
     const opened = await openDatabase(o, env)
