@@ -11,6 +11,18 @@ import type { Logger } from './log.js'
 export async function createHubKubernetesSpawner(config: HubConfig, log: Logger, env: Readonly<Record<string, string | undefined>>): Promise<Spawner> {
   const input = { startTimeoutMs: config.startTimeout * 1000, ...config.kubernetes } as KubernetesSpawnerConfigInput
   const spawner = createKubernetesSpawner(input, { log, env })
-  await spawner.ready()
+  // Without a first list the hub cannot tell running pods from stopped ones: wait for it, bounded.
+  const timeoutMs = 120_000
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([spawner.ready(), new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`could not list pods from the cluster within ${timeoutMs / 1000} s; check KUBECONFIG and RBAC`)), timeoutMs)
+    })])
+  } catch (err) {
+    await spawner.close()
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
   return spawner
 }

@@ -271,7 +271,12 @@ export class SpawnManager {
     await mapLimit(servers, 20, async s => {
       const who = { user: s.userName, serverName: s.name }
       if (s.state === 'running') {
-        const polled = await this.#spawner.poll(s.spawnerState as SpawnerState, who).catch(() => ({ running: false as const }))
+        // A poll that fails (cluster unreachable) is "unknown", never "stopped": keep the server
+        // and let the periodic poll decide later, rather than orphaning it.
+        const polled = await this.#spawner.poll(s.spawnerState as SpawnerState, who).catch(err => {
+          this.#log.warn({ user: s.userName, server: s.name, err: String(err) }, 'could not poll a server at start; keeping it')
+          return { running: true as const }
+        })
         if (polled.running) { adopted++; return }
         await markStopped(this.#db, s.id, null)
       } else {
