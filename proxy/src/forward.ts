@@ -71,15 +71,14 @@ interface Tunnel {
   /** Stops watching the client during the handshake and gives back what it sent early. */
   releaseEarly: (() => void) | undefined
   upgradeReq: http.ClientRequest | undefined
+  upgradeTimer: NodeJS.Timeout | undefined
   upstream: Socket | undefined
   lastRead: number
   lastReadAt: number
 }
 
 const ROUTE = Symbol('route')
-const TUNNEL = Symbol('tunnel')
 type TaggedRes = ServerResponse & { [ROUTE]?: Route }
-type TaggedReq = IncomingMessage & { [TUNNEL]?: Tunnel }
 const CLIENT_RES = Symbol('client response')
 type TaggedUpstreamRes = IncomingMessage & { [CLIENT_RES]?: ServerResponse }
 
@@ -126,7 +125,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
   // Without an 'error' listener the library rethrows (a dead upstream would crash the process).
   proxy.on('error', (err, req) => { logUpstreamError(log, err, req, 'unhandled proxy error') })
   proxy.on('econnreset', () => { /* client already gone; the library destroyed the upstream request */ })
-  proxy.on('proxyReqWs', (proxyReq, req) => { attachUpgrade(proxyReq, req as TaggedReq) })
+  proxy.on('proxyReqWs', (proxyReq, req) => { attachUpgrade(proxyReq, req) })
   // An upstream that dies mid-response: the library's pipe() does not pass the abort on, so the client
   // would wait forever on a response that will never end (found by leaks.test.ts). Cut it instead.
   proxy.on('proxyRes', (proxyRes, _req, res) => {
@@ -135,6 +134,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
   })
 
   const tunnels = new Set<Tunnel>()
+  const pendingTunnels = new WeakMap<IncomingMessage, Tunnel>()
   const targets = new WeakMap<Route, { web: ServerOptions, ws: ServerOptions }>()
 
   function optionsFor(route: Route): { web: ServerOptions, ws: ServerOptions } {
@@ -202,24 +202,30 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     if (route !== undefined && this.statusCode < 300) route.lastActivity = now()
   }
 
-  function attachUpgrade(proxyReq: http.ClientRequest, req: TaggedReq): void {
-    const tunnel = req[TUNNEL]
+  function attachUpgrade(proxyReq: http.ClientRequest, req: IncomingMessage): void {
+    // A WeakMap, not a property on req: a new key on a long-lived IncomingMessage changes its shape
+    // (and costs memory for the whole life of the websocket).
+    const tunnel = pendingTunnels.get(req)
     if (tunnel === undefined) return
+    pendingTunnels.delete(req)
     tunnel.upgradeReq = proxyReq
-    proxyReq.setTimeout(config.proxyTimeoutMs ?? WS_UPGRADE_TIMEOUT_MS, () => {
-      proxyReq.destroy(Object.assign(new Error('websocket upgrade timed out'), { code: 'ETIMEDOUT' }))
-    })
+    // Our own timer rather than proxyReq.setTimeout: nothing of the handshake stays referenced afterwards.
+    tunnel.upgradeTimer = setTimeout(onUpgradeTimeout, config.proxyTimeoutMs ?? WS_UPGRADE_TIMEOUT_MS, proxyReq)
+    tunnel.upgradeTimer.unref()
     // Registered before the library's own 'upgrade' listener, so the client socket is paused with its
     // early bytes put back before the library pipes it.
-    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => {
-      tunnel.releaseEarly?.()
-      tunnel.lastReadAt = now()
-      proxyReq.setTimeout(0)
-      tunnel.upgradeReq = undefined
-      tunnel.upstream = upstream
-      if (tunnel.client.destroyed) upstream.destroy()
-      upstream.once('close', () => { closeGracefully(tunnel.client) })
-    })
+    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => { onUpgraded(tunnel, upstream) })
+  }
+
+  function onUpgraded(tunnel: Tunnel, upstream: Socket): void {
+    clearTimeout(tunnel.upgradeTimer)
+    tunnel.upgradeTimer = undefined
+    tunnel.releaseEarly?.()
+    tunnel.lastReadAt = now()
+    tunnel.upgradeReq = undefined
+    tunnel.upstream = upstream
+    if (tunnel.client.destroyed) upstream.destroy()
+    upstream.once('close', () => { closeGracefully(tunnel.client) })
   }
 
   return {
@@ -238,14 +244,15 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
 
     ws(req, socket, head, route) {
       const tunnel: Tunnel = {
-        client: socket, routePath: route.path, releaseEarly: undefined, upgradeReq: undefined, upstream: undefined,
+        client: socket, routePath: route.path, releaseEarly: undefined, upgradeReq: undefined, upgradeTimer: undefined, upstream: undefined,
         lastRead: socket.bytesRead, lastReadAt: now(),
       }
       watchHandshake(tunnel)
       tunnels.add(tunnel)
-      ;(req as TaggedReq)[TUNNEL] = tunnel
+      pendingTunnels.set(req, tunnel)
       socket.once('close', () => {
         tunnels.delete(tunnel)
+        clearTimeout(tunnel.upgradeTimer)
         tunnel.upgradeReq?.destroy()
         if (tunnel.upstream !== undefined) closeGracefully(tunnel.upstream)
       })
@@ -352,6 +359,10 @@ function responseHeaders(up: IncomingMessage, req: IncomingMessage): string[] {
   return out
 }
 
+function onUpgradeTimeout(proxyReq: http.ClientRequest): void {
+  proxyReq.destroy(Object.assign(new Error('websocket upgrade timed out'), { code: 'ETIMEDOUT' }))
+}
+
 /** A client may send at most this much before the upstream accepted the upgrade. */
 const EARLY_DATA_LIMIT = 64 * 1024
 
@@ -374,10 +385,16 @@ function watchHandshake(tunnel: Tunnel): void {
   socket.once('end', onEnd)
   tunnel.releaseEarly = () => {
     tunnel.releaseEarly = undefined
-    socket.removeListener('data', onData)
-    socket.removeListener('end', onEnd)
     socket.pause()
     if (early.length > 0) socket.unshift(Buffer.concat(early))
+    // Removed on the next tick, once the library's pipe() has added its own 'data'/'end' listeners:
+    // removing the only listener of an event deletes a key from socket._events, which turns that
+    // object into a dictionary for the rest of the websocket's life (~300 B each, seen in a heap diff).
+    // pipe() starts the flow on a later tick, so no chunk reaches onData meanwhile.
+    process.nextTick(() => {
+      socket.removeListener('data', onData)
+      socket.removeListener('end', onEnd)
+    })
   }
 }
 

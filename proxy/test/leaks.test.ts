@@ -50,7 +50,8 @@ async function backToBaseline(t: Tap.Test, proxy: ChildProxy, baseline: number, 
 }
 
 t.test('abandoned websockets: clients that vanish (socket destroyed, no close frame)', async t => {
-  const { proxy, up, baseline } = await setup(t)
+  // Idle timeout off: the close itself must free everything (and a slow box must not idle-close early).
+  const { proxy, up, baseline } = await setup(t, ['--ws-idle-timeout', '0'])
   const sockets = await Promise.all(Array.from({ length: 40 }, () => openWs(`${proxy.url.replace('http', 'ws')}/user/alice/api/kernels/k/channels`)))
   t.ok(proxy.fdCount() >= baseline + 40, 'tunnels are open')
   t.ok(up.sockets.size >= 40, 'upstream sockets are open')
