@@ -33,7 +33,7 @@ function latencyRows(l: Record<string, LatencySummary>): string[] {
 }
 
 function stepMarkdown(s: StepResult): string {
-  const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : '**UNHEALTHY**'}${s.generatorLimited ? ' (**generator-limited**: the load generator saturated its core; latencies include its own queueing)' : ''}`, '']
+  const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : '**UNHEALTHY**'}${s.generatorLimited ? ' (**generator-limited**: the load generator saturated its core or waited for CPU, median event-loop lag p99 over 100 ms; its latencies include its own queueing)' : ''}`, '']
   if (!s.slo.healthy) lines.push(...s.slo.failures.map(f => `- SLO failed: ${f}`), '')
   for (const [k, msgs] of Object.entries(s.notes)) lines.push(`- example of \`${k}\`: ${msgs[0]}`)
   if (Object.keys(s.notes).length > 0) lines.push('')
@@ -61,7 +61,7 @@ export function renderMarkdown(r: RunResult): string {
     `# Load test: ${r.scenario} (${r.label})`, '',
     `Command: \`${r.command}\``, '',
     `Started ${r.startedAt}, finished ${r.finishedAt}. fleethub ${r.versions.fleethub}, Node ${r.versions.node}.`,
-    `Machine: ${r.machine.cores} cores (${String(r.machine.cpu)}), ${r.machine.memoryGiB} GiB, load average at start ${(r.machine.loadavgAtStart as number[]).join(' ')} (shared machine: other work ran at the same time).`,
+    `Machine: ${r.machine.cores} cores (${String(r.machine.cpu)}), ${r.machine.memoryGiB} GiB, load average at start ${(r.machine.loadavgAtStart as number[]).join(' ')}, at the end ${((r.machine.loadavgAtEnd as number[] | undefined) ?? []).join(' ')} (shared machine: other work ran at the same time; a load average above the core count means every process here, the generator included, waited for CPU).`,
     `Target: ${Object.entries(r.target).map(([k, v]) => `${k}=${String(v)}`).join(', ')}. Simulated cluster: ${simulated}.`,
     `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}.`,
     `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,

@@ -48,6 +48,13 @@ export interface RunDeps {
 }
 
 const GENERATOR_LIMIT_CPU = 85 // % of one core: Node runs the generator's JS on one thread
+const GENERATOR_LIMIT_LAG_MS = 100 // median over the step of the per-second event-loop delay p99
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
 
 function gitSha(): string {
   try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return 'unknown' }
@@ -153,7 +160,8 @@ async function runStep(config: LoadtestConfig, target: Target, index: number, us
     },
     resources, loopLagP99Max: Math.max(0, ...points.map(p => p.loopLagP99)),
     pgConnectionsMax: points.some(p => p.pgConnections !== null) ? Math.max(...points.map(p => p.pgConnections ?? 0)) : null,
-    generatorLimited: (resources.generator?.cpuMean ?? 0) >= GENERATOR_LIMIT_CPU,
+    // Limited either by its own CPU, or by waiting for CPU (event-loop lag): then its timings include its own delay.
+    generatorLimited: (resources.generator?.cpuMean ?? 0) >= GENERATOR_LIMIT_CPU || median(points.map(p => p.loopLagP99)) > GENERATOR_LIMIT_LAG_MS,
     slo: judgeStep(config, partial), fromS: Math.round(fromS * 10) / 10, toS: Math.round(toS * 10) / 10,
   }
 }
@@ -199,7 +207,8 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined)
   }
   const flamegraph = target.profileDir ? await keepFlamegraph(target.profileDir, reportDir) : undefined
-  Object.assign(result, { breakingStep, finishedAt: new Date().toISOString(), flamegraph, reportDir })
+  const loadavgAtEnd = os.loadavg().map(l => Math.round(l * 100) / 100)
+  Object.assign(result, { breakingStep, finishedAt: new Date().toISOString(), flamegraph, reportDir, machine: { ...result.machine, loadavgAtEnd } })
   await writeReport(result, reportDir, path.join(config.out, 'README.md'))
   live.message(`report: ${reportDir}/report.md (.json, .html)`)
   return result

@@ -42,7 +42,7 @@ async function observe(target: Target): Promise<Seen> {
 
 t.test('class-start: 20 users, and the report agrees with the database, the proxy and the users', async t => {
   const out = await outDir(t)
-  const config = parseLoadtestConfig(['class-start', '--users', '20', '--arrival', '4s', '--duration', '6s', '--message-interval', '1s',
+  const config = parseLoadtestConfig(['class-start', '--users', '20', '--arrival', '3s', '--duration', '5s', '--message-interval', '1s',
     '--http-interval', '3s', '--leave', 'tidy=0.3,abandon=0.5,silent-ws=0.2', '--out', out, '--label', 'ci', '--live', 'off'], {})
   let seen: Seen | undefined
   const result = await runLoadtest(config, { log, out: sink, command: 'test', beforeStop: async target => { seen = await observe(target) } })
@@ -83,7 +83,7 @@ t.test('class-start: 20 users, and the report agrees with the database, the prox
 
 t.test('api: autocannon on the hot endpoints, counted against the requests the hub saw', async t => {
   const out = await outDir(t)
-  const config = parseLoadtestConfig(['api', '--users', '20', '--duration', '6s', '--connections', '4', '--out', out, '--label', 'ci', '--live', 'off'], {})
+  const config = parseLoadtestConfig(['api', '--users', '20', '--duration', '4s', '--connections', '4', '--out', out, '--label', 'ci', '--live', 'off'], {})
   let activity = -1
   const result = await runLoadtest(config, {
     log, out: sink, command: 'test',
