@@ -1,7 +1,7 @@
 /**
  * `npm run bench:proxy`: our proxy vs configurable-http-proxy 5.3 vs direct, in one run, alternating.
  * Writes bench-results/proxy-<date>/report.{json,md}. Flags: --quick (short runs, small counts),
- * --duration S (seconds per autocannon run, default 3), --rounds N (default 3), --ws N,M (default 1000,9000).
+ * --duration S (seconds per autocannon run, default 3), --rounds N (default 3), --ws N,M (default 1000,9000), --out NAME (folder under bench-results/).
  * Loopback only; all servers are child processes measured from outside (/proc/<pid>).
  */
 import autocannon from 'autocannon'
@@ -18,6 +18,7 @@ import { type Child, openFileLimit, REPO, rssBytes, socketFds, startChp, startOu
 const TOKEN = 'bench-token'
 const { values } = parseArgs({ options: {
   quick: { type: 'boolean', default: false }, duration: { type: 'string' }, rounds: { type: 'string' }, ws: { type: 'string' },
+  out: { type: 'string' },
 } })
 const DURATION = Number(values.duration ?? (values.quick ? 1 : 3))
 const ROUNDS = Number(values.rounds ?? (values.quick ? 1 : 3))
@@ -220,7 +221,7 @@ async function main(): Promise<void> {
     await Promise.all([chp.stop(), ours.stop(), upstream.stop()])
   }
   report.wallSeconds = Math.round((Date.now() - started) / 1000)
-  const dir = join(REPO, 'bench-results', `proxy-${new Date().toISOString().slice(0, 10)}${values.quick ? '-quick' : ''}`)
+  const dir = join(REPO, 'bench-results', values.out ?? `proxy-${new Date().toISOString().slice(0, 10)}${values.quick ? '-quick' : ''}`)
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(join(dir, 'report.md'), renderMarkdown(report))
