@@ -9,6 +9,7 @@ import * as m0003 from './0003_create_sessions.js'
 import * as m0004 from './0004_create_api_tokens.js'
 import * as m0005 from './0005_create_groups.js'
 import * as m0006 from './0006_create_cull_events.js'
+import * as m0007 from './0007_index_oauth_clients_server.js'
 
 export const migrations: Record<string, Migration> = {
   '0001_create_users': m0001,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0004_create_api_tokens': m0004,
   '0005_create_groups': m0005,
   '0006_create_cull_events': m0006,
+  '0007_index_oauth_clients_server': m0007,
 }

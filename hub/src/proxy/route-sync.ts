@@ -31,6 +31,9 @@ export function serverPrefix(userName: string, serverName: string): string {
   return serverName === '' ? `/user/${urlEscape(userName)}/` : `/user/${urlEscape(userName)}/${urlEscape(serverName)}/`
 }
 
+const REPAIR_CONCURRENCY = 8
+const BULK_REPAIR_THRESHOLD = 50
+
 export class RouteSync {
   readonly #api: RoutesApi
   readonly #db: Db
@@ -111,7 +114,8 @@ export class RouteSync {
     const [current, servers] = await Promise.all([this.#api.getRoutes(), listActiveServers(this.#db)])
     const byRoute = new Map(servers.map(s => [routePath(s.userName, s.name), s]))
     const want = this.#desired(servers)
-    const repairs: Promise<unknown>[] = []
+    const repairs: Array<() => Promise<unknown>> = []
+    let additions = 0
     for (const [path, r] of Object.entries(current)) {
       const server = byRoute.get(path)
       if (server && r.last_activity && this.#activity) {
@@ -124,16 +128,25 @@ export class RouteSync {
       if (r.jupyterhub !== true || want.has(path)) continue
       if (server && server.state !== 'stopped') continue // pending/stopping: its own flow owns the route
       this.#log.info({ path }, 'deleting stale route')
-      repairs.push(this.#api.deleteRoute(path))
+      repairs.push(() => this.#api.deleteRoute(path))
     }
     for (const [path, r] of want) {
       const have = current[path]
       if (have && have.target === r.target) continue
       this.#log.info({ path, target: r.target }, have ? 'fixing route target' : 'adding missing route')
       const { target, ...data } = r
-      repairs.push(this.#api.addRoute(path, target, data))
+      additions++
+      repairs.push(() => this.#api.addRoute(path, target, data))
     }
-    await Promise.all(repairs)
+    // Many routes missing means the proxy lost its table: put it back in one call.
+    if (additions > BULK_REPAIR_THRESHOLD) {
+      await this.restoreAll()
+      return
+    }
+    let next = 0
+    await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, repairs.length) }, async () => {
+      while (next < repairs.length) await repairs[next++]!()
+    }))
   }
 
   /** Run `check` every `intervalMs` (JupyterHub's last_activity_interval, default 300 s). */

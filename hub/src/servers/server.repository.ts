@@ -60,7 +60,7 @@ export async function listUserServers(db: Db, userId: string): Promise<ServerRec
  * it to `pending`, undefined when it was already pending, running or stopping. Two requests (or
  * two hub replicas) racing to spawn the same server cannot both win.
  */
-export async function claimForSpawn(db: Db, args: { userId: string; name: string; owner: string; spawnerKind: string; userOptions: Record<string, unknown> }): Promise<ServerRecord | undefined> {
+export async function claimForSpawn(db: Db, args: { userId: string; userName: string; name: string; owner: string; spawnerKind: string; userOptions: Record<string, unknown> }): Promise<ServerRecord | undefined> {
   const options = JSON.stringify(args.userOptions)
   const row = await db.insertInto('servers')
     .values({ user_id: args.userId, name: args.name, state: 'pending', owner: args.owner, spawner_kind: args.spawnerKind,
@@ -69,8 +69,10 @@ export async function claimForSpawn(db: Db, args: { userId: string; name: string
       state: 'pending', owner: args.owner, spawner_kind: args.spawnerKind, user_options: options, started: sql`now()`,
       last_error: null, spawner_state: '{}', url: null, updated: sql`now()`,
     }).where('servers.state', '=', 'stopped'))
-    .returning('id').executeTakeFirst()
-  return row ? findServerById(db, row.id) : undefined
+    .returning(['id', 'user_id', 'name', 'state', 'spawner_kind', 'spawner_state', 'url', 'user_options', 'started', 'last_activity', 'last_error'])
+    .executeTakeFirst()
+  // one round trip: the row as written, with the user name we already know
+  return row && toServer({ ...row, user_name: args.userName } as Row)
 }
 
 export async function saveSpawnerState(db: Db, id: string, state: Record<string, unknown>): Promise<void> {
@@ -93,12 +95,11 @@ export async function claimForStop(db: Db, id: string, owner: string): Promise<b
 
 /** Back to stopped, dropping the server's credentials in the same transaction. */
 export async function markStopped(db: Db, id: string, lastError: string | null = null): Promise<void> {
-  await db.transaction().execute(async tx => {
-    await tx.deleteFrom('oauth_clients').where('server_id', '=', id).execute()
-    await tx.deleteFrom('api_tokens').where('server_id', '=', id).execute()
-    await tx.updateTable('servers').set({ state: 'stopped', url: null, owner: null, spawner_state: '{}', last_error: lastError, updated: sql`now()` })
-      .where('id', '=', id).execute()
-  })
+  // One statement (atomic on its own): the server's OAuth client (and with it every token issued
+  // through it) and its own API token go in the same breath as the state change.
+  await sql`with c as (delete from oauth_clients where server_id = ${id}), t as (delete from api_tokens where server_id = ${id})
+    update servers set state = 'stopped', url = null, owner = null, spawner_state = '{}', last_error = ${lastError}, updated = now()
+    where id = ${id}`.execute(db)
 }
 
 /** The servers of many users at once (one indexed query), grouped by user id. */

@@ -8,8 +8,7 @@ import type { Spawner, SpawnerState, SpawnSpec } from '../../../spawner/src/inde
 import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
 import type { RequestAuth } from '../auth/request-auth.js'
-import { createToken } from '../tokens/token.repository.js'
-import { hashToken } from '../auth/tokens.js'
+import { hashToken, newToken, tokenPrefix } from '../auth/tokens.js'
 import { HttpError } from '../errors.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
 import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
@@ -116,7 +115,7 @@ export class SpawnManager {
       this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
       throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
     }
-    const server = await claimForSpawn(this.#db, { userId: user.id, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions })
+    const server = await claimForSpawn(this.#db, { userId: user.id, userName: user.name, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions })
       .catch(err => { pass.release(); throw err })
     if (!server) {
       pass.release()
@@ -136,13 +135,18 @@ export class SpawnManager {
   async #credentials(server: ServerRecord): Promise<{ apiToken: string; clientId: string }> {
     const clientId = oauthClientId(server.userName, server.name)
     const prefix = serverPrefix(server.userName, server.name)
-    return this.#db.transaction().execute(async tx => {
-      // a client left behind by a crashed hub would block the insert; it is ours to replace
-      await tx.deleteFrom('oauth_clients').where('id', '=', clientId).execute()
-      const { token } = await createToken(tx, { kind: 'server', userId: server.userId, serverId: server.id, scopes: SERVER_TOKEN_SCOPES(server.userName), note: `Server at ${prefix}` })
-      await tx.insertInto('oauth_clients').values({ id: clientId, secret_hash: hashToken(token), redirect_uri: `${prefix}oauth_callback`, description: `Server at ${prefix}`, server_id: server.id }).execute()
-      return { apiToken: token, clientId }
-    })
+    const token = newToken()
+    // One statement: the server's API token and its OAuth client (whose secret is that token). A
+    // client left behind by a crashed hub is taken over (upsert) rather than blocking the insert.
+    await sql`with tok as (
+        insert into api_tokens (prefix, hash, kind, user_id, server_id, scopes, note)
+        values (${tokenPrefix(token)}, ${hashToken(token)}, 'server', ${server.userId}, ${server.id}, ${SERVER_TOKEN_SCOPES(server.userName)}::text[], ${`Server at ${prefix}`})
+        returning id)
+      insert into oauth_clients (id, secret_hash, redirect_uri, description, server_id)
+      values (${clientId}, ${hashToken(token)}, ${`${prefix}oauth_callback`}, ${`Server at ${prefix}`}, ${server.id})
+      on conflict (id) do update set secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
+        description = excluded.description, server_id = excluded.server_id`.execute(this.#db)
+    return { apiToken: token, clientId }
   }
 
   #spec(server: ServerRecord, apiToken: string, clientId: string, userOptions: Record<string, unknown>): SpawnSpec {
