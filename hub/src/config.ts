@@ -32,6 +32,8 @@ export interface HubConfig {
   /** The development authenticator's shared password (FLEETHUB_DEV_PASSWORD); random when unset. */
   readonly devPassword: string
   readonly devPasswordGenerated: boolean
+  /** `dev` (any username, one shared password) or `native` (admin-created accounts, passwords set at first sign-in). Default dev. */
+  readonly authenticator: 'dev' | 'native'
   /** Admin user names (JupyterHub Authenticator.admin_users; FLEETHUB_ADMIN_USERS=alice,bob). */
   readonly adminUsers: readonly string[]
   /** `local` (child processes, default) or `kubernetes`. */
@@ -94,7 +96,7 @@ const OPTIONS = {
   'hub-ip': { type: 'string' }, 'hub-port': { type: 'string' }, 'hub-connect-url': { type: 'string' },
   proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' },
   'data-dir': { type: 'string' }, migrate: { type: 'boolean' },
-  'admin-users': { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
+  'admin-users': { type: 'string' }, authenticator: { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
   'last-activity-interval': { type: 'string' }, 'poll-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
@@ -115,6 +117,8 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --data-dir DIR              local state, incl. the embedded database (default .fleethub)
   --no-migrate                do not run database migrations on start
   --admin-users a,b           admin user names
+  --authenticator dev|native  dev: any username + the dev password; native: accounts admins
+                              create, each password set at the user's first sign-in
   --spawner local|kubernetes  how user servers run (default local)
   --singleuser-cmd "CMD ARGS" command for local user servers
   --concurrent-spawn-limit N  spawns in flight at once (default 100)
@@ -215,6 +219,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     migrate: (values.migrate ?? file.migrate ?? true) as boolean,
     devPassword: devFromEnv ?? randomBytes(9).toString('base64url'),
     devPasswordGenerated: devFromEnv === undefined,
+    authenticator: oneOf('authenticator', 'FLEETHUB_AUTHENTICATOR', 'authenticator', ['dev', 'native'] as const, 'dev'),
     adminUsers: list(values['admin-users'] ?? env.FLEETHUB_ADMIN_USERS ?? file.adminUsers),
     spawner: oneOf('spawner', 'FLEETHUB_SPAWNER', 'spawner', ['local', 'kubernetes'] as const, 'local'),
     singleuserCmd: Array.isArray(cmd) ? cmd.map(String) : typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : undefined,

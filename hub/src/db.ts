@@ -18,6 +18,8 @@ export interface UsersTable {
   admin: Generated<boolean>
   created: Timestamp
   last_activity: NullableTimestamp
+  /** bcrypt hash for the native authenticator; null until the user's first sign-in sets it. */
+  password_hash: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 export interface ServersTable {

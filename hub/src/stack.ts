@@ -16,12 +16,14 @@ import { createDb, migrateToLatest, type Db } from './db.js'
 import type { Logger } from './log.js'
 import { RequestAuth } from './auth/request-auth.js'
 import { createDevAuthenticator, type Authenticator } from './auth/dev-authenticator.js'
+import { createNativeAuthenticator } from './auth/native-authenticator.js'
 import { ActivityBuffer } from './servers/activity.js'
 import { SpawnManager } from './servers/spawn-manager.js'
 import { RouteSync } from './proxy/route-sync.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './sessions/session.repository.js'
 import { listActiveServers } from './servers/server.repository.js'
+import { ensureUser } from './users/user.repository.js'
 import { createCuller } from './culler/culler.js'
 import { cullerRouter } from './culler/culler.routes.js'
 import { syncServiceToken } from './tokens/token.repository.js'
@@ -118,9 +120,9 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     cleanups.push(() => o.spawner.close())
     const ctx: HubContext = {
       db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics,
-      authenticator: o.authenticator ?? createDevAuthenticator(config.devPassword),
+      authenticator: o.authenticator ?? (config.authenticator === 'native' ? createNativeAuthenticator(db) : createDevAuthenticator(config.devPassword)),
       settings: {
-        sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator,
+        sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator && config.authenticator === 'dev',
         spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
         allowNamedServers: config.allowNamedServers, namedServerLimitPerUser: config.namedServerLimitPerUser,
         services: config.services.map(s => ({ name: s.name, roles: s.roles })), spawnerKind: o.spawner.kind,
@@ -133,6 +135,9 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     })
     server.on('request', createApp(ctx, [cullerRouter(ctx, culler)]))
 
+    // Configured admins exist from the start (as in JupyterHub), so the first admin can sign in
+    // with an authenticator that only knows existing accounts.
+    for (const name of config.adminUsers) await ensureUser(db, name, { admin: true })
     await spawns.restore()
     if (o.spawner.findOrphans) {
       const known = (await listActiveServers(db)).map(sv => ({ user: sv.userName, serverName: sv.name }))

@@ -52,7 +52,7 @@ export function pagesRouter(ctx: HubContext): Router {
   r.get('/hub/login', (req, res) => {
     const next = safeNext(req.query.next)
     if (res.locals.identity?.kind === 'user') return res.redirect(302, next || '/hub/home')
-    sendHtml(res, 200, loginPage({ next, xsrf: xsrfToken(req, res), devPasswordHint: ctx.settings.devLogin }))
+    sendHtml(res, 200, loginPage({ next, xsrf: xsrfToken(req, res), devPasswordHint: ctx.settings.devLogin, firstSignInHint: ctx.authenticator.kind === 'native' }))
   })
 
   r.post('/hub/login', form, async (req, res) => {
@@ -61,7 +61,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const username = typeof body.username === 'string' ? body.username : ''
     const password = typeof body.password === 'string' ? body.password : ''
     const again = (status: number, error: string) =>
-      sendHtml(res, status, loginPage({ next, xsrf: xsrfToken(req, res), error, username, devPasswordHint: ctx.settings.devLogin }))
+      sendHtml(res, status, loginPage({ next, xsrf: xsrfToken(req, res), error, username, devPasswordHint: ctx.settings.devLogin, firstSignInHint: ctx.authenticator.kind === 'native' }))
     if (!checkFormXsrf(req)) return again(403, 'Your session expired or the form came from another site. Please sign in again.')
     const badName = checkUsername(normalizeUsername(username))
     if (badName) return again(400, badName)

@@ -11,7 +11,7 @@ export interface ServerView {
 
 const xsrfField = (xsrf: string) => html`<input type="hidden" name="_xsrf" value="${xsrf}">`
 
-export function loginPage(o: { next: string; xsrf: string; error?: string; username?: string; devPasswordHint: boolean }): string {
+export function loginPage(o: { next: string; xsrf: string; error?: string; username?: string; devPasswordHint: boolean; firstSignInHint?: boolean }): string {
   const action = `/hub/login${o.next ? `?next=${encodeURIComponent(o.next)}` : ''}`
   return layout({
     title: 'Sign in',
@@ -26,7 +26,8 @@ ${o.error ? html`<p class="error" role="alert" id="login-error">${o.error}</p>` 
   <input type="password" id="password" name="password" autocomplete="current-password" required>
   <p><button type="submit" id="login-submit">Sign in</button></p>
 </form>
-${o.devPasswordHint ? html`<p class="muted">Development mode: any username, with the password printed when the hub started.</p>` : ''}`,
+${o.devPasswordHint ? html`<p class="muted">Development mode: any username, with the password printed when the hub started.</p>` : ''}
+${o.firstSignInHint ? html`<p class="muted" id="first-sign-in">Signing in for the first time? The password you enter now (at least 8 characters) becomes your password.</p>` : ''}`,
   })
 }
 
