@@ -150,6 +150,10 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
     proxy?.onRestart(restore)
     proxyClient.onRestart(restore)
+    // A proxy we did not start (or one restarted by its own supervisor) is noticed through its boot
+    // id; a ping a second makes that within a second instead of at the next route change.
+    const pinger = setInterval(() => { void proxyClient.ping().catch(() => undefined) }, 1000).unref()
+    cleanups.push(() => clearInterval(pinger))
     routes.start(config.lastActivityInterval * 1000)
     cleanups.push(() => routes.close())
     if (config.cullIdle) culler.start()

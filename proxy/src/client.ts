@@ -17,6 +17,11 @@ export interface ProxyClient {
   deleteRoute(path: string): Promise<boolean>
   /** PUT /api/routes: replace the whole table atomically (fleethub proxies only). */
   replaceRoutes(routes: Record<string, { target: string; [data: string]: unknown }>): Promise<void>
+  /**
+   * A cheap call (one missing route, 404) whose only purpose is the boot id in its answer: call it
+   * every second or so to notice a restarted proxy within that time. Returns the boot id seen.
+   */
+  ping(): Promise<string | undefined>
   /** The boot id seen on the last response, undefined before the first call. */
   readonly bootId: string | undefined
   /** Called (once per change) when a response carries a boot id different from the previous one: the proxy restarted and lost its table. */
@@ -126,6 +131,10 @@ export function createProxyClient(options: ProxyClientOptions): ProxyClient {
   }
 
   return {
+    async ping() {
+      await call('GET', '/api/routes/.fleethub-ping')
+      return bootId
+    },
     async getRoutes(opts = {}) {
       const query = opts.inactiveSince === undefined ? '' : `?inactive_since=${encodeURIComponent(opts.inactiveSince.toISOString())}`
       const reply = await call('GET', `/api/routes${query}`)
