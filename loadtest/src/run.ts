@@ -216,8 +216,9 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
 
 /** 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. */
 async function keepFlamegraph(profileDir: string, reportDir: string): Promise<string | undefined> {
-  const names = await fs.readdir(profileDir).catch(() => [] as string[])
-  const html = names.find(n => n.endsWith('.html'))
+  // 0x may write straight into the folder or into a `<pid>.0x/` subfolder
+  const names = await fs.readdir(profileDir, { recursive: true }).catch(() => [] as string[])
+  const html = names.find(n => n.endsWith('flamegraph.html')) ?? names.find(n => n.endsWith('.html'))
   let kept: string | undefined
   if (html) {
     kept = path.join(reportDir, 'flamegraph.html')

@@ -96,13 +96,37 @@ async function waitHttp(url: string, child: ChildProcess, logFile: string): Prom
 }
 
 async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, pid = child?.pid, timeoutMs = 90_000): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null || pid === undefined) return
+  if (!child || child.exitCode !== null || child.signalCode !== null) return
+  pid ??= child.pid
+  if (pid === undefined) return
   const exited = once(child, 'exit')
   try { process.kill(pid, signal) } catch { return }
   const timer = new Promise(r => setTimeout(r, timeoutMs).unref())
   if (await Promise.race([exited.then(() => true), timer.then(() => false)])) return
   try { child.kill('SIGKILL') } catch { /* gone */ }
   await Promise.race([exited, new Promise(r => setTimeout(r, 5000).unref())])
+}
+
+/**
+ * Under 0x: SIGINT the profiled node child (shared/DEPENDENCIES.md §7: never 0x itself), wait for
+ * it to exit and for 0x to write flamegraph.html, then stop 0x, which can linger afterwards.
+ */
+async function stopProfiled(zeroX: ChildProcess | undefined, pid: number | undefined, dir: string | undefined): Promise<void> {
+  if (!zeroX || zeroX.exitCode !== null || zeroX.signalCode !== null) return
+  if (pid !== undefined) {
+    try { process.kill(pid, 'SIGINT') } catch { /* gone */ }
+    for (let i = 0; i < 900 && alive(pid); i++) await new Promise(r => setTimeout(r, 100))
+  }
+  const written = () => {
+    try { return dir !== undefined && fs.readdirSync(dir, { recursive: true }).some(n => String(n).endsWith('flamegraph.html')) } catch { return false }
+  }
+  for (let i = 0; i < 1200 && zeroX.exitCode === null && !written(); i++) await new Promise(r => setTimeout(r, 250))
+  await new Promise(r => setTimeout(r, 1000)) // let it finish the file it just created
+  await stopChild(zeroX, 'SIGTERM', zeroX.pid, 10_000)
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
 }
 
 function logTo(file: string): number {
@@ -128,12 +152,15 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
   let kube: { child: ChildProcess; kubeconfig: string } | undefined
   let hub: ChildProcess | undefined
   const cleanup = async () => {
-    await stopChild(hub, 'SIGINT', hubPid())
+    if (o.profile === 'hub') await stopProfiled(hub, hubPid(), profileDirOf())
+    else await stopChild(hub, 'SIGINT', hubPid())
     await stopChild(kube?.child, 'SIGTERM')
     await pgServer?.stop()
     await fsp.rm(dir, { recursive: true, force: true })
   }
-  const hubPid = () => o.profile === 'hub' ? findInTree(hub?.pid, c => c.includes('fleethub.js start') && !c.includes('0x')) : hub?.pid
+  // under 0x the hub is 0x's `node --prof … fleethub.js start` child
+  const profileDirOf = () => o.profile === 'hub' ? o.profileDir ?? path.join(o.workDir, 'flamegraph-hub') : undefined
+  const hubPid = () => o.profile === 'hub' ? findInTree(hub?.pid, c => c.includes('--prof') && c.includes('fleethub.js start')) : hub?.pid
   try {
     pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } })
     const password = randomBytes(12).toString('hex')
@@ -148,12 +175,13 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       '--concurrent-spawn-limit', String(o.concurrentSpawnLimit), '--no-cull-idle', '--start-timeout', '120',
       // the built-in single-user server (its websocket echoes): a real jupyterhub-singleuser on PATH would need kernels
       '--singleuser-cmd', `${process.execPath} ${CLI} singleuser`]
-    const profileDir = o.profile === 'hub' ? o.profileDir ?? path.join(o.workDir, 'flamegraph-hub') : undefined
+    const profileDir = profileDirOf()
     const launch = (extra: string[], extraEnv: Record<string, string>) => {
       const fd = logTo(path.join(o.workDir, 'hub.log'))
       const zeroX = path.join(REPO, 'node_modules/0x/cmd.js')
       const argv = profileDir ? [zeroX, '--output-dir', profileDir, '--', process.execPath, CLI, ...baseArgs, ...extra] : [CLI, ...baseArgs, ...extra]
-      const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd] })
+      // cwd: 0x writes its v8 log into the working directory before moving it
+      const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd], cwd: o.workDir })
       fs.closeSync(fd)
       return child
     }
@@ -163,6 +191,7 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       try {
         await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
         description.simulatedCluster = true
+        description.userServers = 'virtual servers inside the kube-sim process (pods), each on its own loopback address'
       } catch (err) {
         o.log.warn({ err: (err as Error).message.split('\n')[0] }, 'the hub did not start with the Kubernetes spawner: falling back to local')
         await stopChild(hub, 'SIGKILL'); await stopChild(kube.child, 'SIGTERM'); kube = undefined
