@@ -80,12 +80,13 @@ function summarizeProcesses(points: ResourcePoint[]): Record<string, ProcessSumm
 }
 
 /**
- * Hub requests that count for the hub p99 SLO: every /hub/ request but the two that wait for a
- * spawn by design (the POST waits up to slow_spawn_timeout, the progress stream until ready);
- * spawn time has its own phase and its own SLO (no failed spawn).
+ * Hub requests that count for the hub p99 SLO: every /hub/ request but those that wait for a
+ * server by design (the spawn POST up to slow_spawn_timeout, the progress stream until ready, the
+ * stop DELETE until the server is gone); spawn and stop times have their own phases.
  */
 export function isHubApiKey(key: string): boolean {
-  return key.startsWith('http:') && key.includes(' /hub/') && !key.endsWith('/server/progress') && key !== 'http:POST /hub/api/users/{name}/server'
+  return key.startsWith('http:') && key.includes(' /hub/') && !key.endsWith('/server/progress') &&
+    key !== 'http:POST /hub/api/users/{name}/server' && key !== 'http:DELETE /hub/api/users/{name}/server'
 }
 
 /** The SLO verdict of one step (shared/LOADTEST.md: no failed spawn, no 5xx, no dropped websocket, p99 bounds). */

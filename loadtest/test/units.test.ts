@@ -82,6 +82,7 @@ t.test('route keys, charts, SLO verdicts', async t => {
   t.match(svg, /t &lt;x&gt;/)
   t.ok(isHubApiKey('http:GET /hub/login'))
   t.notOk(isHubApiKey('http:POST /hub/api/users/{name}/server'), 'the spawn request waits for the spawn by design')
+  t.notOk(isHubApiKey('http:DELETE /hub/api/users/{name}/server'), 'and the stop request for the stop')
   const config = parseLoadtestConfig(['class-start'], {})
   const lat = (p99: number) => ({ count: 10, errors: 0, min: 1, mean: 1, p50: 1, p90: 1, p99, max: p99 })
   t.same(judgeStep(config, { counts: { spawn_ok: 3 }, latencies: { 'http:GET /hub/login': lat(20), 'phase:ws_echo': lat(30) }, proxyAdded: { p50: 1, p99: 2, samples: 9 }, autocannon: {} }), { healthy: true, failures: [] })
