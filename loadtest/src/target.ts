@@ -62,6 +62,23 @@ const REPO = repoRoot()
 const CLI = path.join(REPO, 'dist/cli/fleethub.js')
 const READY_TIMEOUT_MS = 60_000
 
+/** Every descendant pid of `root` (not root itself). */
+function descendantsOf(root: number | undefined): number[] {
+  const out: number[] = []
+  const stack = root === undefined ? [] : [root]
+  for (let guard = 0; stack.length > 0 && guard < 100_000; guard++) {
+    const pid = stack.pop()!
+    if (pid !== root) out.push(pid)
+    try {
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+        const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim()
+        if (kids) stack.push(...kids.split(' ').map(Number))
+      }
+    } catch { /* exited */ }
+  }
+  return out
+}
+
 /** The pid of the first process in `root`'s tree whose command line matches. */
 export function findInTree(root: number | undefined, match: (cmdline: string) => boolean): number | undefined {
   if (root === undefined) return undefined
@@ -152,8 +169,12 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
   let kube: { child: ChildProcess; kubeconfig: string } | undefined
   let hub: ChildProcess | undefined
   const cleanup = async () => {
+    // 0x's preload exits the hub on SIGINT without the hub's own shutdown, which would stop the user
+    // servers: note the hub's descendants first, and stop those still running afterwards
+    const leftovers = o.profile === 'hub' ? descendantsOf(hubPid()) : []
     if (o.profile === 'hub') await stopProfiled(hub, hubPid(), profileDirOf())
     else await stopChild(hub, 'SIGINT', hubPid())
+    for (const pid of leftovers) if (alive(pid)) { try { process.kill(pid, 'SIGTERM') } catch { /* gone */ } }
     await stopChild(kube?.child, 'SIGTERM')
     await pgServer?.stop()
     await fsp.rm(dir, { recursive: true, force: true })
