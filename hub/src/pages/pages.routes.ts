@@ -13,7 +13,7 @@ import { ensureUser } from '../users/user.repository.js'
 import { findServer, type ServerRecord } from '../servers/server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { tokenPage } from './token-page.js'
-import { errorPage, homePage, loginPage, notRunningPage, spawnPendingPage, type ServerView } from './pages.js'
+import { errorPage, homePage, loginPage, notRunningPage, spawnPendingPage, type ProfileOption, type ServerView } from './pages.js'
 import { HttpError } from '../errors.js'
 
 /** Only same-site paths: `/x`, never `//evil.example` or `/\evil.example`. */
@@ -38,6 +38,12 @@ function view(server: ServerRecord | undefined, user: string): ServerView {
     name: server?.name ?? '', state: server?.state ?? 'stopped', url: serverPrefix(user, server?.name ?? ''),
     lastError: server?.lastError ?? null, lastActivity: server?.lastActivity ?? null,
   }
+}
+
+/** The spawner's profiles, if it offers any (the Kubernetes spawner does). */
+function spawnerProfiles(ctx: HubContext): ProfileOption[] | undefined {
+  const spawner = ctx.spawns.spawner as { profiles?: () => ProfileOption[] }
+  return spawner.profiles?.()
 }
 
 export function pagesRouter(ctx: HubContext): Router {
@@ -94,7 +100,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const me = requireLogin(req, res)
     if (!me) return
     const server = await findServer(ctx.db, me.userId, '')
-    sendHtml(res, 200, homePage({ user: me.name, server: view(server, me.name), xsrf: xsrfToken(req, res), admin: res.locals.identity?.admin }))
+    sendHtml(res, 200, homePage({ user: me.name, server: view(server, me.name), xsrf: xsrfToken(req, res), admin: res.locals.identity?.admin, profiles: spawnerProfiles(ctx) }))
   })
 
   r.get('/hub/token', (req, res) => {
@@ -109,7 +115,10 @@ export function pagesRouter(ctx: HubContext): Router {
     const target = typeof req.params.user === 'string' ? req.params.user : me.name
     if (target !== me.name) throw new HttpError(403, 'HUB_FORBIDDEN', 'You can only start your own server.')
     const next = safeNext(req.query.next)
-    const outcome = await ctx.spawns.spawn({ id: me.userId, name: me.name }, '')
+    // a profile picked in the start form; the spawner validates it (unknown -> a clear failure)
+    const profile = (req.body as Record<string, unknown> | undefined)?.profile ?? req.query.profile
+    const userOptions = typeof profile === 'string' && profile !== '' ? { profile: profile.slice(0, 100) } : {}
+    const outcome = await ctx.spawns.spawn({ id: me.userId, name: me.name }, '', userOptions)
     // Wait a moment: a fast spawn goes straight to the server, as JupyterHub does.
     const p = ctx.spawns.progressFor(outcome.server.id)
     if (p && !p.done) await Promise.race([p.finished, new Promise(r => setTimeout(r, ctx.settings.spawnPageWaitMs))])

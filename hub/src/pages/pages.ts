@@ -40,7 +40,17 @@ function describe(s: ServerView): string {
   }
 }
 
-export function homePage(o: { user: string; server: ServerView; xsrf: string; admin?: boolean }): string {
+export interface ProfileOption { readonly slug: string; readonly displayName: string; readonly description: string; readonly default: boolean }
+
+/** The spawner's profiles as a choice in the start form (radio buttons: accessible, no script). */
+function profileChoice(profiles: readonly ProfileOption[] | undefined) {
+  if (!profiles || profiles.length === 0) return ''
+  return html`<fieldset id="profiles"><legend>Server options</legend>${profiles.map(p => html`
+    <label><input type="radio" name="profile" value="${p.slug}"${p.default ? raw(' checked') : ''}> ${p.displayName}${p.description ? html` <span class="muted">${p.description}</span>` : ''}</label>`)}
+  </fieldset>`
+}
+
+export function homePage(o: { user: string; server: ServerView; xsrf: string; admin?: boolean; profiles?: readonly ProfileOption[] }): string {
   const s = o.server
   const status = html`<p id="server-status">Your server is <strong>${describe(s)}</strong>.</p>`
   const error = s.lastError && s.state === 'stopped' ? html`<p class="error" role="alert" id="server-error">The last start failed: ${s.lastError}. Start it again below; if it keeps failing, tell your instructor what this message says.</p>` : ''
@@ -54,7 +64,7 @@ export function homePage(o: { user: string; server: ServerView; xsrf: string; ad
   } else if (s.state === 'stopping') {
     actions = html`<p class="muted">Please wait, then reload this page.</p>`
   } else {
-    actions = html`<form method="post" action="/hub/spawn">${xsrfField(o.xsrf)}<button id="start" type="submit">Start my server</button></form>`
+    actions = html`<form method="post" action="/hub/spawn">${xsrfField(o.xsrf)}${profileChoice(o.profiles)}<button id="start" type="submit">Start my server</button></form>`
   }
   return layout({ title: 'Home', user: o.user, admin: o.admin, body: html`<h1>Home</h1>${status}${error}${actions}` })
 }
