@@ -12,7 +12,8 @@ const USERS = 200
 const LIMIT = 5
 
 async function adminToken(hub: Awaited<ReturnType<typeof startTestHub>>): Promise<string> {
-  const row = await hub.db.insertInto('users').values({ name: 'admin', admin: true }).returning('id').executeTakeFirstOrThrow()
+  // --admin-users admin: the hub created the account at start
+  const row = await hub.db.selectFrom('users').select('id').where('name', '=', 'admin').where('admin', '=', true).executeTakeFirstOrThrow()
   return (await createToken(hub.db, { kind: 'api', userId: row.id, scopes: ['inherit'] })).token
 }
 
