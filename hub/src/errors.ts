@@ -22,6 +22,3 @@ export const missingScope = (scopes: readonly string[]) =>
 export const notFound = (message = 'Not Found', code = 'HUB_NOT_FOUND') => new HttpError(404, code, message)
 export const userNotFound = (name: string) => new HttpError(404, 'HUB_USER_NOT_FOUND', `No such user: '${name}'`)
 export const conflict = (message: string, code = 'HUB_CONFLICT') => new HttpError(409, code, message)
-export const tooLarge = (limit: number) => new HttpError(413, 'HUB_BODY_TOO_LARGE', `Request body larger than ${limit} bytes`)
-export const tooManyRequests = (message: string, retryAfterSeconds: number) =>
-  new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', message, { headers: { 'retry-after': String(retryAfterSeconds) } })
