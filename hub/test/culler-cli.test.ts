@@ -13,6 +13,7 @@ import type { Spawner, SpawnerState } from '../../spawner/src/index.js'
 import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
+import { waitFor } from '../../test/helpers/wait.js'
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/cli/fleethub.js')
 
@@ -33,15 +34,6 @@ async function adminToken(hub: TestHub): Promise<string> {
   return (await createToken(hub.db, { kind: 'api', userId: root.id, scopes: ['inherit'] })).token
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 100))
-  }
-}
 
 const serverState = async (hub: TestHub, user: string, name = '') => (await hub.db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id')
   .select(['servers.state', 'servers.spawner_state']).where('users.name', '=', user).where('servers.name', '=', name).executeTakeFirst())

@@ -7,6 +7,7 @@ import t from 'tap'
 import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
+import { waitFor } from '../../test/helpers/wait.js'
 
 async function tokenFor(hub: TestHub, name: string, admin = false): Promise<string> {
   const user = await ensureUser(hub.db, name, { admin })
@@ -22,15 +23,6 @@ async function api(hub: TestHub, token: string, method: string, path: string, bo
   return { status: res.status, json: text ? JSON.parse(text) : undefined }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 200))
-  }
-}
 
 async function serverRow(hub: TestHub, user: string) {
   return hub.db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id')

@@ -6,6 +6,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { Browser } from '../../test/helpers/browser.js'
 import { DEV_PASSWORD, startTestHub } from '../../test/helpers/hub.js'
+import { waitFor } from '../../test/helpers/wait.js'
 
 async function progressEvents(b: Browser, user: string): Promise<Array<Record<string, unknown>>> {
   const res = await b.fetch(`/hub/api/users/${user}/server/progress`, { headers: { referer: `${b.base}/hub/spawn-pending/${user}` } })
@@ -14,15 +15,6 @@ async function progressEvents(b: Browser, user: string): Promise<Array<Record<st
   return text.split('\n\n').filter(chunk => chunk.startsWith('data: ')).map(chunk => JSON.parse(chunk.slice(6)) as Record<string, unknown>)
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 100))
-  }
-}
 
 t.test('a user starts, uses, stops and restarts their own server through the proxy', async t => {
   const hub = await startTestHub(t)

@@ -65,6 +65,11 @@ const INFORMER_MAX_BACKOFF_MS = 30_000
 const FATAL_EVENT_GRACE_MS = 1000
 const LIST_PAGE = 500
 
+/** Full-jitter exponential backoff for restarting a failed list/watch, capped. */
+function restartDelay(failures: number): number {
+  return Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 10))
+}
+
 type PodListener = (pod: V1Pod | undefined, deleted: boolean) => void
 type EventListener = (event: CoreV1Event) => void
 
@@ -116,7 +121,7 @@ class Informer<T extends KubernetesObject> {
   #onError(err: unknown): void {
     if (this.#stopped) return
     this.#failures++
-    const delay = Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.#failures, 10))
+    const delay = restartDelay(this.#failures)
     this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => this.start(), delay)
@@ -195,7 +200,7 @@ class EventStream {
   #retry(err: unknown): void {
     if (this.#stopped) return
     this.#failures++
-    const delay = Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.#failures, 10))
+    const delay = restartDelay(this.#failures)
     this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => this.start(), delay)
