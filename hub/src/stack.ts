@@ -75,8 +75,14 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       if (applied.length > 0) log.info({ applied }, 'database migrated')
     }
 
-    // Listen first (the handler is attached below): servers and the proxy need the real port.
+    // Listen first (the app is attached below): servers and the proxy need the real port. Until
+    // then every request gets a 503 with Retry-After, never a connection that hangs.
     const server = http.createServer()
+    const starting = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' })
+      res.end(JSON.stringify({ status: 503, message: 'The hub is starting; try again in a moment', code: 'HUB_STARTING' }))
+    }
+    server.on('request', starting)
     server.keepAliveTimeout = 65_000
     const hubPort = await listen(server, config.hubPort, config.hubIp)
     cleanups.push(() => new Promise(r => { server.close(r); server.closeAllConnections() }))
@@ -133,6 +139,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       timeout: config.cullTimeout, every: config.cullEvery, maxAge: config.cullMaxAge, cullUsers: config.cullUsers,
       concurrency: config.cullConcurrency, cullAdminUsers: config.cullAdminUsers, removeNamedServers: config.cullRemoveNamedServers,
     })
+    server.off('request', starting)
     server.on('request', createApp(ctx, [cullerRouter(ctx, culler)]))
 
     // Configured admins exist from the start (as in JupyterHub), so the first admin can sign in
