@@ -29,7 +29,12 @@ const USERS = 10_000
 const RUNNING = 2_000
 const SPAWNS = 1_000
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' } } })
+const { values } = parseArgs({ options: {
+  duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' },
+  // --only get_user,activity: just those cases (no report written); --cpu-prof DIR: the hub under node --cpu-prof
+  only: { type: 'string' }, 'cpu-prof': { type: 'string' },
+} })
+const only = values.only ? new Set(values.only.split(',')) : undefined
 const duration = Number(values.duration)
 const log = createLogger('warn')
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
@@ -40,14 +45,17 @@ async function main(): Promise<void> {
   const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log, settings: { fsync: 'off', synchronous_commit: 'off' } })
   const results: Record<string, unknown> = {}
   const [port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort()]
-  const hub = spawn(process.execPath, ['dist/cli/fleethub.js', 'hub', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
-    '--data-dir', dir, '--log-level', 'warn', '--last-activity-interval', '3600'], { env: { ...process.env, DATABASE_URL: pg.url, FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) }, stdio: ['ignore', 'inherit', 'inherit'] })
+  const profArgs = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['cpu-prof'])] : []
+  const hub = spawn(process.execPath, [...profArgs, 'dist/cli/fleethub.js', 'hub', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
+    '--data-dir', dir, '--log-level', 'warn', '--last-activity-interval', '3600',
+    // the seeded "running" servers point nowhere: no poll may stop them mid-run
+    '--poll-interval', '3600'], { env: { ...process.env, DATABASE_URL: pg.socketUrl, FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) }, stdio: ['ignore', 'inherit', 'inherit'] })
   const hubUrl = `http://127.0.0.1:${hubPort}`
   const { createDb } = await import('../src/db.js')
   const { db } = createDb({ url: pg.url, poolSize: 4 })
   try {
     for (let i = 0; i < 300; i++) {
-      if (await fetch(`${hubUrl}/hub/health`).then(r => r.ok, () => false)) break
+      if (await fetch(`${hubUrl}/hub/health`, { signal: AbortSignal.timeout(2000) }).then(r => r.ok, () => false)) break
       await new Promise(r => setTimeout(r, 100))
     }
     progress(`seeding ${USERS} users, ${RUNNING} running servers`)
@@ -64,6 +72,7 @@ async function main(): Promise<void> {
       { key: 'list_ready', request: () => ({ method: 'GET', path: `/hub/api/users?state=ready&offset=${Math.floor(Math.random() * 40) * 50}&limit=50`, headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } }) },
     ]
     for (const c of cases) {
+      if (only && !only.has(c.key)) continue
       for (const connections of [10, 50]) {
         progress(`${c.key} at ${connections} connections for ${duration}s`)
         const r = await autocannon({
@@ -72,6 +81,12 @@ async function main(): Promise<void> {
         })
         results[`${c.key}_c${connections}`] = { rps: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r.requests.total }
       }
+    }
+    if (only) {
+      hub.kill('SIGTERM')
+      await new Promise(r => hub.once('exit', r))
+      process.stdout.write(JSON.stringify(results, null, 2) + '\n')
+      return
     }
     const stack = { hubUrl }
     progress('paging through every user, 200 a page')
@@ -100,7 +115,7 @@ async function main(): Promise<void> {
     progress(`${SPAWNS} spawns with an instant spawner`)
     const config = parseHubConfig(['--port', '0', '--hub-port', '0', '--proxy-api-url', 'http://127.0.0.1:0', '--data-dir', dir, '--log-level', 'warn',
       '--concurrent-spawn-limit', '100', '--last-activity-interval', '3600', '--no-migrate'], { FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) })
-    const inproc = await startHub({ config, databaseUrl: pg.url, log, spawner: createInstantSpawner() })
+    const inproc = await startHub({ config, databaseUrl: pg.socketUrl, log, spawner: createInstantSpawner() })
     await sql`insert into users (name) select 'spawn' || i from generate_series(1, ${SPAWNS}) as i`.execute(db)
     const t0 = performance.now()
     const agent = { ...headers }

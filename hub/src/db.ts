@@ -117,11 +117,26 @@ export interface DbOptions {
   readonly poolSize?: number
 }
 
+const pools = new WeakMap<Db, pg.Pool>()
+
+/**
+ * The pg pool behind a Kysely instance from createDb, for the few hot-path reads that run as
+ * named (server-side prepared) statements: Kysely has no statement names, and on a 2-core box
+ * Postgres's parse and plan per query is a visible share of a request.
+ */
+export function poolOf(db: Db): pg.Pool {
+  const pool = pools.get(db)
+  if (!pool) throw new Error('poolOf: this Kysely instance was not made by createDb')
+  return pool
+}
+
 // bigint ids come back as strings (exact); timestamps as Date.
 export function createDb(options: DbOptions): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, idleTimeoutMillis: 30_000 })
   pool.on('error', () => { /* an idle client died (database restart); the pool replaces it */ })
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  pools.set(db, pool)
+  return { db, pool }
 }
 
 function migrator(db: Kysely<any>): Migrator {

@@ -35,6 +35,12 @@ export interface EmbeddedPostgresOptions {
 export interface RunningPostgres {
   /** `postgres://fleethub:…@127.0.0.1:<port>/fleethub` */
   readonly url: string
+  /**
+   * The same database over a Unix socket (`postgres://…@/fleethub?host=<dir>&port=<port>`), or
+   * the TCP url when the socket path would be too long. The hub uses this one: on a small machine
+   * a loopback TCP round trip per query is a visible share of a request.
+   */
+  readonly socketUrl: string
   readonly port: number
   readonly pid: number
   /** Fast shutdown (SIGINT), waiting for the server to exit. */
@@ -181,6 +187,16 @@ async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/**
+ * The Unix socket directory for a cluster: beside the data directory, owned by the server's OS
+ * user; undefined when the socket path would not fit in sun_path (107 bytes), and then the hub
+ * uses TCP.
+ */
+export function socketDirFor(dataDir: string, port: number): string | undefined {
+  const dir = path.join(path.dirname(path.resolve(dataDir)), 'run')
+  return Buffer.byteLength(path.join(dir, `.s.PGSQL.${port}`)) <= 100 ? dir : undefined
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const { log } = options
   const dataDir = path.resolve(options.dataDir)
@@ -195,19 +211,26 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const port = options.port ?? await freeLowPort()
   const logFile = path.join(path.dirname(dataDir), 'postgres.log')
   const out = await fs.open(logFile, 'a')
-  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: '300', ...options.settings }
+  const socketDir = socketDirFor(dataDir, port)
+  const useSocket = socketDir !== undefined
+  if (useSocket) {
+    await fs.mkdir(socketDir, { recursive: true, mode: 0o700 })
+    if (who) await fs.chown(socketDir, who.uid, who.gid)
+  }
+  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: useSocket ? socketDir : '', max_connections: '300', ...options.settings }
   const args = ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
   const child = spawn(bin.postgres, args, { ...(who ?? {}), stdio: ['ignore', out.fd, out.fd], detached: options.detached ?? false, env: { ...process.env, LC_ALL: 'C' } })
   await out.close()
   child.on('error', err => log.error({ err }, 'embedded Postgres failed to spawn'))
   if (options.detached) child.unref()
   const url = `postgres://${DB_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`
+  const socketUrl = useSocket ? `postgres://${DB_USER}:${encodeURIComponent(password)}@/${DB_NAME}?host=${encodeURIComponent(socketDir)}&port=${port}` : url
   await waitUntilAccepting(url, child, logFile, 30_000)
   await ensureDatabase(url)
   const pid = child.pid!
   log.info({ port, dataDir }, 'embedded Postgres ready')
   return {
-    url, port, pid,
+    url, socketUrl, port, pid,
     async stop() {
       if (child.exitCode !== null || !alive(pid)) return
       const exited = options.detached ? null : once(child, 'exit')

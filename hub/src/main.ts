@@ -64,7 +64,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, embedded: boolean): P
     let databaseUrl = config.databaseUrl
     if (!databaseUrl) {
       pg = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, 'pgdata'), log: log.child({ component: 'postgres' }) })
-      databaseUrl = pg.url
+      databaseUrl = pg.socketUrl
     }
     const spawner = await createConfiguredSpawner(config, log, env)
     stack = await startHub({ config, databaseUrl, log, spawner })

@@ -17,6 +17,7 @@ import { caller, needScope } from './guards.js'
 import { streamProgress } from './progress.js'
 import { selfModel } from './models.js'
 import { parseActivity } from './activity.js'
+import { findUserAndServerIds } from '../users/user-parts.repository.js'
 
 const PACKAGE_VERSION = '0.1.0'
 
@@ -68,14 +69,24 @@ export function apiRouter(ctx: HubContext): Router {
   r.post('/users/:name/activity', jsonBody, async (req, res) => {
     const name = req.params.name as string
     needScope(res, ['users:activity'], { user: name })
-    const user = await loadUser(ctx, name)
-    const report = parseActivity(req.body)
-    if (report.lastActivity) ctx.activity.recordUser(user.id, report.lastActivity)
+    let report: ReturnType<typeof parseActivity>
+    try {
+      report = parseActivity(req.body)
+    } catch (err) {
+      // an unknown user is a 404 before the body is judged, as JupyterHub answers
+      if (!await findUserAndServerIds(ctx.db, name, [])) throw userNotFound(name)
+      throw err
+    }
+    // one round trip: the user's id and the ids of the servers named in the report
+    const found = await findUserAndServerIds(ctx.db, name, [...report.servers.keys()])
+    if (!found) throw userNotFound(name)
+    for (const serverName of report.servers.keys()) {
+      if (!found.servers.has(serverName)) throw badRequest(`No such server '${serverName}' for user ${name}`)
+    }
+    if (report.lastActivity) ctx.activity.recordUser(found.userId, report.lastActivity)
     for (const [serverName, at] of report.servers) {
-      const server = await findServer(ctx.db, user.id, serverName)
-      if (!server) throw badRequest(`No such server '${serverName}' for user ${user.name}`)
-      ctx.activity.recordServer(server.id, at)
-      ctx.activity.recordUser(user.id, at)
+      ctx.activity.recordServer(found.servers.get(serverName)!, at)
+      ctx.activity.recordUser(found.userId, at)
     }
     res.status(200).type('json').end()
   })

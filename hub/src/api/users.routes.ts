@@ -12,7 +12,8 @@ import { listUsers, type UserSort, type UserStateFilter } from '../users/user-li
 import { listUserServers } from '../servers/server.repository.js'
 import { caller, needScope } from './guards.js'
 import { paginate, parsePage } from './pagination.js'
-import { userModels } from './models.js'
+import { userModel, userModels } from './models.js'
+import { findUserWithParts } from '../users/user-parts.repository.js'
 import { jsonBody } from './body.js'
 
 const STATES = new Set(['active', 'ready', 'inactive'])
@@ -43,10 +44,11 @@ function bodyObject(body: unknown): Record<string, unknown> {
 export function usersRouter(ctx: HubContext): Router {
   const r = Router()
 
+  // one round trip: the user, their servers and groups
   const modelOf = async (viewer: ReadonlySet<string>, name: string, includeStopped = false) => {
-    const user = await findUserByName(ctx.db, name)
-    if (!user) return undefined
-    return (await userModels(ctx, viewer, [user], { includeStopped }))[0]
+    const parts = await findUserWithParts(ctx.db, name)
+    if (!parts) return undefined
+    return userModel(viewer, { ...parts, roles: ctx.auth.userRoles(parts.user) }, { includeStopped })
   }
 
   r.get('/users', async (req, res) => {
@@ -64,7 +66,8 @@ export function usersRouter(ctx: HubContext): Router {
       offset: page.offset, limit: page.limit, state: state as UserStateFilter | undefined, nameFilter,
       sort: sort as UserSort, descending, visible: filters === 'all' ? 'all' : { users: filters.users, groups: filters.groups },
     })
-    const items = await userModels(ctx, id.scopes, users, { includeStopped: flag(req, 'include_stopped_servers') })
+    const includeStopped = flag(req, 'include_stopped_servers')
+    const items = users.flatMap(p => userModel(id.scopes, { ...p, roles: ctx.auth.userRoles(p.user) }, { includeStopped }) ?? [])
     res.json(paginate(req, page, items, total))
   })
 

@@ -16,13 +16,13 @@ export interface ServerRecord {
   readonly lastError: string | null
 }
 
-type Row = {
+export type ServerRow = {
   id: string; user_id: string; user_name: string; name: string; state: ServerState; spawner_kind: string | null
   spawner_state: Record<string, unknown>; url: string | null; user_options: Record<string, unknown> | null
   started: Date | null; last_activity: Date | null; last_error: string | null
 }
 
-const toServer = (r: Row): ServerRecord => ({
+export const toServer = (r: ServerRow): ServerRecord => ({
   id: r.id, userId: r.user_id, userName: r.user_name, name: r.name, state: r.state, spawnerKind: r.spawner_kind,
   spawnerState: r.spawner_state ?? {}, url: r.url, userOptions: r.user_options, started: r.started,
   lastActivity: r.last_activity, lastError: r.last_error,
@@ -36,23 +36,23 @@ function selectServers(db: Db) {
 
 export async function findServer(db: Db, userId: string, name: string): Promise<ServerRecord | undefined> {
   const row = await selectServers(db).where('servers.user_id', '=', userId).where('servers.name', '=', name).executeTakeFirst()
-  return row && toServer(row as Row)
+  return row && toServer(row as ServerRow)
 }
 
 export async function findServerById(db: Db, id: string): Promise<ServerRecord | undefined> {
   const row = await selectServers(db).where('servers.id', '=', id).executeTakeFirst()
-  return row && toServer(row as Row)
+  return row && toServer(row as ServerRow)
 }
 
 /** Every server that is not stopped (served by the partial index servers_active_idx). */
 export async function listActiveServers(db: Db): Promise<ServerRecord[]> {
   const rows = await selectServers(db).where('servers.state', '<>', 'stopped').orderBy('servers.id').execute()
-  return rows.map(r => toServer(r as Row))
+  return rows.map(r => toServer(r as ServerRow))
 }
 
 export async function listUserServers(db: Db, userId: string): Promise<ServerRecord[]> {
   const rows = await selectServers(db).where('servers.user_id', '=', userId).orderBy('servers.name').execute()
-  return rows.map(r => toServer(r as Row))
+  return rows.map(r => toServer(r as ServerRow))
 }
 
 /**
@@ -72,7 +72,7 @@ export async function claimForSpawn(db: Db, args: { userId: string; userName: st
     .returning(['id', 'user_id', 'name', 'state', 'spawner_kind', 'spawner_state', 'url', 'user_options', 'started', 'last_activity', 'last_error'])
     .executeTakeFirst()
   // one round trip: the row as written, with the user name we already know
-  return row && toServer({ ...row, user_name: args.userName } as Row)
+  return row && toServer({ ...row, user_name: args.userName } as ServerRow)
 }
 
 export async function saveSpawnerState(db: Db, id: string, state: Record<string, unknown>): Promise<void> {
@@ -108,7 +108,7 @@ export async function listServersOfUsers(db: Db, userIds: readonly string[]): Pr
   if (userIds.length === 0) return out
   const rows = await selectServers(db).where('servers.user_id', 'in', [...userIds]).orderBy('servers.name').execute()
   for (const r of rows) {
-    const s = toServer(r as Row)
+    const s = toServer(r as ServerRow)
     const list = out.get(s.userId)
     if (list) list.push(s)
     else out.set(s.userId, [s])

@@ -1,0 +1,59 @@
+/**
+ * The hot reads behind `GET /hub/api/users/<name>` and `POST /hub/api/users/<name>/activity`:
+ * one round trip each, as named statements (prepared once per connection). Three queries per
+ * user read cost a third of the hub's CPU in socket writes alone under load (see
+ * bench-results/README.md, hub API round 1).
+ */
+import type { Db } from '../db.js'
+import { poolOf } from '../db.js'
+import { toServer, type ServerRecord, type ServerRow } from '../servers/server.repository.js'
+import { toUser, type User } from './user.repository.js'
+
+export interface UserWithParts {
+  readonly user: User
+  readonly servers: readonly ServerRecord[]
+  readonly groups: readonly string[]
+}
+
+/** A user's servers as a json array (by name) and groups as a text[] (by name), for a row `u` of users. */
+export const SERVERS_JSON = `coalesce((select json_agg(json_build_object(
+      'id', s.id::text, 'user_id', s.user_id::text, 'name', s.name, 'state', s.state, 'spawner_kind', s.spawner_kind,
+      'spawner_state', s.spawner_state, 'url', s.url, 'user_options', s.user_options, 'started', s.started,
+      'last_activity', s.last_activity, 'last_error', s.last_error) order by s.name)
+    from servers s where s.user_id = u.id), '[]'::json)`
+export const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) from group_members m join groups g on g.id = m.group_id
+    where m.user_id = u.id), '{}'::text[])`
+
+const USER_WITH_PARTS = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
+from users u where u.name = $1`
+
+type JsonServer = Omit<ServerRow, 'user_name' | 'started' | 'last_activity'> & { started: string | null; last_activity: string | null }
+
+/** A row with the user's columns plus `servers` (json) and `groups` (text[]). */
+export type UserPartsRow = Parameters<typeof toUser>[0] & { servers: JsonServer[]; groups: string[] }
+
+const date = (s: string | null) => s === null ? null : new Date(s)
+
+export function toUserWithParts(r: UserPartsRow): UserWithParts {
+  const servers = r.servers.map(s => toServer({ ...s, user_name: r.name, started: date(s.started), last_activity: date(s.last_activity) }))
+  return { user: toUser(r), servers, groups: r.groups }
+}
+
+/** A user, all their servers (by name) and their groups (by name), or undefined. */
+export async function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {
+  const { rows } = await poolOf(db).query({ name: 'fleethub-user-with-parts', text: USER_WITH_PARTS, values: [name] })
+  const r = rows[0] as UserPartsRow | undefined
+  return r && toUserWithParts(r)
+}
+
+const USER_AND_SERVER_IDS = `
+select u.id, coalesce(json_object_agg(s.name, s.id::text) filter (where s.id is not null), '{}'::json) as servers
+from users u left join servers s on s.user_id = u.id and s.name = any($2::text[])
+where u.name = $1 group by u.id`
+
+/** The user's id and the ids of those of `serverNames` that exist (name -> id), or undefined. */
+export async function findUserAndServerIds(db: Db, name: string, serverNames: readonly string[]): Promise<{ userId: string; servers: Map<string, string> } | undefined> {
+  const { rows } = await poolOf(db).query({ name: 'fleethub-user-server-ids', text: USER_AND_SERVER_IDS, values: [name, serverNames] })
+  const r = rows[0] as { id: string; servers: Record<string, string> } | undefined
+  return r && { userId: r.id, servers: new Map(Object.entries(r.servers)) }
+}
