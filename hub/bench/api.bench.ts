@@ -31,7 +31,8 @@ const SPAWNS = 1_000
 
 const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' },
-  // --only get_user,activity: just those cases (no report written); --cpu-prof DIR: the hub under node --cpu-prof
+  // --only get_user,activity,list_ready,list_all,spawn: just those parts (no report written)
+  // --cpu-prof DIR: CPU profiles of the hub (the child under node --cpu-prof; this process during the spawn phase)
   only: { type: 'string' }, 'cpu-prof': { type: 'string' },
 } })
 const only = values.only ? new Set(values.only.split(',')) : undefined
@@ -82,16 +83,10 @@ async function main(): Promise<void> {
         results[`${c.key}_c${connections}`] = { rps: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r.requests.total }
       }
     }
-    if (only) {
-      hub.kill('SIGTERM')
-      await new Promise(r => hub.once('exit', r))
-      process.stdout.write(JSON.stringify(results, null, 2) + '\n')
-      return
-    }
     const stack = { hubUrl }
-    progress('paging through every user, 200 a page')
+    if (!only || only.has('list_all')) progress('paging through every user, 200 a page')
     const listTimes: number[] = []
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < (only && !only.has('list_all') ? 0 : 5); round++) {
       const t0 = performance.now()
       let url: string | null = `${stack.hubUrl}/hub/api/users?limit=200`
       let seen = 0, at5000 = 0
@@ -107,26 +102,28 @@ async function main(): Promise<void> {
     }
     const first5000 = listTimes.filter((_, i) => i % 2 === 0).sort((a, b) => a - b)
     const all = listTimes.filter((_, i) => i % 2 === 1).sort((a, b) => a - b)
-    results.list_first_5000_ms_median = Math.round(first5000[2]!)
-    results.list_all_ms_median = Math.round(all[2]!)
+    if (listTimes.length > 0) {
+      results.list_first_5000_ms_median = Math.round(first5000[2]!)
+      results.list_all_ms_median = Math.round(all[2]!)
+    }
 
     hub.kill('SIGTERM')
     await new Promise(r => hub.once('exit', r))
+    if (only && !only.has('spawn')) {
+      process.stdout.write(JSON.stringify(results, null, 2) + '\n')
+      return
+    }
     progress(`${SPAWNS} spawns with an instant spawner`)
     const config = parseHubConfig(['--port', '0', '--hub-port', '0', '--proxy-api-url', 'http://127.0.0.1:0', '--data-dir', dir, '--log-level', 'warn',
       '--concurrent-spawn-limit', '100', '--last-activity-interval', '3600', '--no-migrate'], { FLEETHUB_DEV_PASSWORD: 'x'.repeat(12) })
     const inproc = await startHub({ config, databaseUrl: pg.socketUrl, log, spawner: createInstantSpawner() })
     await sql`insert into users (name) select 'spawn' || i from generate_series(1, ${SPAWNS}) as i`.execute(db)
+    const profiler = values['cpu-prof'] ? await startProfiler() : undefined
     const t0 = performance.now()
-    const agent = { ...headers }
-    let next = 1
-    await Promise.all(Array.from({ length: 50 }, async () => {
-      while (next <= SPAWNS) {
-        const i = next++
-        const res = await fetch(`${inproc.hubUrl}/hub/api/users/spawn${i}/server`, { method: 'POST', headers: agent })
-        await res.body?.cancel()
-      }
-    }))
+    // The 50 client loops run in their own process, as autocannon does for the other cases: the
+    // hub's event loop serves spawns only.
+    const statuses = await runSpawnClients(inproc.hubUrl, token, SPAWNS, 50)
+    results.spawn_statuses = statuses
     for (let i = 0; i < 600; i++) {
       const r = await db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id').select(sql<string>`count(*)`.as('n'))
         .where('servers.state', '=', 'running').where('users.name', 'like', 'spawn%').executeTakeFirstOrThrow()
@@ -134,6 +131,7 @@ async function main(): Promise<void> {
       await new Promise(r => setTimeout(r, 50))
     }
     const spawnSeconds = (performance.now() - t0) / 1000
+    if (profiler) await profiler.stop(path.join(values['cpu-prof']!, `spawn-phase-${Date.now()}.cpuprofile`))
     results.spawns = SPAWNS
     results.spawn_seconds = Number(spawnSeconds.toFixed(2))
     results.spawns_per_second = Math.round(SPAWNS / spawnSeconds)
@@ -144,7 +142,50 @@ async function main(): Promise<void> {
     await pg.stop()
     await fs.rm(dir, { recursive: true, force: true })
   }
-  await writeReport(results)
+  if (only) process.stdout.write(JSON.stringify(results, null, 2) + '\n')
+  else await writeReport(results)
+}
+
+const SPAWN_CLIENT = `
+const [url, token, total, loops] = [process.argv[1], process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
+const statuses = {}
+let next = 1
+await Promise.all(Array.from({ length: loops }, async () => {
+  while (next <= total) {
+    const i = next++
+    const res = await fetch(url + '/hub/api/users/spawn' + i + '/server', { method: 'POST', headers: { authorization: 'token ' + token } })
+    await res.body?.cancel()
+    statuses[res.status] = (statuses[res.status] ?? 0) + 1
+  }
+}))
+process.stdout.write(JSON.stringify(statuses))
+`
+
+/** POST /users/spawn<i>/server for i = 1..total from `loops` concurrent loops in a child process; the statuses seen. */
+async function runSpawnClients(hubUrl: string, token: string, total: number, loops: number): Promise<Record<string, number>> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SPAWN_CLIENT, hubUrl, token, String(total), String(loops)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', d => { out += String(d) })
+  const code = await new Promise<number | null>(r => child.once('exit', r))
+  if (code !== 0) throw new Error(`the spawn clients exited with ${code}`)
+  return JSON.parse(out) as Record<string, number>
+}
+
+/** This process's CPU profile over a window (the in-process hub and its HTTP clients). */
+async function startProfiler(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop')
+      await fs.mkdir(path.dirname(file), { recursive: true })
+      await fs.writeFile(file, JSON.stringify(profile))
+      session.disconnect()
+    },
+  }
 }
 
 const REFERENCE = {

@@ -98,9 +98,15 @@ export class SpawnManager {
   /** Ask for a server; returns at once (the spawn continues in the background). */
   async spawn(user: { id: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
     if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
-    const existing = await findServer(this.#db, user.id, serverName)
-    if (existing && existing.state !== 'stopped') return { server: existing, status: existing.state }
+    // No look-up first: the atomic claim below tells "already pending/running" apart (one round
+    // trip less per spawn); the rare paths (limits, queue full, lost claim) look the server up.
+    const current = async (): Promise<SpawnOutcome | undefined> => {
+      const existing = await findServer(this.#db, user.id, serverName)
+      return existing && existing.state !== 'stopped' ? { server: existing, status: existing.state } : undefined
+    }
     if (this.#config.activeServerLimit > 0) {
+      const already = await current()
+      if (already) return already
       const { n } = await this.#db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).where('state', '<>', 'stopped').executeTakeFirstOrThrow()
       if (Number(n) >= this.#config.activeServerLimit) {
         this.#metrics?.spawnRejected.inc({ reason: 'active-server-limit' })
@@ -112,6 +118,8 @@ export class SpawnManager {
       pass = this.#queue.enter()
     } catch (err) {
       if (!(err instanceof QueueFullError)) throw err
+      const already = await current()
+      if (already) return already
       this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
       throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
     }
@@ -119,8 +127,8 @@ export class SpawnManager {
       .catch(err => { pass.release(); throw err })
     if (!server) {
       pass.release()
-      const now = await findServer(this.#db, user.id, serverName)
-      if (now && now.state !== 'stopped') return { server: now, status: now.state }
+      const now = await current()
+      if (now) return now
       throw new HttpError(409, 'HUB_SPAWN_CONFLICT', 'The server changed state while starting; try again')
     }
     const progress = new SpawnProgress()
