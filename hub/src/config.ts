@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { OIDC_FLAGS, OIDC_HELP, parseOidcConfig, type OidcConfig } from './auth/oidc-config.js'
 
 export interface HubConfig {
   /** Public address of the proxy (JupyterHub `bind_url`). Default 127.0.0.1:8000. */
@@ -32,8 +33,10 @@ export interface HubConfig {
   /** The development authenticator's shared password (FLEETHUB_DEV_PASSWORD); random when unset. */
   readonly devPassword: string
   readonly devPasswordGenerated: boolean
-  /** `dev` (any username, one shared password) or `native` (admin-created accounts, passwords set at first sign-in). Default dev. */
-  readonly authenticator: 'dev' | 'native'
+  /** `dev` (any username, one shared password), `native` (admin-created accounts, passwords set at first sign-in) or `oidc` (single sign-on). Default dev. */
+  readonly authenticator: 'dev' | 'native' | 'oidc'
+  /** The OpenID Connect settings (auth/oidc-config.ts); set only with `authenticator: oidc`. */
+  readonly oidc: OidcConfig | undefined
   /** Admin user names (JupyterHub Authenticator.admin_users; FLEETHUB_ADMIN_USERS=alice,bob). */
   readonly adminUsers: readonly string[]
   /** `local` (child processes, default) or `kubernetes`. */
@@ -104,6 +107,7 @@ const OPTIONS = {
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
   'cull-users': { type: 'boolean' }, 'cull-concurrency': { type: 'string' }, 'cull-admin-users': { type: 'boolean' }, 'cull-remove-named-servers': { type: 'boolean' },
+  ...OIDC_FLAGS,
 } as const
 
 export const HUB_HELP = `usage: fleethub start|hub [options]
@@ -117,8 +121,9 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --data-dir DIR              local state, incl. the embedded database (default .fleethub)
   --no-migrate                do not run database migrations on start
   --admin-users a,b           admin user names
-  --authenticator dev|native  dev: any username + the dev password; native: accounts admins
-                              create, each password set at the user's first sign-in
+  --authenticator dev|native|oidc  dev: any username + the dev password; native: accounts admins
+                              create, each password set at the user's first sign-in; oidc: single
+                              sign-on through an OpenID Connect provider (options below)
   --spawner local|kubernetes  how user servers run (default local)
   --singleuser-cmd "CMD ARGS" command for local user servers
   --concurrent-spawn-limit N  spawns in flight at once (default 100)
@@ -142,8 +147,10 @@ idle culler (stops servers with no activity; jupyterhub-idle-culler's options, r
   --no-cull-admin-users       leave admins' servers running
   --cull-remove-named-servers delete culled named servers, not just stop them
 
+${OIDC_HELP}
 environment: DATABASE_URL, CONFIGPROXY_AUTH_TOKEN, FLEETHUB_DEV_PASSWORD, FLEETHUB_ADMIN_USERS,
-             FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, KUBECONFIG
+             FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, KUBECONFIG, FLEETHUB_AUTHENTICATOR, FLEETHUB_OIDC_ISSUER,
+             FLEETHUB_OIDC_CLIENT_ID, FLEETHUB_OIDC_CLIENT_SECRET, FLEETHUB_OIDC_STATE_SECRET
 `
 
 export class ConfigError extends Error {
@@ -204,6 +211,8 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   }
   const roles = parseRoles(file.roles, problems)
   const services = parseServices(file.services, env, problems)
+  const authenticator = oneOf('authenticator', 'FLEETHUB_AUTHENTICATOR', 'authenticator', ['dev', 'native', 'oidc'] as const, 'dev')
+  const oidc = authenticator === 'oidc' ? parseOidcConfig(values, env, file.oidc, problems) : undefined
   const config = {
     help: values.help === true,
     ip: str('ip', undefined, 'ip', '127.0.0.1'),
@@ -219,7 +228,8 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     migrate: (values.migrate ?? file.migrate ?? true) as boolean,
     devPassword: devFromEnv ?? randomBytes(9).toString('base64url'),
     devPasswordGenerated: devFromEnv === undefined,
-    authenticator: oneOf('authenticator', 'FLEETHUB_AUTHENTICATOR', 'authenticator', ['dev', 'native'] as const, 'dev'),
+    authenticator,
+    oidc,
     adminUsers: list(values['admin-users'] ?? env.FLEETHUB_ADMIN_USERS ?? file.adminUsers),
     spawner: oneOf('spawner', 'FLEETHUB_SPAWNER', 'spawner', ['local', 'kubernetes'] as const, 'local'),
     singleuserCmd: Array.isArray(cmd) ? cmd.map(String) : typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : undefined,

@@ -17,6 +17,7 @@ import type { Logger } from './log.js'
 import { RequestAuth } from './auth/request-auth.js'
 import { createDevAuthenticator, type Authenticator } from './auth/dev-authenticator.js'
 import { createNativeAuthenticator } from './auth/native-authenticator.js'
+import { createOidcAuthenticator } from './auth/oidc-authenticator.js'
 import { ActivityBuffer } from './servers/activity.js'
 import { SpawnManager } from './servers/spawn-manager.js'
 import { RouteSync } from './proxy/route-sync.js'
@@ -126,7 +127,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     cleanups.push(() => o.spawner.close())
     const ctx: HubContext = {
       db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics,
-      authenticator: o.authenticator ?? (config.authenticator === 'native' ? createNativeAuthenticator(db) : createDevAuthenticator(config.devPassword)),
+      authenticator: o.authenticator ?? configuredAuthenticator(config, db, log, publicUrl),
       settings: {
         sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator && config.authenticator === 'dev',
         spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
@@ -175,4 +176,13 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     await close()
     throw err
   }
+}
+
+/** The authenticator the config names. OIDC's redirect URL defaults to the public URL known only now (JupyterHub's oauth_callback_url). */
+function configuredAuthenticator(config: HubConfig, db: Db, log: Logger, publicUrl: string): Authenticator {
+  if (config.authenticator === 'native') return createNativeAuthenticator(db)
+  if (config.authenticator === 'oidc' && config.oidc) {
+    return createOidcAuthenticator(config.oidc, { log: log.child({ component: 'oidc' }), redirectUrl: config.oidc.redirectUrl ?? `${publicUrl}/hub/oauth_callback` })
+  }
+  return createDevAuthenticator(config.devPassword)
 }

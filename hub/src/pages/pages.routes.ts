@@ -13,7 +13,9 @@ import { ensureUser } from '../users/user.repository.js'
 import { findServer, type ServerRecord } from '../servers/server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { tokenPage } from './token-page.js'
-import { errorPage, homePage, loginPage, notRunningPage, spawnPendingPage, type ProfileOption, type ServerView } from './pages.js'
+import { oidcRouter } from './oidc.routes.js'
+import { isOidcAuthenticator } from '../auth/oidc-authenticator.js'
+import { errorPage, homePage, loginPage, notRunningPage, oidcLoginPage, spawnPendingPage, type ProfileOption, type ServerView } from './pages.js'
 import { HttpError } from '../errors.js'
 
 /** Only same-site paths: `/x`, never `//evil.example` or `/\evil.example`. */
@@ -55,14 +57,24 @@ export function pagesRouter(ctx: HubContext): Router {
   r.get('/', root)
   r.get(['/hub', '/hub/'], root)
 
+  // Single sign-on: the login page is a button (or, with autoLogin, a redirect) to the provider.
+  const oidc = isOidcAuthenticator(ctx.authenticator) ? ctx.authenticator : undefined
+  if (oidc) r.use(oidcRouter(ctx, oidc))
+
   r.get('/hub/login', (req, res) => {
     const next = safeNext(req.query.next)
     if (res.locals.identity?.kind === 'user') return res.redirect(302, next || '/hub/home')
+    if (oidc) {
+      const start = `/hub/oauth_login${next ? `?next=${encodeURIComponent(next)}` : ''}`
+      if (oidc.config.autoLogin) return res.redirect(302, start)
+      return sendHtml(res, 200, oidcLoginPage({ providerName: oidc.config.providerName, loginUrl: start }))
+    }
     sendHtml(res, 200, loginPage({ next, xsrf: xsrfToken(req, res), devPasswordHint: ctx.settings.devLogin, firstSignInHint: ctx.authenticator.kind === 'native' }))
   })
 
   r.post('/hub/login', form, async (req, res) => {
     const next = safeNext(req.query.next)
+    if (oidc) return res.redirect(303, `/hub/login${next ? `?next=${encodeURIComponent(next)}` : ''}`) // no passwords here
     const body = (req.body ?? {}) as Record<string, unknown>
     const username = typeof body.username === 'string' ? body.username : ''
     const password = typeof body.password === 'string' ? body.password : ''

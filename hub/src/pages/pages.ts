@@ -31,6 +31,17 @@ ${o.firstSignInHint ? html`<p class="muted" id="first-sign-in">Signing in for th
   })
 }
 
+/** The single sign-on login page: one button to the identity provider (a GET, as JupyterHub's oauth_login). */
+export function oidcLoginPage(o: { providerName: string; loginUrl: string }): string {
+  return layout({
+    title: 'Sign in',
+    body: html`
+<h1>Sign in</h1>
+<p><a class="button" id="oidc-login" href="${o.loginUrl}">Sign in with ${o.providerName}</a></p>
+<p class="muted">You will be taken to ${o.providerName} to sign in, then brought back here.</p>`,
+  })
+}
+
 function describe(s: ServerView): string {
   switch (s.state) {
     case 'running': return 'running'

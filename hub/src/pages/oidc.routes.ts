@@ -1,0 +1,51 @@
+/**
+ * The OpenID Connect sign-in routes (JupyterHub GenericOAuthenticator's paths):
+ * GET /hub/oauth_login starts the flow, GET /hub/oauth_callback finishes it and opens the same
+ * kind of session as the password login. Failures are HttpErrors, which the app's error handler
+ * shows as an HTML error page with their status (400 bad state, 403 refused, 502 provider down).
+ */
+import { Router } from 'express'
+import type { HubContext } from '../context.js'
+import { clearCookie, parseCookies, setCookie, SESSION_COOKIE } from '../auth/cookies.js'
+import { OIDC_STATE_COOKIE, STATE_MAX_AGE, type OidcAuthenticator } from '../auth/oidc-authenticator.js'
+import { decide } from '../auth/oidc-claims.js'
+import { HttpError } from '../errors.js'
+import { createSession } from '../sessions/session.repository.js'
+import { ensureUser } from '../users/user.repository.js'
+import { safeNext } from './pages.routes.js'
+
+export function oidcRouter(ctx: HubContext, oidc: OidcAuthenticator): Router {
+  const r = Router()
+  const secure = oidc.redirectUrl.startsWith('https:')
+
+  r.get('/hub/oauth_login', async (req, res) => {
+    const { url, cookie } = await oidc.begin(safeNext(req.query.next))
+    setCookie(res, OIDC_STATE_COOKIE, cookie, { path: '/hub/', maxAgeSeconds: STATE_MAX_AGE, secure })
+    res.set('cache-control', 'no-store').redirect(302, url)
+  })
+
+  r.get('/hub/oauth_callback', async (req, res) => {
+    const cookie = parseCookies(req.headers.cookie).get(OIDC_STATE_COOKIE)
+    clearCookie(res, OIDC_STATE_COOKIE, '/hub/') // single use, whatever happens next
+    const q = req.originalUrl.indexOf('?')
+    const query = new URLSearchParams(q < 0 ? '' : req.originalUrl.slice(q + 1))
+    const { claims, next } = await oidc.finish(query, cookie)
+    const d = decide(claims, oidc.config, ctx.settings.adminUsers)
+    if (!d.ok) {
+      ctx.log.info({ user: d.name, code: d.code }, 'oidc login refused')
+      throw new HttpError(d.status, d.code, d.message)
+    }
+    const user = await ensureUser(ctx.db, d.name, { admin: d.admin ?? ctx.settings.adminUsers.has(d.name) })
+    if (d.admin === false && user.admin) {
+      // admin groups are authoritative: someone who left them is no longer an admin
+      await ctx.db.updateTable('users').set({ admin: false }).where('id', '=', user.id).execute()
+      ctx.auth.invalidate(i => i.userId === user.id)
+    }
+    const session = await createSession(ctx.db, user.id, ctx.settings.sessionMaxAge)
+    setCookie(res, SESSION_COOKIE, session.cookie, { path: '/', maxAgeSeconds: ctx.settings.sessionMaxAge, secure })
+    ctx.log.info({ user: user.name, admin: d.admin ?? user.admin }, 'login')
+    res.set('cache-control', 'no-store').redirect(302, next || '/hub/home')
+  })
+
+  return r
+}
