@@ -264,6 +264,18 @@ t.test('OIDC sign-in against a real OpenID provider', async t => {
     }
   })
 
+  await t.test('a sign-in started on another name for the hub (localhost) moves to the redirect URL host first', async t => {
+    const b = new Browser(hub.publicUrl.replace('//127.0.0.1:', '//localhost:'))
+    const first = await b.fetch('/hub/oauth_login?next=%2Fhub%2Ftoken')
+    t.equal(first.status, 302)
+    t.equal(first.headers.get('location'), `${hub.publicUrl}/hub/oauth_login?hop=1&next=%2Fhub%2Ftoken`, 'to the same path on the redirect URL host')
+    t.equal(first.headers.getSetCookie().length, 0, 'no state cookie on the wrong host')
+    const form = await b.go(first.headers.get('location')!)
+    t.match(form.url, new RegExp(`^${idp.issuer}/interaction/`))
+    const done = await b.go(`${form.url}/login`, { method: 'POST', body: new URLSearchParams({ account: 'alice' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    t.equal(done.url, `${hub.publicUrl}/hub/token`, 'and the sign-in completes')
+  })
+
   await t.test('passwords are not accepted by an OIDC hub', async t => {
     const b = new Browser(hub.publicUrl)
     const res = await b.fetch('/hub/login', { method: 'POST', body: new URLSearchParams({ username: 'alice', password: 'x' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })

@@ -14,12 +14,23 @@ import { createSession } from '../sessions/session.repository.js'
 import { ensureUser } from '../users/user.repository.js'
 import { safeNext } from './pages.routes.js'
 
+function hostnameOf(host: string | undefined): string {
+  try { return new URL(`http://${host ?? ''}`).hostname } catch { return '' }
+}
+
 export function oidcRouter(ctx: HubContext, oidc: OidcAuthenticator): Router {
   const r = Router()
   const secure = oidc.redirectUrl.startsWith('https:')
 
   r.get('/hub/oauth_login', async (req, res) => {
-    const { url, cookie } = await oidc.begin(safeNext(req.query.next))
+    const next = safeNext(req.query.next)
+    // The state cookie must be set on the host the provider returns to (localhost vs 127.0.0.1,
+    // or a second name for the hub), else every callback fails its state check. Hop there once.
+    const home = new URL(oidc.redirectUrl)
+    if (hostnameOf(req.headers.host) !== home.hostname && req.query.hop === undefined) {
+      return res.redirect(302, `${home.origin}/hub/oauth_login?hop=1${next ? `&next=${encodeURIComponent(next)}` : ''}`)
+    }
+    const { url, cookie } = await oidc.begin(next)
     setCookie(res, OIDC_STATE_COOKIE, cookie, { path: '/hub/', maxAgeSeconds: STATE_MAX_AGE, secure })
     res.set('cache-control', 'no-store').redirect(302, url)
   })
