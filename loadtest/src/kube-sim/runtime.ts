@@ -6,8 +6,7 @@
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
-import { createSingleUserServer, parseSingleUserConfig } from '../../../spawner/src/singleuser/index.js'
-import type { SingleUserServerOptions } from '../../../spawner/src/singleuser/index.js'
+import { IpAllocator, startVirtualServer, type VirtualServerExtra } from '../virtual-server.js'
 
 export interface ContainerSpec {
   readonly namespace: string
@@ -63,35 +62,19 @@ export const httpRuntime: ContainerRuntime = {
   },
 }
 
-/**
- * Pod IPs: 127.64.0.1 upwards (avoids 127.0.0.x, where the hub and tests live), skipping .0 and
- * .255. Never reused, as on a real cluster with a large pod CIDR: a stale IP in some cache must
- * not reach another user's server.
- */
-export class IpAllocator {
-  #next = 0
-  allocate(): string {
-    const i = this.#next++
-    const block = Math.floor(i / 254)
-    if (block >= 63 * 256) throw new Error('kube-sim: out of pod IPs')
-    return `127.${64 + (block >> 8)}.${block & 255}.${(i % 254) + 1}`
-  }
-}
+/** Pod IPs: 127.64.0.1 upwards (see virtual-server.ts). */
+export { IpAllocator }
 
 /**
- * The real built-in single-user server (`spawner/src/singleuser`) as the container: it parses
+ * The virtual single-user server (virtual-server.ts, shared with sim-servers) as the container: it parses
  * the pod's JUPYTERHUB_* environment exactly as in a pod, binds the pod IP, checks the hub's
  * version and reports activity. A hub must be reachable at JUPYTERHUB_API_URL.
  */
-export function singleUserRuntime(log: Logger, extra: Partial<Pick<SingleUserServerOptions, 'hubRetryDelaysMs' | 'activityIntervalMs'>> = {}): ContainerRuntime {
+export function singleUserRuntime(log: Logger, extra: Omit<VirtualServerExtra, 'signal'> = {}): ContainerRuntime {
   return {
     name: 'singleuser',
     async start(spec) {
-      const config = parseSingleUserConfig(spec.env)
-      const server = await createSingleUserServer({
-        ...config, ...extra, host: spec.ip, port: spec.port,
-        log: log.child({ pod: spec.podName }),
-      })
+      const server = await startVirtualServer(spec.env, spec.ip, spec.port, log.child({ pod: spec.podName }), extra)
       return { stop: () => server.close() }
     },
   }
