@@ -3,6 +3,7 @@
  * ConfigError listing every problem. Durations take `ms`, `s`, `m`, `h` suffixes (bare = seconds).
  */
 import { parseArgs } from 'node:util'
+import { parseRange as parseKubeSimRange } from './kube-sim/config.js'
 import type { LeaveMode } from './simulated-user.js'
 
 export const SCENARIOS = ['class-start', 'steady', 'api', 'activity-storm', 'ramp'] as const
@@ -26,10 +27,14 @@ export interface LoadtestConfig {
   readonly arrivalMs: number
   /** How long users work after the last arrival (class-start, steady), or the load time (api, activity-storm). */
   readonly durationMs: number
-  /** `fleethub`: start the whole stack; else the public URL of a running hub. */
-  readonly target: 'fleethub' | string
-  /** `local` or `kube-sim` (falls back to local while the hub has no Kubernetes spawner wired in). */
+  /** `fleethub`: start the whole stack; `jupyterhub`: JupyterHub 3.0 + CHP + sim-servers; else the public URL of a running hub. */
+  readonly target: 'fleethub' | 'jupyterhub' | string
+  /** `jupyterhub`: run every step against fleethub and JupyterHub, alternately, and report ratios. */
+  readonly compare: 'jupyterhub' | undefined
+  /** `local` or `kube-sim` (default kube-sim with --compare or --target jupyterhub, so both hubs get the same virtual servers; else local). */
   readonly spawner: 'local' | 'kube-sim'
+  /** Each user server's start time, ms (uniform range): kube-sim's container start and sim-servers' start. Default 0. */
+  readonly serverStartTime: { readonly min: number; readonly max: number }
   readonly leaveMix: Readonly<Record<LeaveMode, number>>
   /** JUPYTERHUB_ACTIVITY_INTERVAL given to the user servers, ms. Default 300 s (30 s for activity-storm is typical). */
   readonly activityIntervalMs: number
@@ -60,9 +65,16 @@ scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTE
   --steps N,N,...           several steps of users (ramp default 600,1000,2000,5000,10000,20000)
   --arrival D               arrivals spread over D (default 120s for class-start, 30s otherwise)
   --duration D              work after the last arrival / load time (default 60s; steady 10m)
-  --target fleethub|URL     start the whole stack here (default) or drive a running hub's public URL
-                            (then FLEETHUB_DEV_PASSWORD or LOADTEST_PASSWORD is the login password)
-  --spawner local|kube-sim  user servers as local processes (default) or pods in kube-sim
+  --target fleethub|jupyterhub|URL   start the whole stack here (default), start JupyterHub 3.0 with
+                            CHP 5.3 and sim-servers (loadtest/jupyterhub/jupyterhub_config.py), or drive
+                            a running hub's public URL (then FLEETHUB_DEV_PASSWORD or LOADTEST_PASSWORD
+                            is the login password)
+  --compare jupyterhub      run each step against fleethub, then JupyterHub (alternating, each started
+                            fresh per step) and report every figure for both with its ratio
+  --spawner local|kube-sim  fleethub's user servers as local processes or pods in kube-sim (default
+                            local; kube-sim with --compare, so both hubs get the same virtual servers)
+  --server-start-time D[-D] each user server's start time, uniform, e.g. 5s-15s (kube-sim and
+                            sim-servers; default 0)
   --leave tidy=0.3,abandon=0.5,silent-ws=0.2   how users leave (shares, normalised)
   --activity-interval D     how often user servers report activity (default 300s)
   --message-interval D      mean time between websocket messages (default 3s)
@@ -70,7 +82,8 @@ scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTE
   --message-bytes N         websocket message padding (default 100)
   --connections N           autocannon connections for api/activity-storm (default 20)
   --concurrent-spawn-limit N  the hub's limit (default 100)
-  --profile hub|none        run the hub under 0x and link its flamegraph (default none)
+  --profile hub|none        run fleethub's hub under 0x and link its flamegraph (default none; with
+                            --compare only fleethub's hub is profiled: JupyterHub would need py-spy)
   --slo-hub-p99 MS --slo-proxy-p99 MS --slo-ws-p99 MS   SLOs (default 1000, 50, 250)
   --live auto|tty|lines|off live display (default auto: in place on a TTY, lines otherwise)
   --label TEXT              part of the report folder name (default: git short sha or "run")
@@ -92,6 +105,11 @@ function positiveInt(text: string, what: string, max = 1_000_000): number {
   return n
 }
 
+/** `5-15s` (the unit applies to both ends, as kube-sim's --start-time), `500ms-2s`, `3s`, `0`. */
+export function parseRange(text: string, what: string): { min: number; max: number } {
+  try { return parseKubeSimRange(text, what) } catch (err) { throw new ConfigError((err as Error).message) }
+}
+
 export function parseLeaveMix(text: string): Record<LeaveMode, number> {
   const mix: Record<LeaveMode, number> = { tidy: 0, abandon: 0, 'silent-ws': 0 }
   for (const part of text.split(',')) {
@@ -109,7 +127,8 @@ export function parseLeaveMix(text: string): Record<LeaveMode, number> {
 
 const OPTIONS = {
   users: { type: 'string' }, steps: { type: 'string' }, arrival: { type: 'string' }, duration: { type: 'string' },
-  target: { type: 'string', default: 'fleethub' }, spawner: { type: 'string', default: 'local' },
+  target: { type: 'string', default: 'fleethub' }, compare: { type: 'string' }, spawner: { type: 'string' },
+  'server-start-time': { type: 'string', default: '0' },
   leave: { type: 'string', default: 'tidy=0.3,abandon=0.5,silent-ws=0.2' },
   'activity-interval': { type: 'string', default: '300s' }, 'message-interval': { type: 'string', default: '3s' },
   'http-interval': { type: 'string', default: '10s' }, 'message-bytes': { type: 'string', default: '100' },
@@ -143,17 +162,24 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   const arrivalMs = attempt(() => parseDuration(v.arrival ?? (scenario === 'class-start' ? '120s' : '30s'), '--arrival'), 0)
   const durationMs = attempt(() => parseDuration(v.duration ?? (scenario === 'steady' ? '10m' : '60s'), '--duration'), 0)
   const target = v.target
-  if (target !== 'fleethub' && !/^https?:\/\//.test(target)) problems.push(`--target: fleethub or an http(s) URL, got ${JSON.stringify(target)}`)
-  if (v.spawner !== 'local' && v.spawner !== 'kube-sim') problems.push(`--spawner: local or kube-sim, got ${JSON.stringify(v.spawner)}`)
+  const started = target === 'fleethub' || target === 'jupyterhub' // a stack this run starts (and knows the password of)
+  if (!started && !/^https?:\/\//.test(target)) problems.push(`--target: fleethub, jupyterhub or an http(s) URL, got ${JSON.stringify(target)}`)
+  if (v.compare !== undefined && v.compare !== 'jupyterhub') problems.push(`--compare: jupyterhub, got ${JSON.stringify(v.compare)}`)
+  if (v.compare !== undefined && target !== 'fleethub') problems.push('--compare jupyterhub runs against fleethub: leave --target at fleethub')
+  const spawner = v.spawner ?? (v.compare !== undefined || target === 'jupyterhub' ? 'kube-sim' : 'local')
+  if (spawner !== 'local' && spawner !== 'kube-sim') problems.push(`--spawner: local or kube-sim, got ${JSON.stringify(v.spawner)}`)
+  const serverStartTime = attempt(() => parseRange(v['server-start-time'], '--server-start-time'), { min: 0, max: 0 })
+  if (serverStartTime.max > 0 && spawner === 'local' && target !== 'jupyterhub') problems.push('--server-start-time applies to kube-sim and sim-servers: add --spawner kube-sim')
   if (v.profile !== 'hub' && v.profile !== 'none') problems.push(`--profile: hub or none, got ${JSON.stringify(v.profile)}`)
-  if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub needs --target fleethub')
+  if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub profiles fleethub\'s hub (0x): use --target fleethub or --compare jupyterhub (JupyterHub is not profiled: py-spy is not installed)')
   if (!['auto', 'tty', 'lines', 'off'].includes(v.live)) problems.push(`--live: auto, tty, lines or off, got ${JSON.stringify(v.live)}`)
   const label = v.label ?? env.LOADTEST_LABEL ?? 'run'
   if (!/^[A-Za-z0-9._-]{1,60}$/.test(label)) problems.push(`--label: letters, digits, . _ - (at most 60), got ${JSON.stringify(label)}`)
-  const password = target === 'fleethub' ? undefined : env.LOADTEST_PASSWORD ?? env.FLEETHUB_DEV_PASSWORD
-  if (!help && target !== 'fleethub' && !password) problems.push('--target URL needs the login password in LOADTEST_PASSWORD or FLEETHUB_DEV_PASSWORD')
+  const password = started ? undefined : env.LOADTEST_PASSWORD ?? env.FLEETHUB_DEV_PASSWORD
+  if (!help && !started && !password) problems.push('--target URL needs the login password in LOADTEST_PASSWORD or FLEETHUB_DEV_PASSWORD')
   const config: LoadtestConfig = {
-    scenario: scenario ?? 'class-start', steps, arrivalMs, durationMs, target, spawner: v.spawner as 'local' | 'kube-sim',
+    scenario: scenario ?? 'class-start', steps, arrivalMs, durationMs, target, compare: v.compare as 'jupyterhub' | undefined,
+    spawner: spawner as 'local' | 'kube-sim', serverStartTime,
     leaveMix: attempt(() => parseLeaveMix(v.leave), { tidy: 1, abandon: 0, 'silent-ws': 0 }),
     activityIntervalMs: attempt(() => parseDuration(v['activity-interval'], '--activity-interval'), 0),
     messageIntervalMs: attempt(() => parseDuration(v['message-interval'], '--message-interval'), 0),

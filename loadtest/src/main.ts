@@ -7,8 +7,11 @@ import { ConfigError, LOADTEST_HELP, parseLoadtestConfig, type LoadtestConfig } 
 import { createLogger, prettyStream } from '../../hub/src/log.js'
 import { runLoadtest } from './run.js'
 import { renderMarkdown } from './report.js'
+import { renderCompareMarkdown, runCompare } from './compare.js'
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // not a scenario: the virtual-server host JupyterHub's spawner talks to (sim-servers.ts)
+  if (argv[0] === 'sim-servers') return (await import('./sim-servers.js')).simServersMain(argv.slice(1), env)
   let config: LoadtestConfig
   try {
     config = parseLoadtestConfig(argv, env)
@@ -24,7 +27,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0
   }
   const log = createLogger(env.LOADTEST_LOG_LEVEL ?? 'warn', prettyStream(process.stderr))
-  const result = await runLoadtest(config, { log, command: ['fleethub', 'loadtest', ...argv].join(' ') })
+  const command = ['fleethub', 'loadtest', ...argv].join(' ')
+  if (config.compare === 'jupyterhub') {
+    const c = await runCompare(config, { log, command })
+    process.stdout.write(renderCompareMarkdown(c).split('\n# Each target in detail')[0] + '\n')
+    return c.runs.fleethub.breakingStep === null && c.runs.jupyterhub.breakingStep === null ? 0 : 1
+  }
+  const result = await runLoadtest(config, { log, command })
   const md = renderMarkdown(result)
   process.stdout.write(md.split('\n### ')[0] + '\n')
   return result.breakingStep === null ? 0 : 1

@@ -56,14 +56,16 @@ function stepMarkdown(s: StepResult): string {
 
 export function renderMarkdown(r: RunResult): string {
   const c = r.config
-  const simulated = r.target.simulatedCluster === true ? 'yes (kube-sim: a simulated Kubernetes API server and kubelet)' : r.target.simulatedCluster === false ? 'no (no cluster: local processes)' : 'unknown'
+  const simulated = r.target.simulatedCluster === true ? 'yes (kube-sim: a simulated Kubernetes API server and kubelet)'
+    : r.target.kind === 'jupyterhub' ? 'no (no cluster: virtual servers in sim-servers)'
+    : r.target.simulatedCluster === false ? 'no (no cluster: local processes)' : 'unknown'
   const head = [
     `# Load test: ${r.scenario} (${r.label})`, '',
     `Command: \`${r.command}\``, '',
     `Started ${r.startedAt}, finished ${r.finishedAt}. fleethub ${r.versions.fleethub}, Node ${r.versions.node}.`,
     `Machine: ${r.machine.cores} cores (${String(r.machine.cpu)}), ${r.machine.memoryGiB} GiB, load average at start ${(r.machine.loadavgAtStart as number[]).join(' ')}, at the end ${((r.machine.loadavgAtEnd as number[] | undefined) ?? []).join(' ')} (shared machine: other work ran at the same time; a load average above the core count means every process here, the generator included, waited for CPU).`,
     `Target: ${Object.entries(r.target).map(([k, v]) => `${k}=${String(v)}`).join(', ')}. Simulated cluster: ${simulated}.`,
-    `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}.`,
+    `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}${c.serverStartTime && c.serverStartTime.max > 0 ? `, server start time ${c.serverStartTime.min / 1000}-${c.serverStartTime.max / 1000} s` : ''}.`,
     `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
     `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (whole run): [flamegraph.html](flamegraph.html).` : ''}`, '',
     '## Steps', '',
@@ -75,7 +77,7 @@ export function renderMarkdown(r: RunResult): string {
   return [...head, ...r.steps.map(stepMarkdown)].join('\n')
 }
 
-function charts(r: RunResult): string[] {
+export function charts(r: RunResult): string[] {
   const lat: ChartSeries[] = [], ops: ChartSeries[] = []
   const p50: Array<[number, number]> = [], p99: Array<[number, number]> = [], tput: Array<[number, number]> = [], errs: Array<[number, number]> = []
   for (const s of r.steps) {
@@ -113,7 +115,7 @@ function charts(r: RunResult): string[] {
   return out
 }
 
-function mdTablesToHtml(md: string): string {
+export function mdTablesToHtml(md: string): string {
   // The markdown is ours and simple: headings, paragraphs, lists and pipe tables.
   const esc = (s: string) => s.replace(/[&<>]/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)
   const inline = (s: string) => esc(s).replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\[([^\]]+)\]\(([^)]+)\)/g, '<a href="$2">$1</a>')
@@ -155,12 +157,16 @@ export async function writeReport(r: RunResult, dir: string, indexFile: string):
 }
 
 async function appendIndex(r: RunResult, dir: string, indexFile: string): Promise<void> {
+  await appendIndexLine(indexFile, dir, r.scenario, r.config.steps.join(','), r.breakingStep === null ? 'all steps healthy' : `step ${r.breakingStep} unhealthy`, r.command)
+}
+
+/** One line in bench-results/README.md's table of runs. */
+export async function appendIndexLine(indexFile: string, dir: string, scenario: string, steps: string, result: string, command: string): Promise<void> {
   let text = await fs.readFile(indexFile, 'utf8').catch(() => '')
   if (!text.includes('## Load-test runs')) {
     text += `${text ? '\n' : '# bench-results\n'}\n## Load-test runs\n\n| folder | scenario | users per step | result | command |\n| --- | --- | --- | --- | --- |\n`
   }
   const rel = path.relative(path.dirname(indexFile), dir)
-  const result = r.breakingStep === null ? 'all steps healthy' : `step ${r.breakingStep} unhealthy`
-  text = text.replace(/\n?$/, '\n') + `| [${rel}](${rel}/report.md) | ${r.scenario} | ${r.config.steps.join(',')} | ${result} | \`${r.command}\` |\n`
+  text = text.replace(/\n?$/, '\n') + `| [${rel}](${rel}/report.md) | ${scenario} | ${steps} | ${result} | \`${command}\` |\n`
   await fs.writeFile(indexFile, text)
 }

@@ -83,18 +83,20 @@ export interface ResourceSamplerOptions {
   readonly pgConnections?: () => Promise<number>
   readonly intervalMs?: number
   readonly onSample?: (p: ResourcePoint) => void
+  /** performance.now() that `t` counts from (default: construction), so several samplers share one timeline. */
+  readonly t0?: number
 }
 
 export class ResourceSampler {
   readonly points: ResourcePoint[] = []
   readonly #o: ResourceSamplerOptions
   readonly #lastTicks = new Map<string, { ticks: number; at: number; pids: Set<number> }>()
-  readonly #t0 = performance.now()
+  readonly #t0: number
   #timer: NodeJS.Timeout | undefined
   #lag: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
   #busy = false
 
-  constructor(o: ResourceSamplerOptions) { this.#o = o }
+  constructor(o: ResourceSamplerOptions) { this.#o = o; this.#t0 = o.t0 ?? performance.now() }
 
   start(): void {
     this.#lag.enable()

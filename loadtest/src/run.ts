@@ -17,7 +17,7 @@ import { runUsersStep } from './scenarios/users.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
-import { externalTarget, startFleethubTarget, type Target } from './target.js'
+import { externalTarget, startFleethubTarget, startJupyterhubTarget, type Target } from './target.js'
 
 export interface RunResult {
   readonly scenario: string
@@ -56,11 +56,11 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!
 }
 
-function gitSha(): string {
+export function gitSha(): string {
   try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return 'unknown' }
 }
 
-function machine(): Record<string, unknown> {
+export function machineInfo(): Record<string, unknown> {
   return { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30 * 10) / 10, platform: `${os.platform()} ${os.release()}`, loadavgAtStart: os.loadavg().map(l => Math.round(l * 100) / 100) }
 }
 
@@ -115,7 +115,7 @@ function stepFunction(config: LoadtestConfig): (ctx: StepContext) => Promise<voi
   return runUsersStep
 }
 
-async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: SimulatedUser[]): Promise<StepResult> {
+export async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: SimulatedUser[]): Promise<StepResult> {
   const recorder = new Recorder()
   const states: Record<string, number> = {}
   const created: SimulatedUser[] = []
@@ -175,9 +175,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   const reportDir = await reportDirFor(config.out, config.scenario, config.label)
   const profileDir = path.join(reportDir, 'profile-hub')
   live.message(`fleethub loadtest ${config.scenario}: steps ${config.steps.join(',')}, target ${config.target}`)
-  const target = config.target === 'fleethub'
-    ? await startFleethubTarget({ spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', profile: config.profile, profileDir, workDir, log: deps.log })
-    : externalTarget(config.target, config.password!)
+  const target = await startTarget(config.target, config, profileDir, workDir, deps.log)
   if (target.description.fallback) live.message(`note: ${String(target.description.fallback)}`)
   const sampler = new ResourceSampler({ processes: target.processes, pgConnections: target.pgConnections })
   const runT0 = performance.now()
@@ -187,7 +185,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   let breakingStep: number | null = null
   const result: RunResult = {
     scenario: config.scenario, label: config.label, command: deps.command ?? `fleethub loadtest ${config.scenario}`, startedAt, finishedAt: '',
-    config, machine: machine(), versions: { node: process.version, fleethub: gitSha() }, target: target.description, steps, breakingStep: null, resources: sampler.points,
+    config, machine: machineInfo(), versions: { node: process.version, fleethub: gitSha() }, target: target.description, steps, breakingStep: null, resources: sampler.points,
   }
   try {
     for (let i = 0; i < config.steps.length; i++) {
@@ -215,14 +213,28 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   return result
 }
 
+/** Start (or reach) one target: the whole fleethub stack, JupyterHub 3.0 + CHP + sim-servers, or a URL. */
+export async function startTarget(kind: string, config: LoadtestConfig, profileDir: string | undefined, workDir: string, log: Logger): Promise<Target> {
+  if (kind === 'fleethub') {
+    return startFleethubTarget({
+      spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin',
+      profile: profileDir ? config.profile : 'none', profileDir, serverStartTime: config.serverStartTime, workDir, log,
+    })
+  }
+  if (kind === 'jupyterhub') {
+    return startJupyterhubTarget({ activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', serverStartTime: config.serverStartTime, workDir, log })
+  }
+  return externalTarget(kind, config.password!)
+}
+
 /** 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. */
-async function keepFlamegraph(profileDir: string, reportDir: string): Promise<string | undefined> {
+export async function keepFlamegraph(profileDir: string, reportDir: string, name = 'flamegraph.html'): Promise<string | undefined> {
   // 0x may write straight into the folder or into a `<pid>.0x/` subfolder
   const names = await fs.readdir(profileDir, { recursive: true }).catch(() => [] as string[])
   const html = names.find(n => n.endsWith('flamegraph.html')) ?? names.find(n => n.endsWith('.html'))
   let kept: string | undefined
   if (html) {
-    kept = path.join(reportDir, 'flamegraph.html')
+    kept = path.join(reportDir, name)
     await fs.rename(path.join(profileDir, html), kept)
   }
   await fs.rm(profileDir, { recursive: true, force: true })

@@ -1,8 +1,8 @@
 /**
  * A simulated student, driven over real HTTP and a real websocket the way a browser drives the hub
- * (shared/LOADTEST.md "Who the simulated users are"): log in with the form's `_xsrf`, ask for a
- * server (429 + Retry-After honoured), follow the progress stream, open `/user/<name>/` through the
- * proxy completing the OAuth dance, hold a kernel-like websocket with timed echoes and an HTTP
+ * (shared/LOADTEST.md "Who the simulated users are"): log in with the form (and its `_xsrf` when it
+ * has one), ask for a server (429 + Retry-After honoured), follow the progress stream, open
+ * `/user/<name>/` through the proxy completing the OAuth dance, hold a kernel-like websocket with timed echoes and an HTTP
  * request now and then, then leave tidily, abandon, or go silent with the websocket open.
  * Every phase is timed into the Recorder; every outcome is counted.
  */
@@ -111,15 +111,21 @@ export class SimulatedUser {
 
   async login(): Promise<void> {
     const page = await this.request('GET', '/hub/login')
-    const m = /name="_xsrf" value="([^"]+)"/.exec(page.body)
-    if (page.status !== 200 || !m) throw new UserError('login_page', `GET /hub/login: ${page.status}`)
-    const body = new URLSearchParams({ _xsrf: m[1]!, username: this.o.name, password: this.o.password })
+    if (page.status !== 200 || !/name="username"/.test(page.body)) throw new UserError('login_page', `GET /hub/login: ${page.status}${page.status === 200 ? ' (no login form)' : ''}`)
+    // Send the form's `_xsrf` when the page has one (fleethub; JupyterHub 4.1+). JupyterHub 3.0's
+    // form has none and checks none (spec/jupyterhub-contract.md §5): the same code, driven by the page.
+    const xsrf = /name="_xsrf" value="([^"]+)"/.exec(page.body)?.[1]
+    const body = new URLSearchParams({ ...(xsrf ? { _xsrf: xsrf } : {}), username: this.o.name, password: this.o.password })
     const res = await this.request('POST', '/hub/login', { body, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: this.o.base } })
     if (res.status !== 302) throw new UserError('login_refused', `POST /hub/login: ${res.status}`)
     this.tally.loggedIn = true
     this.o.recorder.count('login_ok')
   }
 
+  /**
+   * Cookie-authenticated API calls carry a same-origin Referer, as the hub's own pages' scripts
+   * send: JupyterHub 3.0 ignores the cookie without one (contract §7.1), fleethub checks the origin.
+   */
   async spawn(): Promise<void> {
     const deadline = performance.now() + (this.o.spawnTimeoutMs ?? 120_000)
     const api = `/hub/api/users/${encodeURIComponent(this.o.name)}/server`

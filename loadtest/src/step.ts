@@ -75,6 +75,8 @@ export interface StepResult {
   readonly pgConnectionsMax: number | null
   readonly generatorLimited: boolean
   readonly slo: { readonly healthy: boolean; readonly failures: string[] }
+  /** --compare: this step's flamegraph of the hub (a file next to the report), with --profile hub. */
+  flamegraph?: string
   /** Seconds since the run started, for slicing the resource series. */
   readonly fromS: number
   readonly toS: number

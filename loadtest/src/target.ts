@@ -36,6 +36,10 @@ export interface Target {
   adminToken(name: string): Promise<string>
   /** Where the flamegraph went, after close (profile only). */
   readonly profileDir: string | undefined
+  /** JupyterHub targets: sim-servers' control API (tests read its counters). */
+  readonly simServers?: { readonly url: string; readonly token: string }
+  /** JupyterHub targets: the `loadtest` service's admin API token (tests read the hub's REST API). */
+  readonly serviceToken?: string
   close(): Promise<void>
 }
 
@@ -45,6 +49,8 @@ export interface FleethubTargetOptions {
   readonly concurrentSpawnLimit: number
   readonly adminUser: string
   readonly profile: 'hub' | 'none'
+  /** kube-sim's container start time, ms (uniform). Default 0. */
+  readonly serverStartTime?: { readonly min: number; readonly max: number }
   /** 0x's output folder with --profile hub. */
   readonly profileDir?: string
   /** Where the processes' logs go. */
@@ -98,13 +104,13 @@ export function findInTree(root: number | undefined, match: (cmdline: string) =>
   return undefined
 }
 
-async function waitHttp(url: string, child: ChildProcess, logFile: string): Promise<void> {
+async function waitHttp(url: string, child: ChildProcess, logFile: string, ok = (status: number) => status < 500): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
       await res.body?.cancel()
-      if (res.status < 500) return
+      if (ok(res.status)) return
     } catch { /* not yet */ }
     await new Promise(r => setTimeout(r, 200))
   }
@@ -150,10 +156,12 @@ function logTo(file: string): number {
   return fs.openSync(file, 'a')
 }
 
-async function startKubeSim(workDir: string): Promise<{ child: ChildProcess; kubeconfig: string }> {
+const rangeArg = (r: { min: number; max: number } | undefined) => r ? `${r.min}ms-${r.max}ms` : '0'
+
+async function startKubeSim(workDir: string, startTime?: { min: number; max: number }): Promise<{ child: ChildProcess; kubeconfig: string }> {
   const kubeconfig = path.join(workDir, 'kubeconfig.json')
   const fd = logTo(path.join(workDir, 'kube-sim.log'))
-  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn'], { stdio: ['ignore', fd, fd] })
+  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime)], { stdio: ['ignore', fd, fd] })
   fs.closeSync(fd)
   const deadline = Date.now() + 30_000
   while (!fs.existsSync(kubeconfig) && Date.now() < deadline && child.exitCode === null) await new Promise(r => setTimeout(r, 100))
@@ -207,12 +215,13 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       return child
     }
     if (o.spawner === 'kube-sim') {
-      kube = await startKubeSim(o.workDir)
+      kube = await startKubeSim(o.workDir, o.serverStartTime)
       hub = launch(['--spawner', 'kubernetes'], { KUBECONFIG: kube.kubeconfig })
       try {
         await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
         description.simulatedCluster = true
         description.userServers = 'virtual servers inside the kube-sim process (pods), each on its own loopback address'
+        description.serverStartTime = rangeArg(o.serverStartTime)
       } catch (err) {
         o.log.warn({ err: (err as Error).message.split('\n')[0] }, 'the hub did not start with the Kubernetes spawner: falling back to local')
         await stopChild(hub, 'SIGKILL'); await stopChild(kube.child, 'SIGTERM'); kube = undefined
@@ -272,5 +281,155 @@ export function externalTarget(publicUrl: string, password: string): Target {
     description: { kind: 'external', url: publicUrl, simulatedCluster: 'unknown' },
     adminToken: async () => { throw new Error('the api scenarios need --target fleethub (or an API token; not supported yet)') },
     async close() { /* not ours */ },
+  }
+}
+
+export interface JupyterhubTargetOptions {
+  readonly activityIntervalMs: number
+  readonly concurrentSpawnLimit: number
+  readonly adminUser: string
+  /** sim-servers' start time per server, ms (uniform): the same as kube-sim's for fleethub. */
+  readonly serverStartTime?: { readonly min: number; readonly max: number }
+  /** Where the processes' logs go. */
+  readonly workDir: string
+  readonly log: Logger
+}
+
+const JUPYTERHUB_CONFIG = path.join(REPO, 'loadtest/jupyterhub/jupyterhub_config.py')
+const CHP = path.join(REPO, 'node_modules/configurable-http-proxy/bin/configurable-http-proxy')
+
+/** The `jupyterhub` executable on PATH, or undefined (then `--target jupyterhub` cannot run here). */
+export function findJupyterhub(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const dir of (env.PATH ?? '').split(':')) {
+    if (!dir) continue
+    const file = path.join(dir, 'jupyterhub')
+    try { fs.accessSync(file, fs.constants.X_OK); return file } catch { /* next */ }
+  }
+  return undefined
+}
+
+export class TargetUnavailable extends Error {
+  readonly code = 'LOADTEST_TARGET_UNAVAILABLE'
+}
+
+/** Why `--target jupyterhub` cannot run here, or undefined when it can. */
+export function jupyterhubUnavailable(): string | undefined {
+  if (!findJupyterhub()) return 'jupyterhub is not installed (no `jupyterhub` on PATH; on Debian: apt-get install jupyterhub)'
+  if (!fs.existsSync(CHP)) return `configurable-http-proxy 5.3 is missing (${path.relative(REPO, CHP)}): run npm ci`
+  if (!fs.existsSync(CLI)) return `${CLI} is missing: run \`npm run build\` first`
+  return undefined
+}
+
+async function childOutput(cmd: string, args: string[]): Promise<string> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', d => { out += String(d) })
+  child.stderr!.on('data', d => { out += String(d) })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  await once(child, 'exit')
+  clearTimeout(timer)
+  return out.trim()
+}
+
+/**
+ * JupyterHub 3.0 (Debian's, Python) with configurable-http-proxy 5.3 from node_modules, its
+ * spawner asking a sim-servers process for virtual servers (loadtest/jupyterhub/jupyterhub_config.py),
+ * sqlite in a temporary directory. Processes sampled: hub (jupyterhub), proxy (its CHP child),
+ * sim-servers, generator. The admin API token is minted through the REST API with the config's
+ * `loadtest` service token (admin role).
+ */
+export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise<Target> {
+  const missing = jupyterhubUnavailable()
+  if (missing) throw new TargetUnavailable(`--target jupyterhub: ${missing}`)
+  const jupyterhub = findJupyterhub()!
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fleethub-loadtest-jh-'))
+  let sim: ChildProcess | undefined
+  let hub: ChildProcess | undefined
+  let chpPid: number | undefined
+  const isChp = (c: string) => c.includes('configurable-http-proxy')
+  const cleanup = async () => {
+    chpPid ??= findInTree(hub?.pid, isChp)
+    // JupyterHub stops its proxy on SIGTERM (cleanup_proxy); the servers go with sim-servers
+    await stopChild(hub, 'SIGTERM', hub?.pid, 60_000)
+    if (chpPid !== undefined && alive(chpPid)) { try { process.kill(chpPid, 'SIGTERM') } catch { /* gone */ } }
+    await stopChild(sim, 'SIGTERM', sim?.pid, 30_000)
+    await fsp.rm(dir, { recursive: true, force: true })
+  }
+  try {
+    const password = randomBytes(12).toString('hex')
+    const simToken = randomBytes(24).toString('hex')
+    const serviceToken = randomBytes(24).toString('hex')
+    const proxyAuthToken = randomBytes(24).toString('hex')
+    const [simPort, port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort(), await freeLowPort()]
+    const simUrl = `http://127.0.0.1:${simPort}`
+    const simLog = path.join(o.workDir, 'sim-servers.log')
+    let fd = logTo(simLog)
+    sim = spawn(process.execPath, [CLI, 'loadtest', 'sim-servers', '--port', String(simPort), '--start-time', rangeArg(o.serverStartTime), '--log-level', 'warn'],
+      { env: { ...process.env, SIM_SERVERS_TOKEN: simToken }, stdio: ['ignore', fd, fd] })
+    fs.closeSync(fd)
+    await waitHttp(`${simUrl}/health`, sim, simLog, s => s === 200)
+    const hubLog = path.join(o.workDir, 'jupyterhub.log')
+    fd = logTo(hubLog)
+    const env = {
+      ...process.env, CONFIGPROXY_AUTH_TOKEN: proxyAuthToken,
+      LOADTEST_JH_WORK_DIR: dir, LOADTEST_JH_SIM_SERVERS_URL: simUrl, LOADTEST_JH_SIM_SERVERS_TOKEN: simToken,
+      LOADTEST_JH_PASSWORD: password, LOADTEST_JH_SERVICE_TOKEN: serviceToken, LOADTEST_JH_ADMIN_USER: o.adminUser,
+      LOADTEST_JH_PUBLIC_PORT: String(port), LOADTEST_JH_HUB_PORT: String(hubPort), LOADTEST_JH_PROXY_API_PORT: String(apiPort),
+      LOADTEST_JH_NODE: process.execPath, LOADTEST_JH_CHP: CHP,
+      LOADTEST_JH_ACTIVITY_INTERVAL: String(o.activityIntervalMs / 1000), LOADTEST_JH_CONCURRENT_SPAWN_LIMIT: String(o.concurrentSpawnLimit),
+    }
+    // cwd: the temporary directory (JupyterHub writes its pid files and sqlite there too)
+    hub = spawn(jupyterhub, ['-f', JUPYTERHUB_CONFIG], { env, cwd: dir, stdio: ['ignore', fd, fd] })
+    fs.closeSync(fd)
+    const hubUrl = `http://127.0.0.1:${hubPort}`
+    const publicUrl = `http://127.0.0.1:${port}`
+    await waitHttp(`${hubUrl}/hub/health`, hub, hubLog, s => s === 200)
+    // through CHP: 200 once the hub has added its default route
+    await waitHttp(`${publicUrl}/hub/health`, hub, hubLog, s => s === 200)
+    chpPid = findInTree(hub.pid, isChp)
+    const version = (await childOutput(jupyterhub, ['--version'])).split('\n').pop() ?? 'unknown'
+    const chpVersion = (JSON.parse(fs.readFileSync(path.join(path.dirname(CHP), '../package.json'), 'utf8')) as { version: string }).version
+    const description: Record<string, unknown> = {
+      kind: 'jupyterhub', jupyterhub: version, proxy: `configurable-http-proxy ${chpVersion} (node_modules)`,
+      spawner: 'SimServersSpawner (loadtest/jupyterhub/jupyterhub_config.py) asking sim-servers', simulatedCluster: false,
+      userServers: 'virtual servers inside the sim-servers process, each on its own loopback address (the same code as kube-sim pods)',
+      serverStartTime: rangeArg(o.serverStartTime), database: 'sqlite (JupyterHub default) in a temporary directory',
+      authenticator: 'DummyAuthenticator with a password',
+      differences: 'login form without _xsrf (JupyterHub 3.0 has none); cookie API calls authorised by the same-origin Referer (both hubs); 429 Retry-After 30-60 s (JupyterHub default spawn_throttle_retry_range); poll() answered from one server list per 10 s (as a KubeSpawner reflector)',
+    }
+    const processes: WatchedProcess[] = [
+      { name: 'hub', pid: () => hub?.pid },
+      { name: 'proxy', pid: () => chpPid },
+      { name: 'sim-servers', pid: () => sim?.pid },
+      { name: 'generator', pid: () => process.pid },
+    ]
+    const api = async (method: string, p: string, body?: unknown) => {
+      const res = await fetch(`${hubUrl}/hub/api${p}`, {
+        method, headers: { authorization: `token ${serviceToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(30_000),
+      })
+      return { status: res.status, text: await res.text() }
+    }
+    return {
+      publicUrl, hubUrl, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password,
+      databaseUrl: undefined, pgConnections: undefined, processes, description, profileDir: undefined,
+      /** A user token for `name`, made an admin first (as `fleethub token` for the configured admin). */
+      async adminToken(name) {
+        const e = encodeURIComponent(name)
+        const created = await api('POST', `/users/${e}`)
+        if (created.status !== 201 && created.status !== 409) throw new Error(`POST /hub/api/users/${name}: ${created.status} ${created.text.slice(0, 200)}`)
+        const admin = await api('PATCH', `/users/${e}`, { admin: true })
+        if (admin.status !== 200) throw new Error(`PATCH /hub/api/users/${name}: ${admin.status} ${admin.text.slice(0, 200)}`)
+        const token = await api('POST', `/users/${e}/tokens`, { note: 'loadtest' })
+        if (token.status !== 201) throw new Error(`POST /hub/api/users/${name}/tokens: ${token.status} ${token.text.slice(0, 200)}`)
+        return (JSON.parse(token.text) as { token: string }).token
+      },
+      async close() { await cleanup() },
+      simServers: { url: simUrl, token: simToken },
+      serviceToken,
+    }
+  } catch (err) {
+    await cleanup()
+    throw err
   }
 }

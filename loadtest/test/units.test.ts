@@ -90,3 +90,59 @@ t.test('route keys, charts, SLO verdicts', async t => {
   t.equal(bad.healthy, false)
   t.equal(bad.failures.length, 6, bad.failures.join('; '))
 })
+
+t.test('compare: every figure for both targets, the ratio fleethub ÷ JupyterHub and the better one', async t => {
+  const { compareStep, figure, renderCompareMarkdown, COMPARE_METHOD } = await import('../src/compare.js')
+  t.match(figure('spawn p99', 'ms', 'lower', 500, 2000), { ratio: 0.25, winner: 'fleethub' })
+  t.match(figure('spawns', 'servers', 'higher', 90, 100), { ratio: 0.9, winner: 'jupyterhub' })
+  t.match(figure('users failed', 'users', 'lower', 0, 0), { ratio: 1, winner: 'tie' })
+  t.match(figure('users failed', 'users', 'lower', 3, 0), { ratio: null, winner: 'jupyterhub' }, 'no ratio over 0')
+  t.match(figure('proxy added', 'ms', 'lower', -2, 40), { ratio: null, winner: 'fleethub' }, 'no ratio of a negative difference')
+  t.match(figure('x', 'ms', 'lower', 5, null), { ratio: null, winner: null })
+  t.match(figure('generator CPU', '%', 'none', 50, 25), { ratio: 2, winner: null }, 'context figures have no better one')
+
+  const lat = (p50: number, p99: number) => ({ count: 10, errors: 0, min: 1, mean: p50, p50, p90: p99, p99, max: p99 })
+  const proc = (cpuMean: number, rssMaxMb: number) => ({ cpuMean, cpuMax: cpuMean * 2, rssMaxMb, fdsMax: 40, procsMax: 1 })
+  const step = (o: { spawned: number; spawnP99: number; loginP99: number; hubCpu: number; pgCpu?: number; rps?: number }) => ({
+    index: 1, users: 100, startedAt: '', durationS: 60, counts: { 'error:5xx': 0 }, notes: {},
+    latencies: { 'phase:spawn': lat(100, o.spawnP99), 'phase:login': lat(10, o.loginP99), 'http:GET /hub/login': lat(5, o.loginP99) },
+    series: [], tally: { users: 100, loggedIn: 100, spawned: o.spawned, stopped: 30, failed: 100 - o.spawned, echoes: 1000, messagesSent: 1000, retries429: 0 },
+    autocannon: o.rps ? { 'GET /hub/api/users/{name}': { url: '', connections: 20, durationS: 10, requests: o.rps * 10, rps: o.rps, p50: 5, p90: 9, p99: 20, max: 30, non2xx: 0, errors: 0, timeouts: 0 } } : {},
+    proxyAdded: { p50: 1, p99: 4, samples: 50 },
+    resources: { hub: proc(o.hubCpu, 200), proxy: proc(10, 60), generator: proc(40, 100), ...(o.pgCpu !== undefined ? { postgres: proc(o.pgCpu, 300) } : {}) },
+    loopLagP99Max: 5, pgConnectionsMax: null, generatorLimited: false, slo: { healthy: true, failures: [] }, fromS: 0, toS: 60,
+  })
+  const f = step({ spawned: 100, spawnP99: 1500, loginP99: 40, hubCpu: 30, pgCpu: 10, rps: 3000 })
+  const j = step({ spawned: 95, spawnP99: 6000, loginP99: 120, hubCpu: 80, rps: 600 })
+  const figs = compareStep(f, j)
+  const by = (k: string) => figs.find(x => x.key === k)!
+  t.match(by('spawns'), { fleethub: 100, jupyterhub: 95, ratio: 1.05, winner: 'fleethub', better: 'higher' })
+  t.match(by('users failed'), { fleethub: 0, jupyterhub: 5, ratio: 0, winner: 'fleethub' })
+  t.match(by('spawn (request to ready) p99'), { fleethub: 1500, jupyterhub: 6000, ratio: 0.25, winner: 'fleethub' })
+  t.match(by('login p99'), { ratio: 0.33 })
+  t.match(by('hub API p99 (worst endpoint)'), { fleethub: 40, jupyterhub: 120, ratio: 0.33 }, 'the worst hub endpoint, autocannon included')
+  t.match(by('hub + database CPU mean'), { fleethub: 40, jupyterhub: 80, ratio: 0.5 }, "fleethub's Postgres counts with its hub; JupyterHub's sqlite is inside its hub")
+  t.match(by('GET /hub/api/users/{name} req/s'), { fleethub: 3000, jupyterhub: 600, ratio: 5, winner: 'fleethub' })
+  t.match(by('proxy added latency p99'), { ratio: 1, winner: 'tie' })
+  t.notOk(figs.some(x => x.key.startsWith('stop')), 'no figure for a phase neither ran')
+  const half = compareStep(f, undefined)
+  t.ok(half.every(x => x.jupyterhub === null && x.ratio === null), 'a step only one target ran has no ratios')
+
+  const config = parseLoadtestConfig(['class-start', '--compare', 'jupyterhub', '--server-start-time', '5-15s'], {})
+  t.equal(config.spawner, 'kube-sim', '--compare gives fleethub the same virtual servers (kube-sim) by default')
+  t.same(config.serverStartTime, { min: 5000, max: 15000 })
+  t.throws(() => parseLoadtestConfig(['class-start', '--compare', 'jupyterhub', '--target', 'jupyterhub'], {}), /leave --target at fleethub/)
+  t.throws(() => parseLoadtestConfig(['class-start', '--target', 'jupyterhub', '--profile', 'hub'], {}), /py-spy/)
+  t.throws(() => parseLoadtestConfig(['class-start', '--server-start-time', '5s'], {}), /--spawner kube-sim/)
+  t.equal(parseLoadtestConfig(['class-start', '--target', 'jupyterhub'], {}).password, undefined, 'a JupyterHub this run starts needs no password from the env')
+  const run = (kind: string, s: typeof f) => ({ scenario: 'class-start', label: 'x', command: 'c', startedAt: '', finishedAt: '', config, machine: { cores: 2, memoryGiB: 4, loadavgAtStart: [1] },
+    versions: { node: 'v20', fleethub: 'abc' }, target: { kind, jupyterhub: '3.0.0' }, steps: [s], breakingStep: null, resources: [] })
+  const md = renderCompareMarkdown({
+    kind: 'compare', scenario: 'class-start', label: 'x', command: 'c', startedAt: '', finishedAt: '', config, machine: { cores: 2, memoryGiB: 4, loadavgAtStart: [1] },
+    versions: { node: 'v20', fleethub: 'abc' }, method: COMPARE_METHOD, runs: { fleethub: run('fleethub', f), jupyterhub: run('jupyterhub', j) },
+    steps: [{ index: 1, users: 100, healthy: { fleethub: true, jupyterhub: true }, figures: figs }],
+  })
+  t.match(md, /\*\*fleethub ÷ JupyterHub\*\*/, 'the report says which way the ratio goes')
+  t.match(md, /\| spawn \(request to ready\) p99 \| ms \| lower \| 1500 \| 6000 \| 0\.25 \| fleethub \|/)
+  t.match(md, /## fleethub: class-start[\s\S]*## JupyterHub: class-start/, "each target's own report follows")
+})
