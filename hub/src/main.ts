@@ -13,9 +13,11 @@ function banner(stack: HubStack, config: HubConfig): string {
   const url = stack.publicUrl.replace('//127.0.0.1:', '//localhost:')
   const lines = [
     '', `  fleethub is running at ${url}`, '',
-    config.devPasswordGenerated
-      ? `  development login: any username (lowercase letters, digits, . _ -), password: ${config.devPassword}`
-      : '  development login: any username, with the password in FLEETHUB_DEV_PASSWORD',
+    config.authenticator === 'native' ? '  sign-in: native accounts (passwords hashed in the database)'
+      : config.authenticator === 'oidc' ? `  sign-in: OpenID Connect (${config.oidc?.issuer ?? 'issuer from config'})`
+      : config.devPasswordGenerated
+        ? `  development login: any username (lowercase letters, digits, . _ -), password: ${config.devPassword}`
+        : '  development login: any username, with the password in FLEETHUB_DEV_PASSWORD',
     `  data: ${config.dataDir}${config.databaseUrl ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`,
     '  press Ctrl-C to stop', '',
   ]
