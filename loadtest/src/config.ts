@@ -60,6 +60,7 @@ export class ConfigError extends Error {
 export const LOADTEST_HELP = `usage: fleethub loadtest <scenario> [options]
 
 scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTEST.md)
+(fleethub loadtest sim-servers --help: the virtual-server host JupyterHub's spawner uses)
 
   --users N                 users per step (default 20)
   --steps N,N,...           several steps of users (ramp default 600,1000,2000,5000,10000,20000)

@@ -17,7 +17,7 @@ import { runUsersStep } from './scenarios/users.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
-import { externalTarget, startFleethubTarget, startJupyterhubTarget, type Target } from './target.js'
+import { externalTarget, jupyterhubUnavailable, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
 
 export interface RunResult {
   readonly scenario: string
@@ -170,6 +170,8 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
 export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promise<RunResult> {
   const out = deps.out ?? process.stderr
   const live = new LiveDisplay(out, config.live)
+  const missing = config.target === 'jupyterhub' ? jupyterhubUnavailable() : undefined
+  if (missing) throw new TargetUnavailable(`--target jupyterhub: ${missing}`) // before any folder is made
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-loadtest-run-'))
   const startedAt = new Date().toISOString()
   const reportDir = await reportDirFor(config.out, config.scenario, config.label)
