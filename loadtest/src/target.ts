@@ -198,7 +198,7 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     const configFile = path.join(dir, 'hub-config.json')
     await fsp.writeFile(configFile, JSON.stringify({ environment: { JUPYTERHUB_ACTIVITY_INTERVAL: String(o.activityIntervalMs / 1000) } }))
     const description: Record<string, unknown> = { kind: 'fleethub', spawner: o.spawner, simulatedCluster: false, userServers: 'fleethub singleuser (built-in), one process each', postgres: 'embedded (fsync off)' }
-    const env = { ...process.env, DATABASE_URL: pgServer.url, FLEETHUB_DEV_PASSWORD: password, CONFIGPROXY_AUTH_TOKEN: proxyAuthToken }
+    const env = { ...process.env, DATABASE_URL: pgServer.socketUrl, FLEETHUB_DEV_PASSWORD: password, CONFIGPROXY_AUTH_TOKEN: proxyAuthToken }
     const baseArgs = ['start', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
       '--data-dir', path.join(dir, 'data'), '--config', configFile, '--log-level', 'warn', '--admin-users', o.adminUser,
       '--concurrent-spawn-limit', String(o.concurrentSpawnLimit), '--no-cull-idle', '--start-timeout', '120',
