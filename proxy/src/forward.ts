@@ -104,6 +104,16 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     ca: config.clientSsl.ca === undefined ? undefined : readFileSync(config.clientSsl.ca),
   }
   const httpsAgent = new https.Agent({ ...agentOptions, ...clientTls, rejectUnauthorized: !config.insecure })
+  // The hub's own route (`data.hub === true`, as JupyterHub and fleethub add '/') gets its own pool
+  // without a socket cap: every user's hub traffic goes to that one host, and requests that are held
+  // on purpose (a stop waiting for its pod, progress streams, spawns waiting for ready) must not
+  // queue logins, logouts and API calls behind them. Load test class-start 1000: 300 stops held
+  // 3-5 s filled the shared 256-socket pool, and GET /hub/logout waited p99 1.1 s behind them.
+  const hubAgentOptions = { ...agentOptions, maxSockets: Infinity }
+  const hubHttpAgent = new http.Agent(hubAgentOptions)
+  const hubHttpsAgent = new https.Agent({ ...hubAgentOptions, ...clientTls, rejectUnauthorized: !config.insecure })
+  const agentFor = (route: Route, secure: boolean): http.Agent =>
+    route.data.hub === true ? (secure ? hubHttpsAgent : hubHttpAgent) : (secure ? httpsAgent : httpAgent)
   // Websocket upgrades: one shared agent without keep-alive or a socket limit (an upgraded socket
   // leaves the agent). `agent: false` would build a whole new Agent per upgrade (~3 KB per websocket
   // in the benchmark); the keep-alive pool would count long-lived upgrades against its limit.
@@ -142,7 +152,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     if (options === undefined) {
       const target = new URL(route.target)
       const secure = target.protocol === 'https:'
-      options = { web: { target, agent: secure ? httpsAgent : httpAgent }, ws: { target, agent: secure ? wsHttpsAgent : wsHttpAgent } }
+      options = { web: { target, agent: agentFor(route, secure) }, ws: { target, agent: secure ? wsHttpsAgent : wsHttpAgent } }
       targets.set(route, options)
     }
     return options
@@ -159,7 +169,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
       lean = libraryOnlyOptions || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' ? null : {
         secure: url.protocol === 'https:', hostname: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port),
-        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
+        agent: agentFor(route, url.protocol === 'https:'),
       }
       leanTargets.set(route, lean)
     }
@@ -286,7 +296,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
 
     stats() {
       let upstreamSockets = 0
-      for (const agent of [httpAgent, httpsAgent]) {
+      for (const agent of [httpAgent, httpsAgent, hubHttpAgent, hubHttpsAgent]) {
         for (const list of Object.values(agent.sockets)) upstreamSockets += list?.length ?? 0
         for (const list of Object.values(agent.freeSockets)) upstreamSockets += list?.length ?? 0
       }
@@ -301,7 +311,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
         tunnel.client.destroy()
       }
       tunnels.clear()
-      for (const agent of [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent]) agent.destroy()
+      for (const agent of [httpAgent, httpsAgent, hubHttpAgent, hubHttpsAgent, wsHttpAgent, wsHttpsAgent]) agent.destroy()
       proxy.removeAllListeners('proxyReqWs')
     },
   }

@@ -248,3 +248,31 @@ t.test('--host-routing: the host is the first segment', async t => {
   t.equal(other.status, 404)
   await other.text()
 })
+
+t.test('the hub route has its own uncapped pool: held hub requests never queue other hub traffic; user routes keep the cap', async t => {
+  const hub = await startUpstream('hub')
+  t.teardown(() => hub.close())
+  const alice = await startUpstream('alice')
+  t.teardown(() => alice.close())
+  const proxy = await startTestProxy(['--max-upstream-sockets', '2'])
+  t.teardown(() => proxy.close())
+  t.equal(await addRoute(proxy, '/', { target: hub.url, hub: true }), 201)
+  t.equal(await addRoute(proxy, '/user/alice', { target: alice.url }), 201)
+  // three requests the upstream holds (like stops waiting for their pods), more than the cap of 2
+  const held = new AbortController()
+  t.teardown(() => held.abort())
+  const hold = (path: string) => { void fetch(`${proxy.url}${path}`, { signal: held.signal }).catch(() => undefined) }
+  for (let i = 0; i < 3; i++) hold(`/hub/api/hang/${i}`)
+  t.ok(await eventually(() => hub.sockets.size >= 3), 'all three held hub requests reached the hub (no cap)')
+  const t0 = performance.now()
+  const quick = await fetch(`${proxy.url}/hub/logout`, { signal: AbortSignal.timeout(3000) })
+  t.equal(quick.status, 200, 'a quick hub request is answered while three are held')
+  t.ok(performance.now() - t0 < 2000)
+  await quick.arrayBuffer()
+  // a user route still has the cap: two held requests fill it, a third waits
+  for (let i = 0; i < 2; i++) hold(`/user/alice/hang/${i}`)
+  t.ok(await eventually(() => alice.sockets.size >= 2))
+  const queued = await fetch(`${proxy.url}/user/alice/api/status`, { signal: AbortSignal.timeout(500) }).then(() => 'answered', () => 'still queued')
+  t.equal(queued, 'still queued', 'the third request to alice waits for a free socket')
+  t.equal(alice.sockets.size, 2, 'and no third socket was opened to her server')
+})
