@@ -5,8 +5,9 @@
 import type { HubContext } from '../context.js'
 import type { Identity } from '../auth/request-auth.js'
 import { grants } from '../auth/scopes.js'
-import { listServersOfUsers, listUserServers, type ServerRecord } from '../servers/server.repository.js'
-import { findUserById, type User } from '../users/user.repository.js'
+import { listServersOfUsers, type ServerRecord } from '../servers/server.repository.js'
+import type { User } from '../users/user.repository.js'
+import { findUserWithPartsById } from '../users/user-parts.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { urlEscape } from '../servers/url-escape.js'
 
@@ -81,12 +82,11 @@ export async function selfModel(ctx: HubContext, id: Identity): Promise<Record<s
   if (id.kind === 'service') {
     return { kind: 'service', name: id.name, admin: false, roles: [...(id.token?.roles ?? [])], session_id: null, scopes }
   }
-  const [groups, servers, stored] = await Promise.all([
-    userGroups(ctx, id.userId!),
-    grants(id.scopes, 'read:servers', { user: id.name }) ? listUserServers(ctx.db, id.userId!) : Promise.resolve([]),
-    findUserById(ctx.db, id.userId!),
-  ])
-  const user: User = stored ?? { id: id.userId!, name: id.name, admin: id.admin, created: new Date(0), lastActivity: null }
+  // one round trip (this is every single-user server's token check)
+  const parts = await findUserWithPartsById(ctx.db, id.userId!)
+  const groups = parts?.groups ?? []
+  const servers = parts && grants(id.scopes, 'read:servers', { user: id.name }) ? parts.servers : []
+  const user: User = parts?.user ?? { id: id.userId!, name: id.name, admin: id.admin, created: new Date(0), lastActivity: null }
   const model = userModel(id.scopes, { user, servers, groups, roles: ctx.auth.userRoles(user) }) ?? {}
   return { ...model, kind: 'user', name: id.name, admin: id.admin, groups: model.groups ?? groups, session_id: id.sessionId ?? null, scopes }
 }

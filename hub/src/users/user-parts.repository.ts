@@ -26,6 +26,8 @@ export const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) f
 
 const USER_WITH_PARTS = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
 from users u where u.name = $1`
+const USER_WITH_PARTS_BY_ID = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
+from users u where u.id = $1`
 
 type JsonServer = Omit<ServerRow, 'user_name' | 'started' | 'last_activity'> & { started: string | null; last_activity: string | null }
 
@@ -42,6 +44,13 @@ export function toUserWithParts(r: UserPartsRow): UserWithParts {
 /** A user, all their servers (by name) and their groups (by name), or undefined. */
 export async function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {
   const { rows } = await poolOf(db).query({ name: 'fleethub-user-with-parts', text: USER_WITH_PARTS, values: [name] })
+  const r = rows[0] as UserPartsRow | undefined
+  return r && toUserWithParts(r)
+}
+
+/** The same by id (GET /hub/api/user: every single-user server's token check). */
+export async function findUserWithPartsById(db: Db, id: string): Promise<UserWithParts | undefined> {
+  const { rows } = await poolOf(db).query({ name: 'fleethub-user-with-parts-by-id', text: USER_WITH_PARTS_BY_ID, values: [id] })
   const r = rows[0] as UserPartsRow | undefined
   return r && toUserWithParts(r)
 }
