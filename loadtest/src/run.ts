@@ -15,6 +15,7 @@ import { ResourceSampler, type ResourcePoint } from './resources.js'
 import { runActivityStormStep, runApiStep } from './scenarios/api.js'
 import { runUsersStep } from './scenarios/users.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
+import { flamegraphHtml, type CpuProfile } from './flamegraph.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
 import { externalTarget, jupyterhubUnavailable, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
@@ -229,15 +230,27 @@ export async function startTarget(kind: string, config: LoadtestConfig, profileD
   return externalTarget(kind, config.password!)
 }
 
-/** 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. */
+/**
+ * 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. When 0x did
+ * not finish one (a long run's tick log), render the hub's --cpu-prof profile instead and say so.
+ */
 export async function keepFlamegraph(profileDir: string, reportDir: string, name = 'flamegraph.html'): Promise<string | undefined> {
   // 0x may write straight into the folder or into a `<pid>.0x/` subfolder
-  const names = await fs.readdir(profileDir, { recursive: true }).catch(() => [] as string[])
+  const names = (await fs.readdir(profileDir, { recursive: true }).catch(() => [] as string[])).map(String)
   const html = names.find(n => n.endsWith('flamegraph.html')) ?? names.find(n => n.endsWith('.html'))
   let kept: string | undefined
   if (html) {
     kept = path.join(reportDir, name)
     await fs.rename(path.join(profileDir, html), kept)
+  } else {
+    const profiles = names.filter(n => n.endsWith('.cpuprofile'))
+    const sized = await Promise.all(profiles.map(async n => ({ n, size: (await fs.stat(path.join(profileDir, n))).size })))
+    const biggest = sized.sort((a, b) => b.size - a.size)[0]
+    if (biggest) {
+      const profile = JSON.parse(await fs.readFile(path.join(profileDir, biggest.n), 'utf8')) as CpuProfile
+      kept = path.join(reportDir, name)
+      await fs.writeFile(kept, flamegraphHtml(profile, `fleethub hub — node --cpu-prof (0x did not finish its own flamegraph in time)`))
+    }
   }
   await fs.rm(profileDir, { recursive: true, force: true })
   return kept

@@ -143,7 +143,9 @@ async function stopProfiled(zeroX: ChildProcess | undefined, pid: number | undef
   const written = () => {
     try { return dir !== undefined && fs.readdirSync(dir, { recursive: true }).some(n => String(n).endsWith('flamegraph.html')) } catch { return false }
   }
-  for (let i = 0; i < 1200 && zeroX.exitCode === null && !written(); i++) await new Promise(r => setTimeout(r, 250))
+  // 0x turns the tick log into its flamegraph after the hub exits: up to 150 s (a long run's log can
+  // take longer; the --cpu-prof profile written at exit stands in then)
+  for (let i = 0; i < 600 && zeroX.exitCode === null && !written(); i++) await new Promise(r => setTimeout(r, 250))
   await new Promise(r => setTimeout(r, 1000)) // let it finish the file it just created
   await stopChild(zeroX, 'SIGTERM', zeroX.pid, 10_000)
 }
@@ -208,7 +210,11 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     const launch = (extra: string[], extraEnv: Record<string, string>) => {
       const fd = logTo(path.join(o.workDir, 'hub.log'))
       const zeroX = path.join(REPO, 'node_modules/0x/cmd.js')
-      const argv = profileDir ? [zeroX, '--output-dir', profileDir, '--', process.execPath, CLI, ...baseArgs, ...extra] : [CLI, ...baseArgs, ...extra]
+      // under 0x, --cpu-prof as well: 0x's tick log of a long run can take longer to process than we
+      // wait, and then the report's flamegraph comes from the .cpuprofile instead (run.ts keepFlamegraph)
+      const argv = profileDir
+        ? [zeroX, '--output-dir', profileDir, '--', process.execPath, '--cpu-prof', '--cpu-prof-dir', path.join(profileDir, 'cpuprof'), CLI, ...baseArgs, ...extra]
+        : [CLI, ...baseArgs, ...extra]
       // cwd: 0x writes its v8 log into the working directory before moving it
       const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd], cwd: o.workDir })
       fs.closeSync(fd)

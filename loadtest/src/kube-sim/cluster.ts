@@ -81,7 +81,9 @@ export class Cluster {
   readonly #nodes: NodeState[] = []
   readonly #pods = new Map<string, PodRuntimeState>()
   readonly #pending: string[] = []
-  readonly #ips = new IpAllocator()
+  // a random start (whole /16 blocks): two kube-sims on one machine (a test beside a load test) rarely
+  // hand out the same pod IP
+  readonly #ips = new IpAllocator(64, 63, Math.floor(Math.random() * 40) * 254 * 256)
   readonly #sweeper: NodeJS.Timeout
   #closed = false
 

@@ -62,7 +62,7 @@ export const httpRuntime: ContainerRuntime = {
   },
 }
 
-/** Pod IPs: 127.64.0.1 upwards (see virtual-server.ts). */
+/** Pod IPs: 127.64.0.1 upwards, from a random /16 block (see virtual-server.ts). */
 export { IpAllocator }
 
 /**
