@@ -190,7 +190,10 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     await fsp.rm(dir, { recursive: true, force: true })
   }
   // under 0x the hub is 0x's `node --prof … fleethub.js start` child
-  const profileDirOf = () => o.profile === 'hub' ? o.profileDir ?? path.join(o.workDir, 'flamegraph-hub') : undefined
+  // absolute: 0x and the hub run with the work dir as their cwd (0x writes its tick log there), and a
+  // relative --out (the default, bench-results) would put the flamegraph inside the work dir, which is
+  // deleted at the end - every long or compare run lost its flamegraph that way
+  const profileDirOf = () => o.profile === 'hub' ? path.resolve(o.profileDir ?? path.join(o.workDir, 'flamegraph-hub')) : undefined
   const hubPid = () => o.profile === 'hub' ? findInTree(hub?.pid, c => c.includes('--prof') && c.includes('fleethub.js start')) : hub?.pid
   try {
     pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } })
