@@ -2,7 +2,8 @@
  * The hub's database: typed tables, one pooled Kysely instance, and the migrator.
  * Columns are snake_case here; repositories map them to camelCase.
  */
-import { Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResultSet } from 'kysely'
+import { createHash } from 'node:crypto'
+import { Kysely, Migrator, PostgresDialect, type ColumnType, type CompiledQuery, type Generated, type MigrationResultSet } from 'kysely'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
 
@@ -128,6 +129,25 @@ export function poolOf(db: Db): pg.Pool {
   const pool = pools.get(db)
   if (!pool) throw new Error('poolOf: this Kysely instance was not made by createDb')
   return pool
+}
+
+const statementNames = new Map<string, string>()
+/** A bound on distinct prepared texts; past it (a caller broke the fixed-shapes rule) queries run unnamed. */
+const MAX_STATEMENTS = 500
+
+/**
+ * A compiled Kysely query run as a named statement, prepared once per connection. Only for
+ * queries built from a small, fixed set of shapes (lists go in as one array parameter, never as
+ * `in (...)` of varying length): each distinct SQL text stays prepared on every pooled connection.
+ */
+export async function runPrepared<R>(db: Db, q: CompiledQuery<R>): Promise<R[]> {
+  let name = statementNames.get(q.sql)
+  if (name === undefined && statementNames.size < MAX_STATEMENTS) {
+    name = `fleethub-${createHash('sha256').update(q.sql).digest('base64url').slice(0, 24)}`
+    statementNames.set(q.sql, name)
+  }
+  const { rows } = await poolOf(db).query({ name, text: q.sql, values: q.parameters as unknown[] })
+  return rows as R[]
 }
 
 // bigint ids come back as strings (exact); timestamps as Date.

@@ -7,6 +7,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
+import { sql } from 'kysely'
 import { createToken } from '../../hub/src/tokens/token.repository.js'
 import { ensureUser } from '../../hub/src/users/user.repository.js'
 import { Browser } from '../../test/helpers/browser.js'
@@ -94,14 +95,19 @@ t.test('REST API contract', async t => {
 
     const patched = await json(await api('/users/erin', { token: adminToken, method: 'PATCH', body: { admin: true } }))
     t.equal(patched.admin, true)
+    const activity = (user: string) => api(`/users/${user}/activity`, { token: adminToken, method: 'POST', body: { last_activity: new Date().toISOString() } })
+    t.equal((await activity('erin')).status, 200, 'activity for erin (now cached by name)')
     const renamed = await api('/users/erin', { token: adminToken, method: 'PATCH', body: { name: 'erin2' } })
     t.equal((await json(renamed)).name, 'erin2')
+    t.equal((await activity('erin')).status, 404, 'after the rename the old name is unknown to activity reports')
+    t.equal((await activity('erin2')).status, 200, 'and the new name is known')
     const clash = await api('/users/erin2', { token: adminToken, method: 'PATCH', body: { name: 'gina' } })
     t.equal(clash.status, 400)
     t.equal((await json(clash)).message, 'User gina already exists, username must be unique')
     t.equal((await api('/users/nosuchuser', { token: adminToken, method: 'PATCH', body: { admin: true } })).status, 404)
     t.equal((await api('/users/erin2', { token: adminToken, method: 'DELETE' })).status, 204)
     t.equal((await api('/users/erin2', { token: adminToken, method: 'DELETE' })).status, 404)
+    t.equal((await activity('erin2')).status, 404, 'a deleted user\'s activity is 404 at once')
     const unknown = await api('/users/nosuchuser', { token: adminToken })
     t.equal(unknown.status, 404)
   })
@@ -213,6 +219,16 @@ t.test('REST API contract', async t => {
     const running = await api('/users/alice/server', { token: aliceToken, method: 'POST' })
     t.equal(running.status, 400)
     t.equal((await json(running)).message, 'alice is already running')
+    // the claim writes the server's token and OAuth client in the same statement: exactly one of each
+    const creds = await db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id').where('users.name', '=', 'alice').where('servers.name', '=', '')
+      .select(eb => [eb.selectFrom('api_tokens').whereRef('api_tokens.server_id', '=', 'servers.id').select(sql<string>`count(*)`.as('n')).as('tokens'),
+        eb.selectFrom('oauth_clients').whereRef('oauth_clients.server_id', '=', 'servers.id').select('oauth_clients.id').as('client')]).executeTakeFirstOrThrow()
+    t.same({ tokens: Number(creds.tokens), client: creds.client }, { tokens: 1, client: 'jupyterhub-user-alice' }, 'one server token and one OAuth client, written with the claim; the second POST wrote none')
+    const servers = await db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow()
+    const nobody = await api('/users/nosuchuser/server', { token: adminToken, method: 'POST' })
+    t.equal(nobody.status, 404, 'starting an unknown user\'s server is 404')
+    t.match(await json(nobody), { status: 404, message: "No such user: 'nosuchuser'" })
+    t.equal((await db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow()).n, servers.n, 'and writes nothing')
     const model = await json(await api('/users/alice', { token: aliceToken }))
     t.match(model.servers[''], { name: '', ready: true, pending: null, url: '/user/alice/', progress_url: '/hub/api/users/alice/server/progress' })
     t.equal(model.server, '/user/alice/')
@@ -237,7 +253,12 @@ t.test('REST API contract', async t => {
     const fooModel = (await json(await api('/users/alice', { token: aliceToken }))).servers.foo
     t.match(fooModel, { name: 'foo', url: '/user/alice/foo/', progress_url: '/hub/api/users/alice/servers/foo/progress', user_options: { profile: 'small' } })
     t.equal((await json(await api('/users/alice/server', { token: aliceToken, method: 'DELETE', body: { remove: true } }))).message, 'Cannot delete the default server')
+    // activity reports resolve names through a short-lived cache: alice was cached (by the activity
+    // test) before foo existed, and a removed server must not be accepted from a stale entry
+    const report = (server: string) => api('/users/alice/activity', { token: aliceToken, method: 'POST', body: { servers: { [server]: { last_activity: new Date().toISOString() } } } })
+    t.equal((await report('foo')).status, 200, 'a server created after the cache entry is found')
     t.equal((await api('/users/alice/servers/foo', { token: aliceToken, method: 'DELETE', body: { remove: true } })).status, 204)
+    t.equal((await report('foo')).status, 400, 'a removed server is no longer accepted')
     t.equal((await api('/users/alice/servers/f2', { token: aliceToken, method: 'DELETE' })).status, 204)
     const rows = await db.selectFrom('servers').select(['name', 'state']).where('user_id', '=', alice.id).orderBy('name').execute()
     t.same(rows, [{ name: '', state: 'running' }, { name: 'f2', state: 'stopped' }], 'removed server is gone, stopped one kept')

@@ -17,7 +17,6 @@ import { caller, needScope } from './guards.js'
 import { streamProgress } from './progress.js'
 import { selfModel } from './models.js'
 import { parseActivity } from './activity.js'
-import { findUserAndServerIds } from '../users/user-parts.repository.js'
 
 const PACKAGE_VERSION = '0.1.0'
 
@@ -53,7 +52,8 @@ export function apiRouter(ctx: HubContext): Router {
   const r = Router()
   r.use(identifyApi(ctx))
   // The hottest routes first (every layer before a match is a path test per request): activity
-  // reports from every server, then the user reads. No two of these routers' paths overlap.
+  // reports from every server, token checks, spawns and stops; the sub-routers after them. No two
+  // of these routes' paths overlap, so the order changes no answer.
   r.post('/users/:name/activity', jsonBody, async (req, res) => {
     const name = req.params.name as string
     needScope(res, ['users:activity'], { user: name })
@@ -62,11 +62,11 @@ export function apiRouter(ctx: HubContext): Router {
       report = parseActivity(req.body)
     } catch (err) {
       // an unknown user is a 404 before the body is judged, as JupyterHub answers
-      if (!await findUserAndServerIds(ctx.db, name, [])) throw userNotFound(name)
+      if (!await ctx.activity.target(name)) throw userNotFound(name)
       throw err
     }
-    // one round trip: the user's id and the ids of the servers named in the report
-    const found = await findUserAndServerIds(ctx.db, name, [...report.servers.keys()])
+    // the user's id and the ids of the servers named in the report: cached, else one round trip
+    const found = await ctx.activity.target(name, report.servers.keys())
     if (!found) throw userNotFound(name)
     for (const serverName of report.servers.keys()) {
       if (!found.servers.has(serverName)) throw badRequest(`No such server '${serverName}' for user ${name}`)
@@ -78,11 +78,6 @@ export function apiRouter(ctx: HubContext): Router {
     }
     res.status(200).type('json').end()
   })
-
-  r.use(usersRouter(ctx))
-  r.use(tokensRouter(ctx))
-  r.use(groupsRouter(ctx))
-  r.use(hubRouter(ctx))
 
   r.get(['/', ''], (_req, res) => {
     res.json({ version: JUPYTERHUB_API_VERSION, fleethub: PACKAGE_VERSION })
@@ -97,15 +92,20 @@ export function apiRouter(ctx: HubContext): Router {
     const name = req.params.name as string
     const serverName = serverNameParam(req)
     needScope(res, ['servers'], { user: name, server: `${name}/${serverName}` })
-    const user = await loadUser(ctx, name)
-    if (serverName) await checkNamedServer(ctx, user.id, serverName)
+    // the default server: the claim finds the user (one round trip per spawn); named servers check their limit first
+    const user: { id?: string; name: string } = serverName ? await loadUser(ctx, name) : { name }
+    if (serverName) await checkNamedServer(ctx, user.id!, serverName)
     const options = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? req.body as Record<string, unknown> : {}
     const outcome = await ctx.spawns.spawn(user, serverName, options)
     const label = serverName ? `${name}:${serverName}` : name
     if (outcome.status === 'running') throw badRequest(`${label} is already running`, 'HUB_SERVER_ALREADY_RUNNING')
     if (outcome.status === 'started') {
       const p = ctx.spawns.progressFor(outcome.server.id)
-      if (p && !p.done) await Promise.race([p.finished, new Promise(r => setTimeout(r, ctx.settings.slowSpawnTimeoutMs))])
+      if (p && !p.done) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([p.finished, new Promise(r => { timer = setTimeout(r, ctx.settings.slowSpawnTimeoutMs) })])
+        clearTimeout(timer)
+      }
       if (p?.phase === 'failed') throw new HttpError(500, 'HUB_SPAWN_FAILED', p.events[p.events.length - 1]?.message ?? 'Spawn failed')
       if (p?.phase === 'ready') return void res.status(201).type('text/plain').end()
     }
@@ -129,6 +129,7 @@ export function apiRouter(ctx: HubContext): Router {
     const result = await ctx.spawns.stop(server, 'stopped through the API')
     if (remove && result !== 'stopping') {
       await ctx.db.deleteFrom('servers').where('id', '=', server.id).where('state', '=', 'stopped').execute()
+      ctx.activity.forget(name)
     }
     res.status(result === 'stopping' ? 202 : 204).end()
   }
@@ -142,5 +143,10 @@ export function apiRouter(ctx: HubContext): Router {
     await streamProgress(ctx, req, res, await findServer(ctx.db, user.id, serverName))
   })
 
+  // Last: each sub-router is one more stack of path tests for every request that reaches it.
+  r.use(usersRouter(ctx))
+  r.use(tokensRouter(ctx))
+  r.use(groupsRouter(ctx))
+  r.use(hubRouter(ctx))
   return r
 }

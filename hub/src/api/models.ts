@@ -14,7 +14,8 @@ import { urlEscape } from '../servers/url-escape.js'
 /** JupyterHub's timestamp format: UTC, microseconds, `Z`. */
 export function isoTime(d: Date | null | undefined): string | null {
   if (!d) return null
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
+  // toISOString always ends in `.sssZ`; a regex here was a visible share of listing 200 users
+  return `${d.toISOString().slice(0, -1)}000Z`
 }
 
 export function serverModel(user: string, s: ServerRecord, o: { state?: boolean } = {}): Record<string, unknown> {

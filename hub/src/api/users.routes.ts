@@ -128,6 +128,7 @@ export function usersRouter(ctx: HubContext): Router {
     if (Object.keys(update).length > 0) {
       await ctx.db.updateTable('users').set(update).where('id', '=', user.id).execute()
       ctx.auth.invalidate(i => i.userId === user.id)
+      ctx.activity.forget(name)
     }
     res.json(await modelOf(caller(res).scopes, update.name ?? name))
   })
@@ -143,6 +144,7 @@ export function usersRouter(ctx: HubContext): Router {
     }
     await ctx.db.deleteFrom('users').where('id', '=', user.id).execute()
     ctx.auth.invalidate(i => i.userId === user.id)
+    ctx.activity.forget(name)
     res.status(204).end()
   })
 

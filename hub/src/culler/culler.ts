@@ -56,7 +56,7 @@ export interface CullerDeps {
   readonly log: Logger
   readonly spawns: { stop(server: ServerRecord, reason?: string): Promise<'stopped' | 'cancelled' | 'not-running' | 'stopping'> }
   readonly routes: { check(): Promise<void> }
-  readonly activity: { flush(): Promise<void> }
+  readonly activity: { flush(): Promise<void>; forget?(userName: string): void }
   readonly auth?: { invalidate(predicate: (identity: Identity) => boolean): void }
 }
 
@@ -170,11 +170,13 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
       const result = await deps.spawns.stop(now.server, reason)
       if (result !== 'stopped') return await record({ ...base, idleSeconds: now.idleSeconds, rule: now.rule, action: 'skipped', detail: result === 'stopping' ? 'already stopping' : 'no longer running' })
       const removed = options.removeNamedServers && c.serverName !== '' && await removeNamedServer(deps.db, c.serverId)
+      if (removed) deps.activity.forget?.(c.userName)
       await record({ ...base, idleSeconds: now.idleSeconds, rule: now.rule, action: 'stopped', detail: removed ? 'removed' : undefined })
       if (options.cullUsers && !c.admin) {
         const gone = await deleteIdleUser(deps.db, c.userId, options.timeout)
         if (gone) {
           deps.auth?.invalidate(i => i.userId === c.userId)
+          deps.activity.forget?.(gone.name)
           await record({ userName: gone.name, serverName: null, idleSeconds: gone.idleSeconds, rule: now.rule, action: 'user-deleted' })
         }
       }

@@ -2,10 +2,24 @@
  * Activity reports are coalesced in memory and written in batches: thousands of servers reporting
  * every few minutes become one UPDATE per table per flush, not one transaction per report. Only
  * the newest time per user and per server is kept; the database keeps the max (never moves back).
+ *
+ * Who a report is about (user name -> user id and server ids) is cached for a short while, so a
+ * report costs no database round trip at all. Ids never change while a row lives (every spawn of
+ * a server reuses its row), so a stale entry can only name a row that was deleted, and the batched
+ * update then touches nothing. Deletions and renames through this hub drop the entry at once;
+ * another replica's entry lives out its TTL (so a user deleted and re-created under the same name
+ * on another replica can lose up to `targetTtlMs` of activity). Unknown users are never cached.
  */
 import { sql } from 'kysely'
 import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
+import { findUserAndServerIds } from '../users/user-parts.repository.js'
+
+export interface ActivityTarget {
+  readonly userId: string
+  /** Server name -> id, all the user's servers. */
+  readonly servers: ReadonlyMap<string, string>
+}
 
 export class ActivityBuffer {
   readonly #db: Db
@@ -14,10 +28,15 @@ export class ActivityBuffer {
   readonly #servers = new Map<string, number>()
   readonly #timer: NodeJS.Timeout
   #flushing: Promise<void> = Promise.resolve()
+  readonly #targets = new Map<string, ActivityTarget & { readonly expires: number }>()
+  readonly #targetTtlMs: number
+  readonly #maxTargets: number
 
-  constructor(db: Db, log: Logger, options: { flushIntervalMs?: number } = {}) {
+  constructor(db: Db, log: Logger, options: { flushIntervalMs?: number; targetTtlMs?: number; maxTargets?: number } = {}) {
     this.#db = db
     this.#log = log
+    this.#targetTtlMs = options.targetTtlMs ?? 30_000
+    this.#maxTargets = options.maxTargets ?? 100_000
     this.#timer = setInterval(() => { void this.flush() }, options.flushIntervalMs ?? 1000)
     this.#timer.unref()
   }
@@ -30,6 +49,31 @@ export class ActivityBuffer {
   recordServer(serverId: string, at: Date): void {
     const t = at.getTime()
     if ((this.#servers.get(serverId) ?? 0) < t) this.#servers.set(serverId, t)
+  }
+
+  /**
+   * The user `name` and the ids of their servers, from the cache when it is fresh and knows every
+   * one of `serverNames` (a server it has not seen may be new: the database is asked again).
+   * Undefined: no such user.
+   */
+  async target(name: string, serverNames: Iterable<string> = []): Promise<ActivityTarget | undefined> {
+    const hit = this.#targets.get(name)
+    if (hit && hit.expires > Date.now() && [...serverNames].every(s => hit.servers.has(s))) return hit
+    const found = await findUserAndServerIds(this.#db, name)
+    if (!found) {
+      this.#targets.delete(name)
+      return undefined
+    }
+    this.#targets.delete(name) // re-inserted last: the map's order is its age
+    if (this.#targets.size >= this.#maxTargets) this.#targets.delete(this.#targets.keys().next().value!)
+    const entry = { ...found, expires: Date.now() + this.#targetTtlMs }
+    this.#targets.set(name, entry)
+    return entry
+  }
+
+  /** Drop a cached target (the user was deleted or renamed, or one of their servers deleted). */
+  forget(name: string): void {
+    this.#targets.delete(name)
   }
 
   get pending(): number { return this.#users.size + this.#servers.size }

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Db, ServerState } from '../db.js'
+import { runPrepared, type Db, type ServerState } from '../db.js'
 
 export interface ServerRecord {
   readonly id: string
@@ -60,19 +60,46 @@ export async function listUserServers(db: Db, userId: string): Promise<ServerRec
  * it to `pending`, undefined when it was already pending, running or stopping. Two requests (or
  * two hub replicas) racing to spawn the same server cannot both win.
  */
-export async function claimForSpawn(db: Db, args: { userId: string; userName: string; name: string; owner: string; spawnerKind: string; userOptions: Record<string, unknown> }): Promise<ServerRecord | undefined> {
-  const options = JSON.stringify(args.userOptions)
-  const row = await db.insertInto('servers')
-    .values({ user_id: args.userId, name: args.name, state: 'pending', owner: args.owner, spawner_kind: args.spawnerKind,
-      user_options: options, started: sql`now()`, last_error: null, spawner_state: '{}' })
-    .onConflict(oc => oc.columns(['user_id', 'name']).doUpdateSet({
-      state: 'pending', owner: args.owner, spawner_kind: args.spawnerKind, user_options: options, started: sql`now()`,
-      last_error: null, spawner_state: '{}', url: null, updated: sql`now()`,
-    }).where('servers.state', '=', 'stopped'))
-    .returning(['id', 'user_id', 'name', 'state', 'spawner_kind', 'spawner_state', 'url', 'user_options', 'started', 'last_activity', 'last_error'])
-    .executeTakeFirst()
-  // one round trip: the row as written, with the user name we already know
-  return row && toServer({ ...row, user_name: args.userName } as ServerRow)
+/** What a starting server authenticates with: its API token (as stored) and its OAuth client, whose secret is that token. */
+export interface ServerCredentials {
+  readonly tokenPrefix: string
+  readonly tokenHash: string
+  readonly scopes: readonly string[]
+  readonly clientId: string
+  readonly redirectUri: string
+  /** The token's note and the client's description. */
+  readonly note: string
+}
+
+/**
+ * stopped (or absent) -> pending, with the server's API token and OAuth client written in the same
+ * statement: one round trip per spawn instead of three (user look-up, claim, credentials). Nothing
+ * is written when the server is already pending or running, or (`userId` unknown) when no user
+ * has `userName`; both answer undefined, and the caller looks up which. An OAuth client left
+ * behind by a crashed hub is taken over (upsert) rather than blocking the spawn.
+ */
+export async function claimForSpawn(db: Db, args: { userId?: string; userName: string; name: string; owner: string; spawnerKind: string; userOptions: Record<string, unknown>; credentials: ServerCredentials }): Promise<ServerRecord | undefined> {
+  const c = args.credentials
+  const user = args.userId === undefined ? sql`select id from users where name = ${args.userName}` : sql`select ${args.userId}::bigint as id`
+  const query = sql<Omit<ServerRow, 'user_name'>>`with u as (${user}),
+  claim as (
+    insert into servers (user_id, name, state, owner, spawner_kind, user_options, started, last_error, spawner_state)
+    select u.id, ${args.name}::text, 'pending', ${args.owner}::text, ${args.spawnerKind}::text, ${JSON.stringify(args.userOptions)}::jsonb, now(), null, '{}'::jsonb from u
+    on conflict (user_id, name) do update set state = 'pending', owner = excluded.owner, spawner_kind = excluded.spawner_kind,
+      user_options = excluded.user_options, started = now(), last_error = null, spawner_state = '{}'::jsonb, url = null, updated = now()
+    where servers.state = 'stopped'
+    returning id, user_id, name, state, spawner_kind, spawner_state, url, user_options, started, last_activity, last_error),
+  tok as (
+    insert into api_tokens (prefix, hash, kind, user_id, server_id, scopes, note)
+    select ${c.tokenPrefix}::text, ${c.tokenHash}::text, 'server', claim.user_id, claim.id, ${[...c.scopes]}::text[], ${c.note}::text from claim),
+  client as (
+    insert into oauth_clients (id, secret_hash, redirect_uri, description, server_id)
+    select ${c.clientId}::text, ${c.tokenHash}::text, ${c.redirectUri}::text, ${c.note}::text, claim.id from claim
+    on conflict (id) do update set secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
+      description = excluded.description, server_id = excluded.server_id)
+select * from claim`.compile(db)
+  const [row] = await runPrepared(db, query)
+  return row && toServer({ ...row, user_name: args.userName })
 }
 
 export async function saveSpawnerState(db: Db, id: string, state: Record<string, unknown>): Promise<void> {
@@ -80,10 +107,10 @@ export async function saveSpawnerState(db: Db, id: string, state: Record<string,
 }
 
 export async function markRunning(db: Db, id: string, url: string, state: Record<string, unknown>): Promise<boolean> {
-  const res = await db.updateTable('servers')
+  const rows = await runPrepared(db, db.updateTable('servers')
     .set({ state: 'running', url, spawner_state: JSON.stringify(state), last_activity: sql`now()`, updated: sql`now()` })
-    .where('id', '=', id).where('state', '=', 'pending').executeTakeFirst()
-  return Number(res.numUpdatedRows) === 1
+    .where('id', '=', id).where('state', '=', 'pending').returning('id').compile())
+  return rows.length === 1
 }
 
 /** running -> stopping; returns false if the server was not running. */

@@ -9,7 +9,8 @@ import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
 import type { RequestAuth } from '../auth/request-auth.js'
 import { hashToken, newToken, tokenPrefix } from '../auth/tokens.js'
-import { HttpError } from '../errors.js'
+import { HttpError, userNotFound } from '../errors.js'
+import { findUserByName } from '../users/user.repository.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
 import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
@@ -95,13 +96,22 @@ export class SpawnManager {
     return this.#progress.get(serverId)
   }
 
-  /** Ask for a server; returns at once (the spawn continues in the background). */
-  async spawn(user: { id: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
+  /**
+   * Ask for a server; returns at once (the spawn continues in the background). `user.id` may be
+   * left out: the claim finds the user by name in the same statement, and an unknown name is a 404.
+   */
+  async spawn(user: { id?: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
     if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
+    let userId = user.id
+    const idOf = async (): Promise<string> => {
+      userId ??= (await findUserByName(this.#db, user.name))?.id
+      if (userId === undefined) throw userNotFound(user.name)
+      return userId
+    }
     // No look-up first: the atomic claim below tells "already pending/running" apart (one round
     // trip less per spawn); the rare paths (limits, queue full, lost claim) look the server up.
     const current = async (): Promise<SpawnOutcome | undefined> => {
-      const existing = await findServer(this.#db, user.id, serverName)
+      const existing = await findServer(this.#db, await idOf(), serverName)
       return existing && existing.state !== 'stopped' ? { server: existing, status: existing.state } : undefined
     }
     if (this.#config.activeServerLimit > 0) {
@@ -123,7 +133,15 @@ export class SpawnManager {
       this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
       throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
     }
-    const server = await claimForSpawn(this.#db, { userId: user.id, userName: user.name, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions })
+    // The server's API token and its OAuth client (whose secret is that token) are written with the claim.
+    const apiToken = newToken()
+    const prefix = serverPrefix(user.name, serverName)
+    const clientId = oauthClientId(user.name, serverName)
+    const credentials = {
+      tokenPrefix: tokenPrefix(apiToken), tokenHash: hashToken(apiToken), scopes: SERVER_TOKEN_SCOPES(user.name),
+      clientId, redirectUri: `${prefix}oauth_callback`, note: `Server at ${prefix}`,
+    }
+    const server = await claimForSpawn(this.#db, { userId, userName: user.name, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions, credentials })
       .catch(err => { pass.release(); throw err })
     if (!server) {
       pass.release()
@@ -134,27 +152,10 @@ export class SpawnManager {
     const progress = new SpawnProgress()
     this.#progress.set(server.id, progress)
     progress.emit({ progress: 0, message: 'Server requested' })
-    const run = this.#run(server, userOptions, progress, pass)
+    const run = this.#run(server, this.#spec(server, apiToken, clientId, userOptions), progress, pass)
     this.#inflight.add(run)
     void run.finally(() => this.#inflight.delete(run))
     return { server, status: 'started' }
-  }
-
-  async #credentials(server: ServerRecord): Promise<{ apiToken: string; clientId: string }> {
-    const clientId = oauthClientId(server.userName, server.name)
-    const prefix = serverPrefix(server.userName, server.name)
-    const token = newToken()
-    // One statement: the server's API token and its OAuth client (whose secret is that token). A
-    // client left behind by a crashed hub is taken over (upsert) rather than blocking the insert.
-    await sql`with tok as (
-        insert into api_tokens (prefix, hash, kind, user_id, server_id, scopes, note)
-        values (${tokenPrefix(token)}, ${hashToken(token)}, 'server', ${server.userId}, ${server.id}, ${SERVER_TOKEN_SCOPES(server.userName)}::text[], ${`Server at ${prefix}`})
-        returning id)
-      insert into oauth_clients (id, secret_hash, redirect_uri, description, server_id)
-      values (${clientId}, ${hashToken(token)}, ${`${prefix}oauth_callback`}, ${`Server at ${prefix}`}, ${server.id})
-      on conflict (id) do update set secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
-        description = excluded.description, server_id = excluded.server_id`.execute(this.#db)
-    return { apiToken: token, clientId }
   }
 
   #spec(server: ServerRecord, apiToken: string, clientId: string, userOptions: Record<string, unknown>): SpawnSpec {
@@ -180,15 +181,13 @@ export class SpawnManager {
     return { user: server.userName, serverName: server.name, prefix, env, userOptions: userOptions as SpawnSpec['userOptions'] }
   }
 
-  async #run(server: ServerRecord, userOptions: Record<string, unknown>, progress: SpawnProgress, pass: QueuePass): Promise<void> {
+  async #run(server: ServerRecord, spec: SpawnSpec, progress: SpawnProgress, pass: QueuePass): Promise<void> {
     const log = this.#log.child({ user: server.userName, server: server.name })
     let saved: SpawnerState | undefined
     let started: { url: string; state: SpawnerState } | undefined
     let deadline: AbortSignal | undefined
     const timer = this.#metrics?.spawnDuration.startTimer()
     try {
-      const { apiToken, clientId } = await this.#credentials(server)
-      const spec = this.#spec(server, apiToken, clientId, userOptions)
       if (pass.position() > 0) {
         progress.queuePosition = () => pass.position()
         progress.emit({ progress: 0, message: `Waiting for a free slot: number ${pass.position()} in line` })

@@ -5,8 +5,8 @@
  * filters it after paging, so its pages come back short).
  */
 import { sql, type Expression, type SqlBool } from 'kysely'
-import type { Db } from '../db.js'
-import { GROUP_NAMES, SERVERS_JSON, toUserWithParts, type UserPartsRow, type UserWithParts } from './user-parts.repository.js'
+import { runPrepared, type Db } from '../db.js'
+import { SERVER_JSON_AGG, toUserWithParts, type UserPartsRow, type UserWithParts } from './user-parts.repository.js'
 
 export type UserStateFilter = 'active' | 'ready' | 'inactive'
 export type UserSort = 'id' | 'name' | 'last_activity'
@@ -33,9 +33,9 @@ export async function listUsers(db: Db, q: UserListQuery): Promise<{ users: User
     const { users, groups } = q.visible
     if (users.length === 0 && groups.length === 0) return { users: [], total: 0 }
     base = base.where(eb => eb.or([
-      ...(users.length > 0 ? [eb('u.name', 'in', [...users])] : []),
+      ...(users.length > 0 ? [sql<SqlBool>`u.name = any(${[...users]}::text[])`] : []),
       ...(groups.length > 0 ? [eb.exists(eb.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id')
-        .select(sql`1`.as('x')).whereRef('group_members.user_id', '=', 'u.id').where('groups.name', 'in', [...groups]))] : []),
+        .select(sql`1`.as('x')).whereRef('group_members.user_id', '=', 'u.id').where(sql<SqlBool>`groups.name = any(${[...groups]}::text[])`))] : []),
     ]))
   }
   if (q.nameFilter) base = base.where(sql<SqlBool>`u.name ilike ${`%${escapeLike(q.nameFilter)}%`}`)
@@ -46,18 +46,28 @@ export async function listUsers(db: Db, q: UserListQuery): Promise<{ users: User
     base = base.where(q.state === 'inactive' ? sql<SqlBool>`not ${cond}` : cond)
   }
   const dir = q.descending ? 'desc' : 'asc'
+  const orderBy = q.sort === 'name' ? `u.name ${dir}`
+    : q.sort === 'last_activity' ? `u.last_activity ${dir} nulls last, u.id ${dir}`
+    : `u.id ${dir}`
   // The page's rows first (OFFSET skips rows it has built, so nothing costly is built there),
-  // then each row's servers and groups, in the same order.
-  const ordered = <T extends { orderBy: (...a: any[]) => T }>(qb: T): T =>
-    q.sort === 'name' ? qb.orderBy('u.name', dir)
-      : q.sort === 'last_activity' ? qb.orderBy(sql`u.last_activity ${sql.raw(dir)} nulls last`).orderBy('u.id', dir)
-      : qb.orderBy('u.id', dir)
-  const page = ordered(base.select(['u.id', 'u.name', 'u.admin', 'u.created', 'u.last_activity'])).offset(q.offset).limit(q.limit)
-  const withParts = ordered(db.selectFrom(page.as('u')).select(['u.id', 'u.name', 'u.admin', 'u.created', 'u.last_activity',
-    sql<UserPartsRow['servers']>`${sql.raw(SERVERS_JSON)}`.as('servers'), sql<string[]>`${sql.raw(GROUP_NAMES)}`.as('groups')]))
+  // then the page's servers and groups, each gathered in one hashed pass rather than two
+  // correlated subqueries per row (1.7 vs 2.8 ms for a page of 200 users, bench-results/README.md).
+  const page = base.select(['u.id', 'u.name', 'u.admin', 'u.created', 'u.last_activity'])
+    .orderBy(sql.raw(orderBy)).offset(q.offset).limit(q.limit).compile()
+  const withParts = {
+    ...page,
+    sql: `with p as materialized (${page.sql}),
+  g as (select m.user_id, array_agg(g.name order by g.name) as names from group_members m join groups g on g.id = m.group_id
+    where m.user_id in (select id from p) group by m.user_id),
+  sv as (select s.user_id, ${SERVER_JSON_AGG} as servers from servers s where s.user_id in (select id from p) group by s.user_id)
+select u.id, u.name, u.admin, u.created, u.last_activity, coalesce(sv.servers, '[]'::json) as servers, coalesce(g.names, '{}'::text[]) as groups
+from p u left join sv on sv.user_id = u.id left join g on g.user_id = u.id order by ${orderBy}`,
+  }
+  // named statements: a listing has a few dozen possible shapes, and planning the page query
+  // costs as much as running it
   const [rows, count] = await Promise.all([
-    withParts.execute(),
-    base.select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
+    runPrepared(db, withParts),
+    runPrepared(db, base.select(sql<string>`count(*)`.as('n')).compile()),
   ])
-  return { users: rows.map(r => toUserWithParts(r as UserPartsRow)), total: Number(count.n) }
+  return { users: rows.map(r => toUserWithParts(r as UserPartsRow)), total: Number(count[0]!.n) }
 }

@@ -16,12 +16,12 @@ export interface UserWithParts {
 }
 
 /** A user's servers as a json array (by name) and groups as a text[] (by name), for a row `u` of users. */
-export const SERVERS_JSON = `coalesce((select json_agg(json_build_object(
+export const SERVER_JSON_AGG = `json_agg(json_build_object(
       'id', s.id::text, 'user_id', s.user_id::text, 'name', s.name, 'state', s.state, 'spawner_kind', s.spawner_kind,
       'spawner_state', s.spawner_state, 'url', s.url, 'user_options', s.user_options, 'started', s.started,
-      'last_activity', s.last_activity, 'last_error', s.last_error) order by s.name)
-    from servers s where s.user_id = u.id), '[]'::json)`
-export const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) from group_members m join groups g on g.id = m.group_id
+      'last_activity', s.last_activity, 'last_error', s.last_error) order by s.name)`
+const SERVERS_JSON = `coalesce((select ${SERVER_JSON_AGG} from servers s where s.user_id = u.id), '[]'::json)`
+const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) from group_members m join groups g on g.id = m.group_id
     where m.user_id = u.id), '{}'::text[])`
 
 const USER_WITH_PARTS = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
@@ -57,12 +57,12 @@ export async function findUserWithPartsById(db: Db, id: string): Promise<UserWit
 
 const USER_AND_SERVER_IDS = `
 select u.id, coalesce(json_object_agg(s.name, s.id::text) filter (where s.id is not null), '{}'::json) as servers
-from users u left join servers s on s.user_id = u.id and s.name = any($2::text[])
+from users u left join servers s on s.user_id = u.id
 where u.name = $1 group by u.id`
 
-/** The user's id and the ids of those of `serverNames` that exist (name -> id), or undefined. */
-export async function findUserAndServerIds(db: Db, name: string, serverNames: readonly string[]): Promise<{ userId: string; servers: Map<string, string> } | undefined> {
-  const { rows } = await poolOf(db).query({ name: 'fleethub-user-server-ids', text: USER_AND_SERVER_IDS, values: [name, serverNames] })
+/** The user's id and the ids of all their servers (name -> id), or undefined. */
+export async function findUserAndServerIds(db: Db, name: string): Promise<{ userId: string; servers: Map<string, string> } | undefined> {
+  const { rows } = await poolOf(db).query({ name: 'fleethub-user-all-server-ids', text: USER_AND_SERVER_IDS, values: [name] })
   const r = rows[0] as { id: string; servers: Record<string, string> } | undefined
   return r && { userId: r.id, servers: new Map(Object.entries(r.servers)) }
 }
