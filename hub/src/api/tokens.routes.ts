@@ -197,7 +197,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const user = await loadUser(ctx, name)
     const t = await ownedToken(ctx, user, req.params.id)
     if (!await deleteToken(ctx.db, t.id)) throw notFound('Token not found', 'HUB_TOKEN_NOT_FOUND')
-    ctx.auth.invalidate(i => i.token?.id === t.id)
+    ctx.auth.invalidate({ tokenId: t.id })
     ctx.log.info({ user: user.name, by: by.name, tokenId: t.id }, 'token revoked')
     res.status(204).end()
   })

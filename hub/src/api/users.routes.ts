@@ -127,7 +127,7 @@ export function usersRouter(ctx: HubContext): Router {
     }
     if (Object.keys(update).length > 0) {
       await ctx.db.updateTable('users').set(update).where('id', '=', user.id).execute()
-      ctx.auth.invalidate(i => i.userId === user.id)
+      ctx.auth.invalidate({ userId: user.id })
       ctx.activity.forget(name)
     }
     res.json(await modelOf(caller(res).scopes, update.name ?? name))
@@ -143,7 +143,7 @@ export function usersRouter(ctx: HubContext): Router {
       else if (s.state === 'stopping') throw new HttpError(400, 'HUB_USER_BUSY', `${name}'s server is stopping; try again in a moment`)
     }
     await ctx.db.deleteFrom('users').where('id', '=', user.id).execute()
-    ctx.auth.invalidate(i => i.userId === user.id)
+    ctx.auth.invalidate({ userId: user.id })
     ctx.activity.forget(name)
     res.status(204).end()
   })

@@ -38,6 +38,29 @@ export interface RoleConfig {
 
 interface CacheEntry { identity: Identity | null; expires: number }
 
+/** What a cached identity can be dropped by (revocation, logout, a stopped server, user changes). */
+export interface InvalidateBy {
+  readonly userId?: string
+  readonly sessionId?: string
+  /** Tokens issued to a server, or through its OAuth client. */
+  readonly serverId?: string
+  readonly oauthClientId?: string
+  readonly tokenId?: string
+}
+
+/** The index keys of a cached identity, one per field of InvalidateBy it carries. */
+function indexKeys(i: Identity): string[] {
+  const out: string[] = []
+  if (i.userId !== undefined) out.push(`u:${i.userId}`)
+  if (i.sessionId !== undefined) out.push(`s:${i.sessionId}`)
+  if (i.token) {
+    out.push(`t:${i.token.id}`)
+    if (i.token.serverId !== null) out.push(`v:${i.token.serverId}`)
+    if (i.token.oauthClientId !== null) out.push(`c:${i.token.oauthClientId}`)
+  }
+  return out
+}
+
 const MAX_CACHE = 50_000
 
 export class RequestAuth {
@@ -46,6 +69,12 @@ export class RequestAuth {
   readonly #roles: Map<string, RoleConfig>
   readonly #services: Map<string, ServiceConfig>
   readonly #cache = new Map<string, CacheEntry>()
+  /**
+   * Index key (see indexKeys) -> cache keys: invalidation touches only the entries it drops. A scan
+   * of the whole cache per stopped server was 10% of the hub's CPU in the second a class leaves
+   * (180 stops over ~3,000 cached identities; bench-results/README.md, round 2).
+   */
+  readonly #index = new Map<string, Set<string>>()
 
   constructor(db: Db, options: { cacheTtlMs?: number; roles?: readonly RoleConfig[]; services?: readonly ServiceConfig[] } = {}) {
     this.#db = db
@@ -119,20 +148,47 @@ export class RequestAuth {
     return identity ?? undefined
   }
 
-  /** Forget cached identities matching `predicate` (revocation, logout, user changes). */
-  invalidate(predicate: (identity: Identity) => boolean): void {
-    for (const [k, e] of this.#cache) if (e.identity && predicate(e.identity)) this.#cache.delete(k)
+  /** Forget the cached identities carrying any of these ids (revocation, logout, user changes, stopped servers). */
+  invalidate(by: InvalidateBy): void {
+    const keys = [
+      by.userId !== undefined && `u:${by.userId}`, by.sessionId !== undefined && `s:${by.sessionId}`,
+      by.serverId !== undefined && `v:${by.serverId}`, by.oauthClientId !== undefined && `c:${by.oauthClientId}`,
+      by.tokenId !== undefined && `t:${by.tokenId}`,
+    ]
+    for (const k of keys) {
+      if (k === false) continue
+      for (const cacheKey of [...this.#index.get(k) ?? []]) this.#delete(cacheKey)
+    }
   }
 
   invalidateAll(): void {
     this.#cache.clear()
+    this.#index.clear()
+  }
+
+  /** How many identities are cached (tests). */
+  get cachedIdentities(): number {
+    return this.#cache.size
+  }
+
+  #delete(key: string): void {
+    const e = this.#cache.get(key)
+    if (!e) return
+    this.#cache.delete(key)
+    if (!e.identity) return
+    for (const ik of indexKeys(e.identity)) {
+      const set = this.#index.get(ik)
+      if (!set) continue
+      set.delete(key)
+      if (set.size === 0) this.#index.delete(ik)
+    }
   }
 
   #cached(key: string): Identity | null | undefined {
     const e = this.#cache.get(key)
     if (!e) return undefined
     if (e.expires < Date.now()) {
-      this.#cache.delete(key)
+      this.#delete(key)
       return undefined
     }
     return e.identity
@@ -142,8 +198,16 @@ export class RequestAuth {
     if (this.#cache.size >= MAX_CACHE) {
       // Evict the oldest tenth (Map iterates in insertion order): bounded memory, no per-request scan.
       let n = MAX_CACHE / 10
-      for (const k of this.#cache.keys()) { this.#cache.delete(k); if (--n <= 0) break }
+      for (const k of [...this.#cache.keys()].slice(0, n)) this.#delete(k)
     }
+    this.#delete(key)
     this.#cache.set(key, { identity, expires: Date.now() + this.#ttlMs })
+    if (identity) {
+      for (const ik of indexKeys(identity)) {
+        let set = this.#index.get(ik)
+        if (!set) this.#index.set(ik, set = new Set())
+        set.add(key)
+      }
+    }
   }
 }

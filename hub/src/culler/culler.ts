@@ -19,7 +19,7 @@
  */
 import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
-import type { Identity } from '../auth/request-auth.js'
+import type { InvalidateBy } from '../auth/request-auth.js'
 import type { ServerRecord } from '../servers/server.repository.js'
 import {
   deleteIdleUser, findCandidates, pruneEvents, recheck, recordEvents, removeNamedServer,
@@ -57,7 +57,7 @@ export interface CullerDeps {
   readonly spawns: { stop(server: ServerRecord, reason?: string): Promise<'stopped' | 'cancelled' | 'not-running' | 'stopping'> }
   readonly routes: { check(): Promise<void> }
   readonly activity: { flush(): Promise<void>; forget?(userName: string): void }
-  readonly auth?: { invalidate(predicate: (identity: Identity) => boolean): void }
+  readonly auth?: { invalidate(by: InvalidateBy): void }
 }
 
 export interface CullReport {
@@ -175,7 +175,7 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
       if (options.cullUsers && !c.admin) {
         const gone = await deleteIdleUser(deps.db, c.userId, options.timeout)
         if (gone) {
-          deps.auth?.invalidate(i => i.userId === c.userId)
+          deps.auth?.invalidate({ userId: c.userId })
           deps.activity.forget?.(gone.name)
           await record({ userName: gone.name, serverName: null, idleSeconds: gone.idleSeconds, rule: now.rule, action: 'user-deleted' })
         }

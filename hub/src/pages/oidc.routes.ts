@@ -50,7 +50,7 @@ export function oidcRouter(ctx: HubContext, oidc: OidcAuthenticator): Router {
     if (d.admin === false && user.admin) {
       // admin groups are authoritative: someone who left them is no longer an admin
       await ctx.db.updateTable('users').set({ admin: false }).where('id', '=', user.id).execute()
-      ctx.auth.invalidate(i => i.userId === user.id)
+      ctx.auth.invalidate({ userId: user.id })
     }
     const session = await createSession(ctx.db, user.id, ctx.settings.sessionMaxAge)
     setCookie(res, SESSION_COOKIE, session.cookie, { path: '/', maxAgeSeconds: ctx.settings.sessionMaxAge, secure })

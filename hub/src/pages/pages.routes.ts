@@ -100,7 +100,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const id = res.locals.identity
     if (id?.sessionId) {
       await deleteSession(ctx.db, id.sessionId) // also revokes the OAuth tokens issued for it
-      ctx.auth.invalidate(i => i.sessionId === id.sessionId)
+      ctx.auth.invalidate({ sessionId: id.sessionId })
       ctx.log.info({ user: id.name }, 'logout')
     }
     clearCookie(res, SESSION_COOKIE, '/')

@@ -265,7 +265,7 @@ export class SpawnManager {
       await this.#spawner.stop(server.spawnerState as SpawnerState, { user: server.userName, serverName: server.name })
     } finally {
       await markStopped(this.#db, server.id)
-      this.#auth?.invalidate(i => i.token?.serverId === server.id || i.token?.oauthClientId === oauthClientId(server.userName, server.name))
+      this.#auth?.invalidate({ serverId: server.id, oauthClientId: oauthClientId(server.userName, server.name) })
     }
     timer?.({ status: 'success' })
     log.info({ reason }, 'server stopped')
@@ -317,7 +317,7 @@ export class SpawnManager {
       lost++
       await this.#routes.removeServer(s).catch(() => undefined)
       await markStopped(this.#db, s.id, polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'))
-      this.#auth?.invalidate(i => i.token?.serverId === s.id)
+      this.#auth?.invalidate({ serverId: s.id })
       this.#log.warn({ user: s.userName, server: s.name, reason: polled.reason }, 'server found stopped')
     })
     return lost
