@@ -31,6 +31,8 @@ const SPAWNS = 1_000
 
 const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' },
+  // --label NAME: the report goes to bench-results/hub-api-<date>-NAME (a second run the same day keeps the first)
+  label: { type: 'string' },
   // --only get_user,activity,list_ready,list_all,spawn: just those parts (no report written)
   // --cpu-prof DIR: CPU profiles of the hub (the child under node --cpu-prof; this process during the spawn phase)
   only: { type: 'string' }, 'cpu-prof': { type: 'string' },
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     ]
     for (const c of cases) {
       if (only && !only.has(c.key)) continue
+      // 3 s not counted first: the hub's JIT, and its prepared statements on every pooled connection
+      await autocannon({ url: hubUrl, connections: 10, duration: 3, requests: [{ setupRequest: req => ({ ...req, ...c.request() }) }] })
       for (const connections of [10, 50]) {
         progress(`${c.key} at ${connections} connections for ${duration}s`)
         const r = await autocannon({
@@ -196,16 +200,16 @@ const REFERENCE = {
 
 async function writeReport(r: Record<string, any>): Promise<void> {
   const date = new Date().toISOString().slice(0, 10)
-  const out = path.join(values.out!, `hub-api-${date}`)
+  const out = path.join(values.out!, `hub-api-${date}${values.label ? `-${values.label}` : ''}`)
   await fs.mkdir(out, { recursive: true })
   const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavg: os.loadavg().map(l => l.toFixed(2)) }
-  await fs.writeFile(path.join(out, 'report.json'), JSON.stringify({ date: new Date().toISOString(), command: 'npm run bench:hub', machine, users: USERS, running: RUNNING, duration_s: duration, results: r, reference_jupyterhub_3_0: REFERENCE }, null, 2) + '\n')
+  await fs.writeFile(path.join(out, 'report.json'), JSON.stringify({ date: new Date().toISOString(), command: `npm run bench:hub${values.label ? ` -- --label ${values.label}` : ''}`, machine, users: USERS, running: RUNNING, duration_s: duration, results: r, reference_jupyterhub_3_0: REFERENCE }, null, 2) + '\n')
   const row = (k: string, label: string) => `| ${label} | ${r[k].rps} | ${r[k].p50_ms} | ${r[k].p99_ms} | ${r[k].non2xx} | ${r[k].errors} |`
   const md = `# Hub API benchmark, ${date}
 
-Command: \`npm run bench:hub\` (hub/bench/api.bench.ts). ${USERS} users and ${RUNNING} running servers in the
+Command: \`npm run bench:hub${values.label ? ` -- --label ${values.label}` : ''}\` (hub/bench/api.bench.ts). ${USERS} users and ${RUNNING} running servers in the
 database (embedded PostgreSQL 18, fsync off), autocannon against the hub's own port for ${duration} s per row,
-a random user per request. Machine: ${machine.cpus} cores (${machine.cpu}), ${machine.memory_gib} GiB, Node ${machine.node},
+a random user per request, after 3 s of the same requests not counted (warm-up). Machine: ${machine.cpus} cores (${machine.cpu}), ${machine.memory_gib} GiB, Node ${machine.node},
 load average at the end ${machine.loadavg.join(' ')} (the machine is shared; other work ran at the same time).
 
 | endpoint | req/s | p50 ms | p99 ms | non-2xx | errors |

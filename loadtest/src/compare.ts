@@ -201,7 +201,7 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
   if (missing) throw new TargetUnavailable(`--compare jupyterhub: ${missing}`)
   const live = new LiveDisplay(deps.out ?? process.stderr, config.live)
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-loadtest-compare-'))
-  const reportDir = await reportDirFor(config.out, config.scenario, `${config.label}-vs-jupyterhub`)
+  const reportDir = await reportDirFor(config.out, config.scenario, config.label.endsWith(`-vs-jupyterhub`) ? config.label : `${config.label}-vs-jupyterhub`)
   const command = deps.command ?? `fleethub loadtest ${config.scenario} --compare jupyterhub`
   const startedAt = new Date().toISOString()
   const versions = { node: process.version, fleethub: gitSha() }

@@ -216,12 +216,25 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   return result
 }
 
+/**
+ * A simulated cluster big enough for the whole run: a ramp carries over the servers its abandoning
+ * and silent users leave running, so at worst every user of every step holds a pod at once; 25%
+ * headroom, 110 pods a node, never fewer than kube-sim's default 10 nodes. A cluster that runs out
+ * is a finding about the cluster's size, not about the hub (round 1 of the journal nearly read it
+ * as the hub's).
+ */
+export function clusterNodesFor(steps: readonly number[]): number {
+  const users = steps.reduce((a, b) => a + b, 0)
+  return Math.max(10, Math.ceil(users * 1.25 / 110))
+}
+
 /** Start (or reach) one target: the whole fleethub stack, JupyterHub 3.0 + CHP + sim-servers, or a URL. */
 export async function startTarget(kind: string, config: LoadtestConfig, profileDir: string | undefined, workDir: string, log: Logger): Promise<Target> {
   if (kind === 'fleethub') {
     return startFleethubTarget({
       spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin',
       profile: profileDir ? config.profile : 'none', profileDir, serverStartTime: config.serverStartTime, workDir, log,
+      kubeNodes: clusterNodesFor(config.steps),
     })
   }
   if (kind === 'jupyterhub') {

@@ -51,6 +51,8 @@ export interface FleethubTargetOptions {
   readonly profile: 'hub' | 'none'
   /** kube-sim's container start time, ms (uniform). Default 0. */
   readonly serverStartTime?: { readonly min: number; readonly max: number }
+  /** kube-sim's node count (110 pods each). Default 10: kube-sim's own default. */
+  readonly kubeNodes?: number
   /** 0x's output folder with --profile hub. */
   readonly profileDir?: string
   /** Where the processes' logs go. */
@@ -160,10 +162,10 @@ function logTo(file: string): number {
 
 const rangeArg = (r: { min: number; max: number } | undefined) => r ? `${r.min}ms-${r.max}ms` : '0'
 
-async function startKubeSim(workDir: string, startTime?: { min: number; max: number }): Promise<{ child: ChildProcess; kubeconfig: string }> {
+async function startKubeSim(workDir: string, startTime: { min: number; max: number } | undefined, nodes: number): Promise<{ child: ChildProcess; kubeconfig: string }> {
   const kubeconfig = path.join(workDir, 'kubeconfig.json')
   const fd = logTo(path.join(workDir, 'kube-sim.log'))
-  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime)], { stdio: ['ignore', fd, fd] })
+  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes)], { stdio: ['ignore', fd, fd] })
   fs.closeSync(fd)
   const deadline = Date.now() + 30_000
   while (!fs.existsSync(kubeconfig) && Date.now() < deadline && child.exitCode === null) await new Promise(r => setTimeout(r, 100))
@@ -224,13 +226,15 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       return child
     }
     if (o.spawner === 'kube-sim') {
-      kube = await startKubeSim(o.workDir, o.serverStartTime)
+      const nodes = o.kubeNodes ?? 10
+      kube = await startKubeSim(o.workDir, o.serverStartTime, nodes)
       hub = launch(['--spawner', 'kubernetes'], { KUBECONFIG: kube.kubeconfig })
       try {
         await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
         description.simulatedCluster = true
         description.userServers = 'virtual servers inside the kube-sim process (pods), each on its own loopback address'
         description.serverStartTime = rangeArg(o.serverStartTime)
+        description.cluster = `${nodes} simulated nodes x 110 pods (${nodes * 110} pods)`
       } catch (err) {
         o.log.warn({ err: (err as Error).message.split('\n')[0] }, 'the hub did not start with the Kubernetes spawner: falling back to local')
         await stopChild(hub, 'SIGKILL'); await stopChild(kube.child, 'SIGTERM'); kube = undefined
