@@ -120,12 +120,8 @@ export interface DbOptions {
 
 const pools = new WeakMap<Db, pg.Pool>()
 
-/**
- * The pg pool behind a Kysely instance from createDb, for the few hot-path reads that run as
- * named (server-side prepared) statements: Kysely has no statement names, and on a 2-core box
- * Postgres's parse and plan per query is a visible share of a request.
- */
-export function poolOf(db: Db): pg.Pool {
+/** The pg pool behind a Kysely instance from createDb (runPrepared's way past Kysely). */
+function poolOf(db: Db): pg.Pool {
   const pool = pools.get(db)
   if (!pool) throw new Error('poolOf: this Kysely instance was not made by createDb')
   return pool
@@ -135,12 +131,22 @@ const statementNames = new Map<string, string>()
 /** A bound on distinct prepared texts; past it (a caller broke the fixed-shapes rule) queries run unnamed. */
 const MAX_STATEMENTS = 500
 
+/** SQL text with $n parameters (a compiled Kysely query is one). */
+export interface Statement {
+  readonly sql: string
+  readonly parameters: readonly unknown[]
+}
+
 /**
- * A compiled Kysely query run as a named statement, prepared once per connection. Only for
- * queries built from a small, fixed set of shapes (lists go in as one array parameter, never as
- * `in (...)` of varying length): each distinct SQL text stays prepared on every pooled connection.
+ * A statement run as a named (server-side prepared) statement, prepared once per pooled
+ * connection and named after its text: Kysely has no statement names, and on a 2-core box
+ * Postgres's parse and plan per query is a visible share of a hot request. Only for statements
+ * from a small, fixed set of shapes (lists go in as one array parameter, never as `in (...)` of
+ * varying length): each distinct text stays prepared on every pooled connection.
  */
-export async function runPrepared<R>(db: Db, q: CompiledQuery<R>): Promise<R[]> {
+export async function runPrepared<R>(db: Db, q: CompiledQuery<R>): Promise<R[]>
+export async function runPrepared<R>(db: Db, q: Statement): Promise<R[]>
+export async function runPrepared<R>(db: Db, q: Statement): Promise<R[]> {
   let name = statementNames.get(q.sql)
   if (name === undefined && statementNames.size < MAX_STATEMENTS) {
     name = `fleethub-${createHash('sha256').update(q.sql).digest('base64url').slice(0, 24)}`

@@ -4,6 +4,8 @@
  * table of the frames with the most self time. The fallback when 0x cannot turn a long run's tick
  * log into its own flamegraph in time: --cpu-prof samples are small and need no post-processing.
  */
+import { escapeHtml as escapeXml } from '../../hub/src/pages/html.js'
+
 export interface CpuProfile {
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>
   samples: number[]
@@ -15,10 +17,6 @@ interface Frame { name: string; where: string; selfMs: number; totalMs: number; 
 const ROW = 16
 const WIDTH = 1200
 const MIN_WIDTH_PX = 0.3
-
-function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)
-}
 
 function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, '').replace(/.*\/node_modules\//, 'node_modules/').replace(/.*\/dist\//, 'dist/')

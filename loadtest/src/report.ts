@@ -9,6 +9,7 @@ import type { LatencySummary } from './histogram.js'
 import type { RunResult } from './run.js'
 import type { StepResult } from './step.js'
 import { lineChart, type ChartSeries } from './svg-chart.js'
+import { escapeHtml } from '../../hub/src/pages/html.js'
 
 /** A fresh folder `<out>/<date>-<scenario>-<label>[-n]` (never overwrites an earlier run). */
 export async function reportDirFor(out: string, scenario: string, label: string, date = new Date()): Promise<string> {
@@ -117,8 +118,7 @@ export function charts(r: RunResult): string[] {
 
 export function mdTablesToHtml(md: string): string {
   // The markdown is ours and simple: headings, paragraphs, lists and pipe tables.
-  const esc = (s: string) => s.replace(/[&<>]/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)
-  const inline = (s: string) => esc(s).replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\[([^\]]+)\]\(([^)]+)\)/g, '<a href="$2">$1</a>')
+  const inline = (s: string) => escapeHtml(s).replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\[([^\]]+)\]\(([^)]+)\)/g, '<a href="$2">$1</a>')
   const out: string[] = []
   const lines = md.split('\n')
   for (let i = 0; i < lines.length; i++) {

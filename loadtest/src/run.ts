@@ -18,7 +18,7 @@ import type { SimulatedUser, UserState } from './simulated-user.js'
 import { flamegraphHtml, type CpuProfile } from './flamegraph.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
-import { externalTarget, jupyterhubUnavailable, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
+import { clusterNodesFor, externalTarget, jupyterhubUnavailable, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
 
 export interface RunResult {
   readonly scenario: string
@@ -214,18 +214,6 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   await writeReport(result, reportDir, path.join(config.out, 'README.md'))
   live.message(`report: ${reportDir}/report.md (.json, .html)`)
   return result
-}
-
-/**
- * A simulated cluster big enough for the whole run: a ramp carries over the servers its abandoning
- * and silent users leave running, so at worst every user of every step holds a pod at once; 25%
- * headroom, 110 pods a node, never fewer than kube-sim's default 10 nodes. A cluster that runs out
- * is a finding about the cluster's size, not about the hub (round 1 of the journal nearly read it
- * as the hub's).
- */
-export function clusterNodesFor(steps: readonly number[]): number {
-  const users = steps.reduce((a, b) => a + b, 0)
-  return Math.max(10, Math.ceil(users * 1.25 / 110))
 }
 
 /** Start (or reach) one target: the whole fleethub stack, JupyterHub 3.0 + CHP + sim-servers, or a URL. */

@@ -2,6 +2,8 @@
  * A small line chart as inline SVG (no scripts, no external files), for the HTML report.
  * Each series is a list of [x, y] points; axes are linear from 0 to the largest value.
  */
+import { escapeHtml as esc } from '../../hub/src/pages/html.js'
+
 export interface ChartSeries {
   readonly name: string
   readonly points: ReadonlyArray<readonly [number, number]>
@@ -10,9 +12,6 @@ export interface ChartSeries {
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf']
 const W = 720, H = 260, L = 56, R = 150, T = 28, B = 34
 
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)
-}
 
 /** A "nice" axis maximum (1, 2, 5 × 10^k) at or above `v`. */
 export function niceMax(v: number): number {

@@ -51,7 +51,7 @@ export interface FleethubTargetOptions {
   readonly profile: 'hub' | 'none'
   /** kube-sim's container start time, ms (uniform). Default 0. */
   readonly serverStartTime?: { readonly min: number; readonly max: number }
-  /** kube-sim's node count (110 pods each). Default 10: kube-sim's own default. */
+  /** kube-sim's node count (POD_SLOTS_PER_NODE pods each). Default MIN_NODES. */
   readonly kubeNodes?: number
   /** 0x's output folder with --profile hub. */
   readonly profileDir?: string
@@ -162,10 +162,25 @@ function logTo(file: string): number {
 
 const rangeArg = (r: { min: number; max: number } | undefined) => r ? `${r.min}ms-${r.max}ms` : '0'
 
+/** The simulated cluster's shape: nodes of a real cluster's default pod limit, and never fewer than this many. */
+const POD_SLOTS_PER_NODE = 110
+const MIN_NODES = 10
+
+/**
+ * A simulated cluster big enough for the whole run: a ramp carries over the servers its abandoning
+ * and silent users leave running, so at worst every user of every step holds a pod at once; 25%
+ * headroom. A cluster that runs out is a finding about the cluster's size, not about the hub (round
+ * 1 of the journal nearly read it as the hub's).
+ */
+export function clusterNodesFor(steps: readonly number[]): number {
+  const users = steps.reduce((a, b) => a + b, 0)
+  return Math.max(MIN_NODES, Math.ceil(users * 1.25 / POD_SLOTS_PER_NODE))
+}
+
 async function startKubeSim(workDir: string, startTime: { min: number; max: number } | undefined, nodes: number): Promise<{ child: ChildProcess; kubeconfig: string }> {
   const kubeconfig = path.join(workDir, 'kubeconfig.json')
   const fd = logTo(path.join(workDir, 'kube-sim.log'))
-  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes)], { stdio: ['ignore', fd, fd] })
+  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes), '--node-pods', String(POD_SLOTS_PER_NODE)], { stdio: ['ignore', fd, fd] })
   fs.closeSync(fd)
   const deadline = Date.now() + 30_000
   while (!fs.existsSync(kubeconfig) && Date.now() < deadline && child.exitCode === null) await new Promise(r => setTimeout(r, 100))
@@ -226,7 +241,7 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       return child
     }
     if (o.spawner === 'kube-sim') {
-      const nodes = o.kubeNodes ?? 10
+      const nodes = o.kubeNodes ?? MIN_NODES
       kube = await startKubeSim(o.workDir, o.serverStartTime, nodes)
       hub = launch(['--spawner', 'kubernetes'], { KUBECONFIG: kube.kubeconfig })
       try {
@@ -234,7 +249,7 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
         description.simulatedCluster = true
         description.userServers = 'virtual servers inside the kube-sim process (pods), each on its own loopback address'
         description.serverStartTime = rangeArg(o.serverStartTime)
-        description.cluster = `${nodes} simulated nodes x 110 pods (${nodes * 110} pods)`
+        description.cluster = `${nodes} simulated nodes x ${POD_SLOTS_PER_NODE} pods (${nodes * POD_SLOTS_PER_NODE} pods)`
       } catch (err) {
         o.log.warn({ err: (err as Error).message.split('\n')[0] }, 'the hub did not start with the Kubernetes spawner: falling back to local')
         await stopChild(hub, 'SIGKILL'); await stopChild(kube.child, 'SIGTERM'); kube = undefined

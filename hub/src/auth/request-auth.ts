@@ -48,17 +48,22 @@ export interface InvalidateBy {
   readonly tokenId?: string
 }
 
-/** The index keys of a cached identity, one per field of InvalidateBy it carries. */
-function indexKeys(i: Identity): string[] {
+/** The index keys for the ids in `by`: one per field present (`userId:42`, ...). */
+function indexKeys(by: InvalidateBy): string[] {
   const out: string[] = []
-  if (i.userId !== undefined) out.push(`u:${i.userId}`)
-  if (i.sessionId !== undefined) out.push(`s:${i.sessionId}`)
-  if (i.token) {
-    out.push(`t:${i.token.id}`)
-    if (i.token.serverId !== null) out.push(`v:${i.token.serverId}`)
-    if (i.token.oauthClientId !== null) out.push(`c:${i.token.oauthClientId}`)
+  for (const field in by) {
+    const id = by[field as keyof InvalidateBy]
+    if (id !== undefined) out.push(`${field}:${id}`)
   }
   return out
+}
+
+/** The ids a cached identity can be dropped by. */
+function idsOf(i: Identity): InvalidateBy {
+  return {
+    userId: i.userId, sessionId: i.sessionId, tokenId: i.token?.id,
+    serverId: i.token?.serverId ?? undefined, oauthClientId: i.token?.oauthClientId ?? undefined,
+  }
 }
 
 const MAX_CACHE = 50_000
@@ -70,7 +75,7 @@ export class RequestAuth {
   readonly #services: Map<string, ServiceConfig>
   readonly #cache = new Map<string, CacheEntry>()
   /**
-   * Index key (see indexKeys) -> cache keys: invalidation touches only the entries it drops. A scan
+   * Index key (see indexKeys: one per id an identity carries) -> cache keys: invalidation touches only the entries it drops. A scan
    * of the whole cache per stopped server was 10% of the hub's CPU in the second a class leaves
    * (180 stops over ~3,000 cached identities; bench-results/README.md, round 2).
    */
@@ -150,14 +155,9 @@ export class RequestAuth {
 
   /** Forget the cached identities carrying any of these ids (revocation, logout, user changes, stopped servers). */
   invalidate(by: InvalidateBy): void {
-    const keys = [
-      by.userId !== undefined && `u:${by.userId}`, by.sessionId !== undefined && `s:${by.sessionId}`,
-      by.serverId !== undefined && `v:${by.serverId}`, by.oauthClientId !== undefined && `c:${by.oauthClientId}`,
-      by.tokenId !== undefined && `t:${by.tokenId}`,
-    ]
-    for (const k of keys) {
-      if (k === false) continue
-      for (const cacheKey of [...this.#index.get(k) ?? []]) this.#delete(cacheKey)
+    for (const k of indexKeys(by)) {
+      const keys = this.#index.get(k)
+      if (keys) for (const cacheKey of [...keys]) this.#delete(cacheKey)
     }
   }
 
@@ -176,7 +176,7 @@ export class RequestAuth {
     if (!e) return
     this.#cache.delete(key)
     if (!e.identity) return
-    for (const ik of indexKeys(e.identity)) {
+    for (const ik of indexKeys(idsOf(e.identity))) {
       const set = this.#index.get(ik)
       if (!set) continue
       set.delete(key)
@@ -198,12 +198,12 @@ export class RequestAuth {
     if (this.#cache.size >= MAX_CACHE) {
       // Evict the oldest tenth (Map iterates in insertion order): bounded memory, no per-request scan.
       let n = MAX_CACHE / 10
-      for (const k of [...this.#cache.keys()].slice(0, n)) this.#delete(k)
+      for (const k of this.#cache.keys()) { this.#delete(k); if (--n <= 0) break }
     }
     this.#delete(key)
     this.#cache.set(key, { identity, expires: Date.now() + this.#ttlMs })
     if (identity) {
-      for (const ik of indexKeys(identity)) {
+      for (const ik of indexKeys(idsOf(identity))) {
         let set = this.#index.get(ik)
         if (!set) this.#index.set(ik, set = new Set())
         set.add(key)

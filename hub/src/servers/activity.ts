@@ -21,6 +21,11 @@ export interface ActivityTarget {
   readonly servers: ReadonlyMap<string, string>
 }
 
+function knowsAll(target: ActivityTarget, serverNames: Iterable<string>): boolean {
+  for (const s of serverNames) if (!target.servers.has(s)) return false
+  return true
+}
+
 export class ActivityBuffer {
   readonly #db: Db
   readonly #log: Logger
@@ -58,7 +63,7 @@ export class ActivityBuffer {
    */
   async target(name: string, serverNames: Iterable<string> = []): Promise<ActivityTarget | undefined> {
     const hit = this.#targets.get(name)
-    if (hit && hit.expires > Date.now() && [...serverNames].every(s => hit.servers.has(s))) return hit
+    if (hit && hit.expires > Date.now() && knowsAll(hit, serverNames)) return hit
     const found = await findUserAndServerIds(this.#db, name)
     if (!found) {
       this.#targets.delete(name)

@@ -152,14 +152,13 @@ export class SpawnManager {
     const progress = new SpawnProgress()
     this.#progress.set(server.id, progress)
     progress.emit({ progress: 0, message: 'Server requested' })
-    const run = this.#run(server, this.#spec(server, apiToken, clientId, userOptions), progress, pass)
+    const run = this.#run(server, this.#spec(server, prefix, apiToken, clientId, userOptions), progress, pass)
     this.#inflight.add(run)
     void run.finally(() => this.#inflight.delete(run))
     return { server, status: 'started' }
   }
 
-  #spec(server: ServerRecord, apiToken: string, clientId: string, userOptions: Record<string, unknown>): SpawnSpec {
-    const prefix = serverPrefix(server.userName, server.name)
+  #spec(server: ServerRecord, prefix: string, apiToken: string, clientId: string, userOptions: Record<string, unknown>): SpawnSpec {
     const scopes = pyJsonList(accessScopes(server.userName, server.name))
     const env: Record<string, string> = {
       JUPYTERHUB_API_TOKEN: apiToken,

@@ -55,7 +55,7 @@ export async function listUsers(db: Db, q: UserListQuery): Promise<{ users: User
   const page = base.select(['u.id', 'u.name', 'u.admin', 'u.created', 'u.last_activity'])
     .orderBy(sql.raw(orderBy)).offset(q.offset).limit(q.limit).compile()
   const withParts = {
-    ...page,
+    parameters: page.parameters,
     sql: `with p as materialized (${page.sql}),
   g as (select m.user_id, array_agg(g.name order by g.name) as names from group_members m join groups g on g.id = m.group_id
     where m.user_id in (select id from p) group by m.user_id),
@@ -66,8 +66,8 @@ from p u left join sv on sv.user_id = u.id left join g on g.user_id = u.id order
   // named statements: a listing has a few dozen possible shapes, and planning the page query
   // costs as much as running it
   const [rows, count] = await Promise.all([
-    runPrepared(db, withParts),
+    runPrepared<UserPartsRow>(db, withParts),
     runPrepared(db, base.select(sql<string>`count(*)`.as('n')).compile()),
   ])
-  return { users: rows.map(r => toUserWithParts(r as UserPartsRow)), total: Number(count[0]!.n) }
+  return { users: rows.map(toUserWithParts), total: Number(count[0]!.n) }
 }

@@ -4,8 +4,7 @@
  * user read cost a third of the hub's CPU in socket writes alone under load (see
  * bench-results/README.md, hub API round 1).
  */
-import type { Db } from '../db.js'
-import { poolOf } from '../db.js'
+import { runPrepared, type Db } from '../db.js'
 import { toServer, type ServerRecord, type ServerRow } from '../servers/server.repository.js'
 import { toUser, type User } from './user.repository.js'
 
@@ -24,10 +23,10 @@ const SERVERS_JSON = `coalesce((select ${SERVER_JSON_AGG} from servers s where s
 const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) from group_members m join groups g on g.id = m.group_id
     where m.user_id = u.id), '{}'::text[])`
 
-const USER_WITH_PARTS = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
-from users u where u.name = $1`
-const USER_WITH_PARTS_BY_ID = `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers, ${GROUP_NAMES} as groups
-from users u where u.id = $1`
+const userWithParts = (where: string) => `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers,
+  ${GROUP_NAMES} as groups from users u where ${where}`
+const USER_WITH_PARTS = userWithParts('u.name = $1')
+const USER_WITH_PARTS_BY_ID = userWithParts('u.id = $1')
 
 type JsonServer = Omit<ServerRow, 'user_name' | 'started' | 'last_activity'> & { started: string | null; last_activity: string | null }
 
@@ -41,18 +40,19 @@ export function toUserWithParts(r: UserPartsRow): UserWithParts {
   return { user: toUser(r), servers, groups: r.groups }
 }
 
-/** A user, all their servers (by name) and their groups (by name), or undefined. */
-export async function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {
-  const { rows } = await poolOf(db).query({ name: 'fleethub-user-with-parts', text: USER_WITH_PARTS, values: [name] })
-  const r = rows[0] as UserPartsRow | undefined
+async function oneUserWithParts(db: Db, sql: string, key: string): Promise<UserWithParts | undefined> {
+  const [r] = await runPrepared<UserPartsRow>(db, { sql, parameters: [key] })
   return r && toUserWithParts(r)
 }
 
+/** A user, all their servers (by name) and their groups (by name), or undefined. */
+export function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {
+  return oneUserWithParts(db, USER_WITH_PARTS, name)
+}
+
 /** The same by id (GET /hub/api/user: every single-user server's token check). */
-export async function findUserWithPartsById(db: Db, id: string): Promise<UserWithParts | undefined> {
-  const { rows } = await poolOf(db).query({ name: 'fleethub-user-with-parts-by-id', text: USER_WITH_PARTS_BY_ID, values: [id] })
-  const r = rows[0] as UserPartsRow | undefined
-  return r && toUserWithParts(r)
+export function findUserWithPartsById(db: Db, id: string): Promise<UserWithParts | undefined> {
+  return oneUserWithParts(db, USER_WITH_PARTS_BY_ID, id)
 }
 
 const USER_AND_SERVER_IDS = `
@@ -62,7 +62,6 @@ where u.name = $1 group by u.id`
 
 /** The user's id and the ids of all their servers (name -> id), or undefined. */
 export async function findUserAndServerIds(db: Db, name: string): Promise<{ userId: string; servers: Map<string, string> } | undefined> {
-  const { rows } = await poolOf(db).query({ name: 'fleethub-user-all-server-ids', text: USER_AND_SERVER_IDS, values: [name] })
-  const r = rows[0] as { id: string; servers: Record<string, string> } | undefined
+  const [r] = await runPrepared<{ id: string; servers: Record<string, string> }>(db, { sql: USER_AND_SERVER_IDS, parameters: [name] })
   return r && { userId: r.id, servers: new Map(Object.entries(r.servers)) }
 }
