@@ -1,7 +1,7 @@
 /**
  * Hub API benchmark (issue 3): with 10,000 users and 2,000 running servers in the database,
  * autocannon against the hub's own port (as the JupyterHub reference figures were taken):
- *   GET /hub/api/users/<random name>, POST /hub/api/users/<random>/activity,
+ *   GET /hub/api/users/<random name>, POST /hub/api/users/<random>/activity, GET /hub/api/user,
  *   GET /hub/api/users?state=ready (paginated), at 10 and 50 connections;
  * then paging through all users (200 a page), and spawns/s with an instant spawner.
  * The hub under test runs as its own process (`fleethub hub`, from dist/), so the load generator
@@ -33,7 +33,7 @@ const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'bench-results' },
   // --label NAME: the report goes to bench-results/hub-api-<date>-NAME (a second run the same day keeps the first)
   label: { type: 'string' },
-  // --only get_user,activity,list_ready,list_all,spawn: just those parts (no report written)
+  // --only get_user,activity,token_check,list_ready,list_all,spawn: just those parts (no report written)
   // --cpu-prof DIR: CPU profiles of the hub (the child under node --cpu-prof; this process during the spawn phase)
   only: { type: 'string' }, 'cpu-prof': { type: 'string' },
 } })
@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     const cases: Array<{ key: string; request: () => { method: string; path: string; body?: string; headers: Record<string, string> } }> = [
       { key: 'get_user', request: () => ({ method: 'GET', path: `/hub/api/users/${name()}`, headers }) },
       { key: 'activity', request: () => ({ method: 'POST', path: `/hub/api/users/${name()}/activity`, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ last_activity: new Date().toISOString() }) }) },
+      { key: 'token_check', request: () => ({ method: 'GET', path: '/hub/api/user', headers }) },
       { key: 'list_ready', request: () => ({ method: 'GET', path: `/hub/api/users?state=ready&offset=${Math.floor(Math.random() * 40) * 50}&limit=50`, headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } }) },
     ]
     for (const c of cases) {
@@ -90,13 +91,16 @@ async function main(): Promise<void> {
     const stack = { hubUrl }
     if (!only || only.has('list_all')) progress('paging through every user, 200 a page')
     const listTimes: number[] = []
+    const pages: string[] = [] // the bodies of the first 5,000 users' pages, for the client floor below
     for (let round = 0; round < (only && !only.has('list_all') ? 0 : 5); round++) {
       const t0 = performance.now()
       let url: string | null = `${stack.hubUrl}/hub/api/users?limit=200`
       let seen = 0, at5000 = 0
       while (url) {
         const res = await fetch(url, { headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } })
-        const body = await res.json() as { items: unknown[]; _pagination: { next: { url: string } | null } }
+        const text = await res.text()
+        const body = JSON.parse(text) as { items: unknown[]; _pagination: { next: { url: string } | null } }
+        if (round === 0 && seen < 5000) pages.push(text)
         seen += body.items.length
         if (!at5000 && seen >= 5000) at5000 = performance.now() - t0
         url = body._pagination.next?.url ?? null
@@ -109,6 +113,9 @@ async function main(): Promise<void> {
     if (listTimes.length > 0) {
       results.list_first_5000_ms_median = Math.round(first5000[2]!)
       results.list_all_ms_median = Math.round(all[2]!)
+      // The same client loop against a server that does nothing but send those same bytes: what
+      // the client and HTTP alone cost, so the hub's own share is the difference.
+      results.list_first_5000_client_floor_ms_median = await clientFloor(dir, pages, headers)
     }
 
     hub.kill('SIGTERM')
@@ -148,6 +155,41 @@ async function main(): Promise<void> {
   }
   if (only) process.stdout.write(JSON.stringify(results, null, 2) + '\n')
   else await writeReport(results)
+}
+
+const STATIC_PAGES = `
+const bodies = JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8'))
+const server = require('node:http').createServer((req, res) => {
+  const body = bodies[Number(new URL(req.url, 'http://x').searchParams.get('page'))]
+  res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' })
+  res.end(body ?? '')
+})
+server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'))
+`
+
+/** Paging through `pages` (25 sequential GETs, as against the hub) from a static server in its own process; median of 5, ms. */
+async function clientFloor(dir: string, pages: string[], headers: Record<string, string>): Promise<number> {
+  const file = path.join(dir, 'pages.json')
+  await fs.writeFile(file, JSON.stringify(pages))
+  const child = spawn(process.execPath, ['-e', STATIC_PAGES, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const port = await new Promise<string>((resolve, reject) => {
+      child.stdout!.once('data', d => resolve(String(d).trim()))
+      child.once('exit', code => reject(new Error(`the static page server exited with ${code}`)))
+    })
+    const times: number[] = []
+    for (let round = 0; round < 5; round++) {
+      const t0 = performance.now()
+      for (let i = 0; i < pages.length; i++) {
+        const res = await fetch(`http://127.0.0.1:${port}/hub/api/users?limit=200&page=${i}`, { headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } })
+        JSON.parse(await res.text())
+      }
+      times.push(performance.now() - t0)
+    }
+    return Math.round(times.sort((a, b) => a - b)[2]!)
+  } finally {
+    child.kill('SIGTERM')
+  }
 }
 
 const SPAWN_CLIENT = `
@@ -218,10 +260,14 @@ ${row('get_user_c10', 'GET /users/<name>, 10 connections')}
 ${row('get_user_c50', 'GET /users/<name>, 50 connections')}
 ${row('activity_c10', 'POST /users/<name>/activity, 10 connections')}
 ${row('activity_c50', 'POST /users/<name>/activity, 50 connections')}
+${row('token_check_c10', 'GET /user (token check), 10 connections')}
+${row('token_check_c50', 'GET /user (token check), 50 connections')}
 ${row('list_ready_c10', 'GET /users?state=ready (page of 50), 10 connections')}
 ${row('list_ready_c50', 'GET /users?state=ready (page of 50), 50 connections')}
 
 - Paging through all ${r.list_users_count} users, 200 a page: first 5,000 in **${r.list_first_5000_ms_median} ms**, all in ${r.list_all_ms_median} ms (median of 5).
+  The same client loop fetching the same 25 bodies from a server that only sends them (its own process): ${r.list_first_5000_client_floor_ms_median} ms,
+  the cost of the client and HTTP alone; the hub's own share is the difference.
 - ${r.spawns} spawns through the API with an instant spawner (in-process HTTP servers; readiness check, route, DB state all real): **${r.spawns_per_second} spawns/s** (${r.spawn_seconds} s).
 
 ## Against JupyterHub 3.0

@@ -26,6 +26,8 @@ export interface HubConfig {
   readonly proxyAuthToken: string
   /** DATABASE_URL; unset = the embedded Postgres under `dataDir`. */
   readonly databaseUrl: string | undefined
+  /** Connections in the hub's Postgres pool (FLEETHUB_DB_POOL_SIZE; JupyterHub db_kwargs pool_size). Default 20. */
+  readonly dbPoolSize: number
   /** Where the embedded database and local state live (FLEETHUB_DATA_DIR). Default `.fleethub`. */
   readonly dataDir: string
   /** Run migrations on start (`--no-migrate` to skip). */
@@ -98,7 +100,7 @@ const OPTIONS = {
   ip: { type: 'string' }, port: { type: 'string' },
   'hub-ip': { type: 'string' }, 'hub-port': { type: 'string' }, 'hub-connect-url': { type: 'string' },
   proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' },
-  'data-dir': { type: 'string' }, migrate: { type: 'boolean' },
+  'data-dir': { type: 'string' }, migrate: { type: 'boolean' }, 'db-pool-size': { type: 'string' },
   'admin-users': { type: 'string' }, authenticator: { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
@@ -120,6 +122,7 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --proxy-api-url URL         proxy REST API (default http://127.0.0.1:8001)
   --data-dir DIR              local state, incl. the embedded database (default .fleethub)
   --no-migrate                do not run database migrations on start
+  --db-pool-size N            Postgres connections per hub (default 20; FLEETHUB_DB_POOL_SIZE)
   --admin-users a,b           admin user names
   --authenticator dev|native|oidc  dev: any username + the dev password; native: accounts admins
                               create, each password set at the user's first sign-in; oidc: single
@@ -224,6 +227,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     proxyApiUrl: str('proxy-api-url', undefined, 'proxyApiUrl', 'http://127.0.0.1:8001'),
     proxyAuthToken: proxyAuthToken ?? randomBytes(16).toString('hex'),
     databaseUrl: env.DATABASE_URL || (typeof file.databaseUrl === 'string' ? file.databaseUrl : undefined),
+    dbPoolSize: int('db-pool-size', 'FLEETHUB_DB_POOL_SIZE', 'dbPoolSize', 20, 1, 1000),
     dataDir: path.resolve(cwd, str('data-dir', 'FLEETHUB_DATA_DIR', 'dataDir', '.fleethub')),
     migrate: (values.migrate ?? file.migrate ?? true) as boolean,
     devPassword: devFromEnv ?? randomBytes(9).toString('base64url'),

@@ -69,7 +69,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(err => log.warn({ err: String(err) }, 'shutdown step failed'))
   }
   try {
-    const { db, pool } = createDb({ url: o.databaseUrl })
+    const { db, pool } = createDb({ url: o.databaseUrl, poolSize: config.dbPoolSize })
     cleanups.push(() => db.destroy())
     if (config.migrate) {
       const applied = await migrateToLatest(db)

@@ -112,6 +112,27 @@ t.test('REST API contract', async t => {
     t.equal(unknown.status, 404)
   })
 
+  t.test('reads that arrive together are answered together, each with its own user', async t => {
+    // user reads in the same turn of the hub's event loop share one statement (hub/src/read-batch.ts)
+    const names = Array.from({ length: 60 }, (_, i) => `student${String(i).padStart(3, '0')}`)
+    const asked = [...names, 'nosuchuser', 'bad%00name', ...names.slice(0, 5)]
+    const answers = await Promise.all(asked.map(async n => {
+      const res = await api(`/users/${n}`, { token: adminToken })
+      return { status: res.status, body: await json(res) }
+    }))
+    answers.forEach((a, i) => {
+      if (i < names.length || i >= names.length + 2) {
+        t.equal(a.status, 200, asked[i])
+        t.equal(a.body.name, asked[i], `${asked[i]}: its own model`)
+      }
+    })
+    t.equal(answers[names.length]!.status, 404, 'an unknown user among them is still 404')
+    t.equal(answers[names.length + 1]!.status, 404, 'a NUL byte in a name is 404 and fails nobody else')
+    const [me1, me2] = await Promise.all([json(await api('/user', { token: aliceToken })), json(await api('/user', { token: adminToken }))])
+    t.equal(me1.name, 'alice')
+    t.equal(me2.name, 'admin', 'who-am-I reads batched by id keep their callers apart')
+  })
+
   t.test('paging, filters and sort, all in SQL', async t => {
     // Arrange server states directly: u1 has two running servers, u2 one pending.
     const ids = await db.selectFrom('users').select(['id', 'name']).where('name', 'in', ['student001', 'student002']).execute()

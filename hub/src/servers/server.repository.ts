@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { runPrepared, type Db, type ServerState } from '../db.js'
+import { ReadBatch } from '../read-batch.js'
 
 export interface ServerRecord {
   readonly id: string
@@ -106,11 +107,24 @@ export async function saveSpawnerState(db: Db, id: string, state: Record<string,
   await db.updateTable('servers').set({ spawner_state: JSON.stringify(state), updated: sql`now()` }).where('id', '=', id).execute()
 }
 
+const MARK_RUNNING = `update servers s set state = 'running', url = v.url, spawner_state = v.state, last_activity = now(), updated = now()
+from (select unnest($1::bigint[]) as id, unnest($2::text[]) as url, unnest($3::jsonb[]) as state) v
+where s.id = v.id and s.state = 'pending' returning s.id::text as id`
+
+/** Servers that became ready in the same turn of the event loop are marked in one statement (read-batch.ts). */
+const markRunningBatches = new WeakMap<Db, ReadBatch<true, { url: string; state: string }>>()
+
+/** pending -> running with its URL and spawner state; false if the server was no longer pending (stopped while starting). */
 export async function markRunning(db: Db, id: string, url: string, state: Record<string, unknown>): Promise<boolean> {
-  const rows = await runPrepared(db, db.updateTable('servers')
-    .set({ state: 'running', url, spawner_state: JSON.stringify(state), last_activity: sql`now()`, updated: sql`now()` })
-    .where('id', '=', id).where('state', '=', 'pending').returning('id').compile())
-  return rows.length === 1
+  let batch = markRunningBatches.get(db)
+  if (!batch) {
+    batch = new ReadBatch(async (ids, inputs) => {
+      const rows = await runPrepared<{ id: string }>(db, { sql: MARK_RUNNING, parameters: [ids, ids.map(i => inputs.get(i)!.url), ids.map(i => inputs.get(i)!.state)] })
+      return new Map(rows.map(r => [r.id, true as const]))
+    })
+    markRunningBatches.set(db, batch)
+  }
+  return await batch.load(id, { url, state: JSON.stringify(state) }) === true
 }
 
 /** running -> stopping; returns false if the server was not running. */

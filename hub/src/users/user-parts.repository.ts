@@ -7,6 +7,7 @@
 import { runPrepared, type Db } from '../db.js'
 import { toServer, type ServerRecord, type ServerRow } from '../servers/server.repository.js'
 import { toUser, type User } from './user.repository.js'
+import { ReadBatch } from '../read-batch.js'
 
 export interface UserWithParts {
   readonly user: User
@@ -25,8 +26,8 @@ const GROUP_NAMES = `coalesce((select array_agg(g.name order by g.name) from gro
 
 const userWithParts = (where: string) => `select u.id, u.name, u.admin, u.created, u.last_activity, ${SERVERS_JSON} as servers,
   ${GROUP_NAMES} as groups from users u where ${where}`
-const USER_WITH_PARTS = userWithParts('u.name = $1')
-const USER_WITH_PARTS_BY_ID = userWithParts('u.id = $1')
+const USERS_WITH_PARTS_BY_NAME = userWithParts('u.name = any($1::text[])')
+const USERS_WITH_PARTS_BY_ID = userWithParts('u.id = any($1::bigint[])')
 
 type JsonServer = Omit<ServerRow, 'user_name' | 'started' | 'last_activity'> & { started: string | null; last_activity: string | null }
 
@@ -40,28 +41,49 @@ export function toUserWithParts(r: UserPartsRow): UserWithParts {
   return { user: toUser(r), servers, groups: r.groups }
 }
 
-async function oneUserWithParts(db: Db, sql: string, key: string): Promise<UserWithParts | undefined> {
-  const [r] = await runPrepared<UserPartsRow>(db, { sql, parameters: [key] })
-  return r && toUserWithParts(r)
+/** One statement for the users asked for in the same turn of the event loop (read-batch.ts), per database. */
+const batches = new WeakMap<Db, { byName: ReadBatch<UserWithParts>; byId: ReadBatch<UserWithParts>; ids: ReadBatch<UserAndServerIds> }>()
+
+function batchesOf(db: Db) {
+  let b = batches.get(db)
+  if (!b) {
+    // A key Postgres would refuse (a NUL byte in a name from the URL; an id that is not a number)
+    // matches no user: it must not fail the statement that answers the other requests with it.
+    const load = <R, V>(sql: string, valid: (k: string) => boolean, entry: (r: R) => [string, V]) => async (keys: readonly string[]) => {
+      const wanted = keys.filter(valid)
+      const rows = wanted.length === 0 ? [] : await runPrepared<R>(db, { sql, parameters: [wanted] })
+      return new Map(rows.map(entry))
+    }
+    const isName = (k: string) => !k.includes('\0')
+    b = {
+      byName: new ReadBatch(load<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_NAME, isName, r => [r.name, toUserWithParts(r)])),
+      byId: new ReadBatch(load<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_ID, k => /^\d{1,18}$/.test(k), r => [String(r.id), toUserWithParts(r)])),
+      ids: new ReadBatch(load<{ id: string; name: string; servers: Record<string, string> }, UserAndServerIds>(USERS_AND_SERVER_IDS, isName,
+        r => [r.name, { userId: r.id, servers: new Map(Object.entries(r.servers)) }])),
+    }
+    batches.set(db, b)
+  }
+  return b
 }
 
 /** A user, all their servers (by name) and their groups (by name), or undefined. */
 export function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {
-  return oneUserWithParts(db, USER_WITH_PARTS, name)
+  return batchesOf(db).byName.load(name)
 }
 
 /** The same by id (GET /hub/api/user: every single-user server's token check). */
 export function findUserWithPartsById(db: Db, id: string): Promise<UserWithParts | undefined> {
-  return oneUserWithParts(db, USER_WITH_PARTS_BY_ID, id)
+  return batchesOf(db).byId.load(id)
 }
 
-const USER_AND_SERVER_IDS = `
-select u.id, coalesce(json_object_agg(s.name, s.id::text) filter (where s.id is not null), '{}'::json) as servers
+const USERS_AND_SERVER_IDS = `
+select u.id, u.name, coalesce(json_object_agg(s.name, s.id::text) filter (where s.id is not null), '{}'::json) as servers
 from users u left join servers s on s.user_id = u.id
-where u.name = $1 group by u.id`
+where u.name = any($1::text[]) group by u.id`
 
-/** The user's id and the ids of all their servers (name -> id), or undefined. */
-export async function findUserAndServerIds(db: Db, name: string): Promise<{ userId: string; servers: Map<string, string> } | undefined> {
-  const [r] = await runPrepared<{ id: string; servers: Record<string, string> }>(db, { sql: USER_AND_SERVER_IDS, parameters: [name] })
-  return r && { userId: r.id, servers: new Map(Object.entries(r.servers)) }
+export interface UserAndServerIds { readonly userId: string; readonly servers: Map<string, string> }
+
+/** The user's id and the ids of all their servers (name -> id), or undefined (batched per turn, as the reads above). */
+export function findUserAndServerIds(db: Db, name: string): Promise<UserAndServerIds | undefined> {
+  return batchesOf(db).ids.load(name)
 }
