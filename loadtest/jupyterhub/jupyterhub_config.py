@@ -201,9 +201,9 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%s" % param("PROXY_API_PORT"
 c.ConfigurableHTTPProxy.pid_file = os.path.join(WORK_DIR, "jupyterhub-proxy.pid")
 c.ConfigurableHTTPProxy.debug = False
 
-# State in the run's temporary directory: sqlite, JupyterHub's default database (fleethub runs on
-# Postgres; the report says so).
-c.JupyterHub.db_url = "sqlite:///" + os.path.join(WORK_DIR, "jupyterhub.sqlite")
+# State in the run's temporary directory: sqlite, JupyterHub's default database, unless the harness
+# gives it a Postgres of its own (--jupyterhub-db postgres: set up as fleethub's; the report says which).
+c.JupyterHub.db_url = os.environ.get("LOADTEST_JH_DB_URL") or "sqlite:///" + os.path.join(WORK_DIR, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(WORK_DIR, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(WORK_DIR, "jupyterhub.pid")
 

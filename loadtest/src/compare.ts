@@ -114,7 +114,7 @@ export function compareStep(f: StepResult | undefined, j: StepResult | undefined
   }
   out.push(figure('hub CPU mean', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMean)))
   out.push(figure('hub CPU max', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMax)))
-  // fleethub's database is a Postgres process tree; JupyterHub's sqlite lives inside the hub process
+  // fleethub's database is a Postgres process tree; JupyterHub's is too with --jupyterhub-db postgres, else sqlite inside the hub process
   out.push(figure('hub + database CPU mean', '% of a core', 'lower', ...both(s => s.resources.hub ? s.resources.hub.cpuMean + (s.resources.postgres?.cpuMean ?? 0) : null)))
   out.push(figure('hub RSS max', 'MB', 'lower', ...both(s => s.resources.hub?.rssMaxMb)))
   out.push(figure('hub open fds max', 'fds', 'lower', ...both(s => s.resources.hub?.fdsMax)))

@@ -33,6 +33,8 @@ export interface LoadtestConfig {
   readonly compare: 'jupyterhub' | undefined
   /** `local` or `kube-sim` (default kube-sim with --compare or --target jupyterhub, so both hubs get the same virtual servers; else local). */
   readonly spawner: 'local' | 'kube-sim'
+  /** JupyterHub's database: `sqlite` (its default) or `postgres` (an embedded Postgres of its own, as fleethub's). */
+  readonly jupyterhubDb: 'sqlite' | 'postgres'
   /** Each user server's start time, ms (uniform range): kube-sim's container start and sim-servers' start. Default 0. */
   readonly serverStartTime: { readonly min: number; readonly max: number }
   readonly leaveMix: Readonly<Record<LeaveMode, number>>
@@ -72,6 +74,8 @@ scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTE
                             is the login password)
   --compare jupyterhub      run each step against fleethub, then JupyterHub (alternating, each started
                             fresh per step) and report every figure for both with its ratio
+  --jupyterhub-db sqlite|postgres   JupyterHub's database: sqlite (its default) or an embedded
+                            Postgres of its own set up as fleethub's (needs python3-psycopg2)
   --spawner local|kube-sim  fleethub's user servers as local processes or pods in kube-sim (default
                             local; kube-sim with --compare, so both hubs get the same virtual servers)
   --server-start-time D[-D] each user server's start time, uniform, e.g. 5s-15s (kube-sim and
@@ -129,6 +133,7 @@ export function parseLeaveMix(text: string): Record<LeaveMode, number> {
 const OPTIONS = {
   users: { type: 'string' }, steps: { type: 'string' }, arrival: { type: 'string' }, duration: { type: 'string' },
   target: { type: 'string', default: 'fleethub' }, compare: { type: 'string' }, spawner: { type: 'string' },
+  'jupyterhub-db': { type: 'string', default: 'sqlite' },
   'server-start-time': { type: 'string', default: '0' },
   leave: { type: 'string', default: 'tidy=0.3,abandon=0.5,silent-ws=0.2' },
   'activity-interval': { type: 'string', default: '300s' }, 'message-interval': { type: 'string', default: '3s' },
@@ -169,6 +174,9 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   if (v.compare !== undefined && target !== 'fleethub') problems.push('--compare jupyterhub runs against fleethub: leave --target at fleethub')
   const spawner = v.spawner ?? (v.compare !== undefined || target === 'jupyterhub' ? 'kube-sim' : 'local')
   if (spawner !== 'local' && spawner !== 'kube-sim') problems.push(`--spawner: local or kube-sim, got ${JSON.stringify(v.spawner)}`)
+  const jupyterhubDb = v['jupyterhub-db']
+  if (jupyterhubDb !== 'sqlite' && jupyterhubDb !== 'postgres') problems.push(`--jupyterhub-db: sqlite or postgres, got ${JSON.stringify(jupyterhubDb)}`)
+  else if (jupyterhubDb === 'postgres' && target !== 'jupyterhub' && v.compare === undefined) problems.push('--jupyterhub-db applies to JupyterHub: add --target jupyterhub or --compare jupyterhub')
   const serverStartTime = attempt(() => parseRange(v['server-start-time'], '--server-start-time'), { min: 0, max: 0 })
   if (serverStartTime.max > 0 && spawner === 'local' && target !== 'jupyterhub') problems.push('--server-start-time applies to kube-sim and sim-servers: add --spawner kube-sim')
   if (v.profile !== 'hub' && v.profile !== 'none') problems.push(`--profile: hub or none, got ${JSON.stringify(v.profile)}`)
@@ -180,7 +188,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   if (!help && !started && !password) problems.push('--target URL needs the login password in LOADTEST_PASSWORD or FLEETHUB_DEV_PASSWORD')
   const config: LoadtestConfig = {
     scenario: scenario ?? 'class-start', steps, arrivalMs, durationMs, target, compare: v.compare as 'jupyterhub' | undefined,
-    spawner: spawner as 'local' | 'kube-sim', serverStartTime,
+    spawner: spawner as 'local' | 'kube-sim', serverStartTime, jupyterhubDb: jupyterhubDb as 'sqlite' | 'postgres',
     leaveMix: attempt(() => parseLeaveMix(v.leave), { tidy: 1, abandon: 0, 'silent-ws': 0 }),
     activityIntervalMs: attempt(() => parseDuration(v['activity-interval'], '--activity-interval'), 0),
     messageIntervalMs: attempt(() => parseDuration(v['message-interval'], '--message-interval'), 0),

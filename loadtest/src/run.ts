@@ -226,7 +226,7 @@ export async function startTarget(kind: string, config: LoadtestConfig, profileD
     })
   }
   if (kind === 'jupyterhub') {
-    return startJupyterhubTarget({ activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', serverStartTime: config.serverStartTime, workDir, log })
+    return startJupyterhubTarget({ activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', serverStartTime: config.serverStartTime, database: config.jupyterhubDb, workDir, log })
   }
   return externalTarget(kind, config.password!)
 }

@@ -6,7 +6,7 @@
  * the local spawner, and saying so, while the hub has none wired in). `externalTarget` is a hub
  * someone else runs: only HTTP, no pids.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
@@ -27,6 +27,7 @@ export interface Target {
   readonly proxyApiUrl: string | undefined
   readonly proxyAuthToken: string | undefined
   readonly password: string
+  /** The run's Postgres (fleethub's; JupyterHub's with --jupyterhub-db postgres), for tests that look inside. */
   readonly databaseUrl: string | undefined
   readonly processes: readonly WatchedProcess[]
   readonly pgConnections: (() => Promise<number>) | undefined
@@ -318,6 +319,8 @@ export interface JupyterhubTargetOptions {
   readonly adminUser: string
   /** sim-servers' start time per server, ms (uniform): the same as kube-sim's for fleethub. */
   readonly serverStartTime?: { readonly min: number; readonly max: number }
+  /** `sqlite` (JupyterHub's default, the default here) or `postgres`: an embedded Postgres of its own, set up as fleethub's. */
+  readonly database?: 'sqlite' | 'postgres'
   /** Where the processes' logs go. */
   readonly workDir: string
   readonly log: Logger
@@ -348,6 +351,14 @@ export function jupyterhubUnavailable(): string | undefined {
   return undefined
 }
 
+/** JupyterHub's own Python (its script's #! line; not whichever python3 is first on PATH) can reach Postgres (Debian: python3-psycopg2). */
+export function psycopg2Available(): boolean {
+  const jupyterhub = findJupyterhub()
+  if (!jupyterhub) return false
+  const python = /^#!\s*(\S+)/.exec(fs.readFileSync(jupyterhub, 'utf8').slice(0, 200))?.[1] ?? 'python3'
+  return spawnSync(python, ['-c', 'import psycopg2'], { stdio: 'ignore', timeout: 20_000 }).status === 0
+}
+
 async function childOutput(cmd: string, args: string[]): Promise<string> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
@@ -362,8 +373,9 @@ async function childOutput(cmd: string, args: string[]): Promise<string> {
 /**
  * JupyterHub 3.0 (Debian's, Python) with configurable-http-proxy 5.3 from node_modules, its
  * spawner asking a sim-servers process for virtual servers (loadtest/jupyterhub/jupyterhub_config.py),
- * sqlite in a temporary directory. Processes sampled: hub (jupyterhub), proxy (its CHP child),
- * sim-servers, generator. The admin API token is minted through the REST API with the config's
+ * sqlite in a temporary directory or (`database: 'postgres'`) an embedded Postgres with the same
+ * settings as fleethub's. Processes sampled: hub (jupyterhub), proxy (its CHP child), sim-servers,
+ * postgres (when used), generator. The admin API token is minted through the REST API with the config's
  * `loadtest` service token (admin role).
  */
 export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise<Target> {
@@ -374,6 +386,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
   let sim: ChildProcess | undefined
   let hub: ChildProcess | undefined
   let chpPid: number | undefined
+  let pgServer: RunningPostgres | undefined
   const isChp = (c: string) => c.includes('configurable-http-proxy')
   const cleanup = async () => {
     chpPid ??= findInTree(hub?.pid, isChp)
@@ -381,6 +394,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
     await stopChild(hub, 'SIGTERM', hub?.pid, 60_000)
     if (chpPid !== undefined && alive(chpPid)) { try { process.kill(chpPid, 'SIGTERM') } catch { /* gone */ } }
     await stopChild(sim, 'SIGTERM', sim?.pid, 30_000)
+    await pgServer?.stop()
     await fsp.rm(dir, { recursive: true, force: true })
   }
   try {
@@ -396,6 +410,12 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       { env: { ...process.env, SIM_SERVERS_TOKEN: simToken }, stdio: ['ignore', fd, fd] })
     fs.closeSync(fd)
     await waitHttp(`${simUrl}/health`, sim, simLog, s => s === 200)
+    // the same Postgres as fleethub's (embedded, fsync off, unix socket), owned by JupyterHub alone
+    if (o.database === 'postgres') {
+      await fsp.chmod(dir, 0o755) // the embedded Postgres runs as another OS user and must enter it
+      if (!psycopg2Available()) throw new TargetUnavailable('--jupyterhub-db postgres: python3-psycopg2 is not installed (apt-get install python3-psycopg2)')
+      pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } })
+    }
     const hubLog = path.join(o.workDir, 'jupyterhub.log')
     fd = logTo(hubLog)
     const env = {
@@ -405,6 +425,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       LOADTEST_JH_PUBLIC_PORT: String(port), LOADTEST_JH_HUB_PORT: String(hubPort), LOADTEST_JH_PROXY_API_PORT: String(apiPort),
       LOADTEST_JH_NODE: process.execPath, LOADTEST_JH_CHP: CHP,
       LOADTEST_JH_ACTIVITY_INTERVAL: String(o.activityIntervalMs / 1000), LOADTEST_JH_CONCURRENT_SPAWN_LIMIT: String(o.concurrentSpawnLimit),
+      ...(pgServer ? { LOADTEST_JH_DB_URL: pgServer.socketUrl.replace(/^postgres(ql)?:/, 'postgresql:') } : {}),
     }
     // cwd: the temporary directory (JupyterHub writes its pid files and sqlite there too)
     hub = spawn(jupyterhub, ['-f', JUPYTERHUB_CONFIG], { env, cwd: dir, stdio: ['ignore', fd, fd] })
@@ -421,7 +442,8 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       kind: 'jupyterhub', jupyterhub: version, proxy: `configurable-http-proxy ${chpVersion} (node_modules)`,
       spawner: 'SimServersSpawner (loadtest/jupyterhub/jupyterhub_config.py) asking sim-servers', simulatedCluster: false,
       userServers: 'virtual servers inside the sim-servers process, each on its own loopback address (the same code as kube-sim pods)',
-      serverStartTime: rangeArg(o.serverStartTime), database: 'sqlite (JupyterHub default) in a temporary directory',
+      serverStartTime: rangeArg(o.serverStartTime),
+      database: pgServer ? 'postgres: embedded (fsync off), its own, as fleethub\'s (unix socket, psycopg2)' : 'sqlite (JupyterHub default) in a temporary directory',
       authenticator: 'DummyAuthenticator with a password',
       differences: 'login form without _xsrf (JupyterHub 3.0 has none); cookie API calls authorised by the same-origin Referer (both hubs); 429 Retry-After 30-60 s (JupyterHub default spawn_throttle_retry_range); poll() answered from one server list per 10 s (as a KubeSpawner reflector)',
     }
@@ -429,6 +451,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       { name: 'hub', pid: () => hub?.pid },
       { name: 'proxy', pid: () => chpPid },
       { name: 'sim-servers', pid: () => sim?.pid },
+      ...(pgServer ? [{ name: 'postgres', pid: () => pgServer?.pid, tree: true }] : []),
       { name: 'generator', pid: () => process.pid },
     ]
     const api = async (method: string, p: string, body?: unknown) => {
@@ -440,7 +463,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
     }
     return {
       publicUrl, hubUrl, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password,
-      databaseUrl: undefined, pgConnections: undefined, processes, description, profileDir: undefined,
+      databaseUrl: pgServer?.url, pgConnections: undefined, processes, description, profileDir: undefined,
       /** A user token for `name`, made an admin first (as `fleethub token` for the configured admin). */
       async adminToken(name) {
         const e = encodeURIComponent(name)

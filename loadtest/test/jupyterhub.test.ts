@@ -8,11 +8,12 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import pg from 'pg'
 import t from 'tap'
 import { createLogger } from '../../hub/src/log.js'
 import { parseLoadtestConfig } from '../src/config.js'
 import { runLoadtest } from '../src/run.js'
-import { jupyterhubUnavailable, type Target } from '../src/target.js'
+import { jupyterhubUnavailable, psycopg2Available, type Target } from '../src/target.js'
 
 const log = createLogger('silent')
 const sink = { write: () => true } as unknown as NodeJS.WritableStream
@@ -106,5 +107,26 @@ if (missing) {
     }
     t.equal(seen!.users, 5, 'the api step created its users in JupyterHub')
     t.ok(seen!.admin, 'the admin user the token was minted for is an admin')
+  })
+
+  // JupyterHub on a Postgres of its own (set up as fleethub's), for same-database comparisons
+  const noPsycopg = psycopg2Available() ? false : 'python3-psycopg2 is not installed for JupyterHub\'s Python (.ci/run installs it)'
+  t.test('api with --jupyterhub-db postgres: JupyterHub keeps its users in its own Postgres', { skip: noPsycopg }, async t => {
+    const out = await outDir(t)
+    const config = parseLoadtestConfig(['api', '--target', 'jupyterhub', '--jupyterhub-db', 'postgres', '--users', '3', '--duration', '3s', '--connections', '2', '--out', out, '--label', 'ci-pg', '--live', 'off'], {})
+    let names: string[] = []
+    const result = await runLoadtest(config, {
+      log, out: sink, command: 'test',
+      beforeStop: async target => {
+        const client = new pg.Client({ connectionString: target.databaseUrl })
+        await client.connect()
+        try { names = (await client.query<{ name: string }>('select name from users order by name')).rows.map(r => r.name) } finally { await client.end() }
+      },
+    })
+    t.same(names.filter(n => /^lt1u\d+$/.test(n)).length, 3, 'the users JupyterHub created are rows in its Postgres')
+    t.ok(names.includes('lt1uadmin'))
+    for (const [k, s] of Object.entries(result.steps[0]!.autocannon)) t.equal(s.non2xx, 0, `${k}: all 2xx`)
+    const md = await fs.readFile(path.join(result.reportDir!, 'report.md'), 'utf8')
+    t.match(md, /database=postgres: embedded/, 'the report says JupyterHub ran on Postgres')
   })
 }

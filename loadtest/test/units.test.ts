@@ -134,6 +134,10 @@ t.test('compare: every figure for both targets, the ratio fleethub ÷ JupyterHub
   t.throws(() => parseLoadtestConfig(['class-start', '--compare', 'jupyterhub', '--target', 'jupyterhub'], {}), /leave --target at fleethub/)
   t.throws(() => parseLoadtestConfig(['class-start', '--target', 'jupyterhub', '--profile', 'hub'], {}), /py-spy/)
   t.throws(() => parseLoadtestConfig(['class-start', '--server-start-time', '5s'], {}), /--spawner kube-sim/)
+  t.throws(() => parseLoadtestConfig(['api', '--jupyterhub-db', 'postgres'], {}), /add --target jupyterhub or --compare jupyterhub/)
+  t.throws(() => parseLoadtestConfig(['api', '--target', 'jupyterhub', '--jupyterhub-db', 'mysql'], {}), /--jupyterhub-db: sqlite or postgres/)
+  t.equal(parseLoadtestConfig(['api', '--compare', 'jupyterhub', '--jupyterhub-db', 'postgres'], {}).jupyterhubDb, 'postgres')
+  t.equal(parseLoadtestConfig(['api', '--target', 'jupyterhub'], {}).jupyterhubDb, 'sqlite', 'sqlite by default (JupyterHub\'s own default)')
   t.equal(parseLoadtestConfig(['class-start', '--target', 'jupyterhub'], {}).password, undefined, 'a JupyterHub this run starts needs no password from the env')
   const run = (kind: string, s: typeof f) => ({ scenario: 'class-start', label: 'x', command: 'c', startedAt: '', finishedAt: '', config, machine: { cores: 2, memoryGiB: 4, loadavgAtStart: [1] },
     versions: { node: 'v20', fleethub: 'abc' }, target: { kind, jupyterhub: '3.0.0' }, steps: [s], breakingStep: null, resources: [] })
