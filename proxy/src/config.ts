@@ -84,6 +84,8 @@ export interface ProxyConfig {
   readonly maxUpstreamSockets: number
   readonly maxFreeUpstreamSockets: number
   readonly upstreamFreeSocketTimeoutMs: number
+  /** fleethub: idle keep-alive sockets to the hub's route (`data.hub`) close after this. Default 60000. */
+  readonly hubFreeSocketTimeoutMs: number
   /** fleethub: one info line per proxied request (`--access-log`). Default false (debug only). */
   readonly accessLog: boolean
   /** `--metrics-ip/--metrics-port`: CHP's separate metrics listener (also served on the API port). */
@@ -128,6 +130,7 @@ const OPTIONS = {
   'max-upstream-sockets': { type: 'string' },
   'max-free-upstream-sockets': { type: 'string' },
   'upstream-free-socket-timeout': { type: 'string' },
+  'hub-free-socket-timeout': { type: 'string' },
   'access-log': { type: 'boolean' },
   'metrics-ip': { type: 'string' },
   'metrics-port': { type: 'string' },
@@ -176,6 +179,8 @@ fleethub extensions:
   --max-upstream-sockets N    per-upstream socket limit (default 256)
   --max-free-upstream-sockets N   idle keep-alive sockets kept per upstream (default 256)
   --upstream-free-socket-timeout MS  close idle upstream sockets after MS (default 4000)
+  --hub-free-socket-timeout MS  the same for the hub's route (default 60000; keep it under the hub's
+                              own keep-alive timeout, 65 s for fleethub)
   --access-log                log every proxied request at info
 `
 
@@ -267,6 +272,7 @@ export function parseProxyConfig(argv: readonly string[], env: Readonly<Record<s
     maxUpstreamSockets: num('max-upstream-sockets', { min: 1 }) ?? 256,
     maxFreeUpstreamSockets: num('max-free-upstream-sockets') ?? 256,
     upstreamFreeSocketTimeoutMs: num('upstream-free-socket-timeout', { min: 1 }) ?? 4000,
+    hubFreeSocketTimeoutMs: num('hub-free-socket-timeout', { min: 1 }) ?? 60_000,
     accessLog: values['access-log'] ?? false,
     metricsIp: values['metrics-ip'] ?? '',
     metricsPort: num('metrics-port', { max: 65535 }),

@@ -109,7 +109,10 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
   // on purpose (a stop waiting for its pod, progress streams, spawns waiting for ready) must not
   // queue logins, logouts and API calls behind them. Load test class-start 1000: 300 stops held
   // 3-5 s filled the shared 256-socket pool, and GET /hub/logout waited p99 1.1 s behind them.
-  const hubAgentOptions = { ...agentOptions, maxSockets: Infinity }
+  // Its idle sockets are kept for a minute, not 4 s: the hub is one long-lived host, and after a
+  // quiet stretch (students working in their servers) a burst of hub traffic (a class leaving) would
+  // otherwise open a new connection per request while the hub is at its busiest.
+  const hubAgentOptions = { ...agentOptions, maxSockets: Infinity, timeout: config.hubFreeSocketTimeoutMs }
   const hubHttpAgent = new http.Agent(hubAgentOptions)
   const hubHttpsAgent = new https.Agent({ ...hubAgentOptions, ...clientTls, rejectUnauthorized: !config.insecure })
   const agentFor = (route: Route, secure: boolean): http.Agent =>

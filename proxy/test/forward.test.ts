@@ -276,3 +276,26 @@ t.test('the hub route has its own uncapped pool: held hub requests never queue o
   t.equal(queued, 'still queued', 'the third request to alice waits for a free socket')
   t.equal(alice.sockets.size, 2, 'and no third socket was opened to her server')
 })
+
+t.test('idle sockets to the hub outlive those to user servers (--hub-free-socket-timeout)', async t => {
+  const hub = await startUpstream('hub')
+  t.teardown(() => hub.close())
+  const alice = await startUpstream('alice')
+  t.teardown(() => alice.close())
+  const proxy = await startTestProxy(['--upstream-free-socket-timeout', '150', '--hub-free-socket-timeout', '5000'])
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/', { target: hub.url, hub: true })
+  await addRoute(proxy, '/user/alice', { target: alice.url })
+  let hubConnections = 0, aliceConnections = 0
+  hub.server.on('connection', () => { hubConnections++ })
+  alice.server.on('connection', () => { aliceConnections++ })
+  for (let round = 0; round < 2; round++) {
+    t.equal((await fetch(`${proxy.url}/hub/home`)).status, 200)
+    t.equal((await fetch(`${proxy.url}/user/alice/api/status`)).status, 200)
+    await new Promise(r => setTimeout(r, 600)) // past the user servers' idle timeout, well within the hub's
+  }
+  t.equal(hubConnections, 1, 'the second hub request reused the idle socket')
+  t.equal(aliceConnections, 2, 'the idle socket to the user server was closed after 150 ms')
+  t.ok(await eventually(() => alice.sockets.size === 0), 'and none is left open to her server')
+  t.equal(hub.sockets.size, 1, 'one idle socket to the hub stays open')
+})
