@@ -161,3 +161,24 @@ t.test('bad options and bad tokens get a clear error and exit code', async t => 
   t.equal(notAdmin.code, 1, 'a token without list:users cannot cull')
   t.match(notAdmin.out, /403/)
 })
+
+t.test('paging one user at a time while culling skips nobody', async t => {
+  // every stop takes a user out of state=ready; an offset-paged listing read while stopping would
+  // shift the next user onto the page already read
+  const spawner = new RecordingSpawner()
+  const hub = await startTestHub(t, { args: ['--no-cull-idle', '--no-cleanup-servers'], spawner: () => spawner })
+  const token = await adminToken(hub)
+  const idle = sql<Date>`now() - interval '2 hours'`
+  const names = ['ua', 'ub', 'uc', 'ud', 'ue']
+  for (const name of names) {
+    const u = await ensureUser(hub.db, name)
+    await hub.db.updateTable('users').set({ last_activity: idle, created: idle }).where('id', '=', u.id).execute()
+    await hub.db.insertInto('servers').values({ user_id: u.id, name: '', state: 'running', spawner_kind: 'recording', url: 'http://127.0.0.1:9', started: idle, last_activity: idle }).execute()
+  }
+  const res = await runCli(['--url', `${hub.hubUrl}/hub/api`, '--once', '--timeout', '600', '--cull-users', '--api-page-size', '1', '--concurrency', '1'],
+    { JUPYTERHUB_API_TOKEN: token })
+  t.equal(res.code, 0, res.err)
+  t.same([...spawner.stops].sort(), names.map(n => `${n}/`), 'every idle server was stopped')
+  const left = (await hub.db.selectFrom('users').select('name').where('name', 'in', names).execute()).map(r => r.name)
+  t.same(left, [], 'and every one of those users deleted')
+})
