@@ -53,6 +53,8 @@ export interface HubConfig {
   readonly activeServerLimit: number
   /** Spawner.start_timeout, seconds. Default 60. */
   readonly startTimeout: number
+  /** JupyterHub slow_stop_timeout: seconds `DELETE .../server` waits before answering 202 (the stop goes on). Default 10. */
+  readonly slowStopTimeout: number
   /** Spawner.http_timeout, seconds. Default 30. */
   readonly httpTimeout: number
   /** Browser session lifetime, seconds (JupyterHub cookie_max_age_days). Default 14 days. */
@@ -103,7 +105,7 @@ const OPTIONS = {
   'data-dir': { type: 'string' }, migrate: { type: 'boolean' }, 'db-pool-size': { type: 'string' },
   'admin-users': { type: 'string' }, authenticator: { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
-  'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
+  'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'slow-stop-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
   'last-activity-interval': { type: 'string' }, 'poll-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
   'allow-named-servers': { type: 'boolean' }, 'named-server-limit-per-user': { type: 'string' },
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
@@ -133,6 +135,8 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --spawn-queue-limit N       spawns allowed to wait before 429 (default 2000)
   --active-server-limit N     0 = unlimited (default)
   --start-timeout S --http-timeout S   spawner deadlines (default 60, 30)
+  --slow-stop-timeout S       a stop through the API answers 202 after S seconds and goes on (default 10;
+                              FLEETHUB_SLOW_STOP_TIMEOUT; 0 = answer at once)
   --session-max-age S         browser session lifetime (default 1209600)
   --last-activity-interval S  route check and activity harvest period (default 300)
   --poll-interval S           how often every running server is checked (default 30)
@@ -242,6 +246,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     activeServerLimit: int('active-server-limit', undefined, 'activeServerLimit', 0, 0),
     startTimeout: int('start-timeout', undefined, 'startTimeout', 60, 1),
     httpTimeout: int('http-timeout', undefined, 'httpTimeout', 30, 1),
+    slowStopTimeout: int('slow-stop-timeout', 'FLEETHUB_SLOW_STOP_TIMEOUT', 'slowStopTimeout', 10, 0, 3600),
     sessionMaxAge: int('session-max-age', undefined, 'sessionMaxAge', 14 * 24 * 3600, 60),
     lastActivityInterval: int('last-activity-interval', undefined, 'lastActivityInterval', 300, 1),
     pollInterval: int('poll-interval', undefined, 'pollInterval', 30, 1),

@@ -32,6 +32,8 @@ export interface HubSettings {
   readonly spawnPageWaitMs: number
   /** How long the API waits before answering 202 instead of 201 (JupyterHub slow_spawn_timeout), ms. */
   readonly slowSpawnTimeoutMs: number
+  /** How long `DELETE .../server` waits for the stop before answering 202 instead of 204 (JupyterHub slow_stop_timeout), ms. */
+  readonly slowStopTimeoutMs: number
   readonly allowNamedServers: boolean
   /** 0 = no limit. */
   readonly namedServerLimitPerUser: number

@@ -130,7 +130,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       authenticator: o.authenticator ?? configuredAuthenticator(config, db, log, publicUrl),
       settings: {
         sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator && config.authenticator === 'dev',
-        spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000,
+        spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000, slowStopTimeoutMs: config.slowStopTimeout * 1000,
         allowNamedServers: config.allowNamedServers, namedServerLimitPerUser: config.namedServerLimitPerUser,
         services: config.services.map(s => ({ name: s.name, roles: s.roles })), spawnerKind: o.spawner.kind,
       },

@@ -16,3 +16,11 @@ t.test('--db-pool-size: default 20, flag over env, bounds checked', async t => {
   }
   t.match(HUB_HELP, /--db-pool-size N/)
 })
+
+t.test('--slow-stop-timeout: JupyterHub\'s 10 s by default, 0 allowed, from the environment too', async t => {
+  t.equal(parseHubConfig([], {}).slowStopTimeout, 10)
+  t.equal(parseHubConfig(['--slow-stop-timeout', '0'], {}).slowStopTimeout, 0, '0: answer 202 at once')
+  t.equal(parseHubConfig([], { FLEETHUB_SLOW_STOP_TIMEOUT: '3' }).slowStopTimeout, 3)
+  t.throws(() => parseHubConfig(['--slow-stop-timeout=-1'], {}), /slow-stop-timeout: expected an integer from 0 to 3600/)
+  t.match(HUB_HELP, /--slow-stop-timeout S/)
+})

@@ -126,12 +126,20 @@ export function apiRouter(ctx: HubContext): Router {
     if (server.state === 'pending') throw badRequest(`${serverName ? `${name}:${serverName}` : name} is pending spawn, please wait`, 'HUB_SERVER_PENDING')
     const remove = (req.body as { remove?: unknown } | undefined)?.remove === true
     if (remove && !serverName) throw badRequest('Cannot delete the default server', 'HUB_DEFAULT_SERVER')
-    const result = await ctx.spawns.stop(server, 'stopped through the API')
-    if (remove && result !== 'stopping') {
-      await ctx.db.deleteFrom('servers').where('id', '=', server.id).where('state', '=', 'stopped').execute()
-      ctx.activity.forget(name)
-    }
-    res.status(result === 'stopping' ? 202 : 204).end()
+    const stopped = ctx.spawns.stop(server, 'stopped through the API').then(async result => {
+      if (remove && result !== 'stopping') {
+        await ctx.db.deleteFrom('servers').where('id', '=', server.id).where('state', '=', 'stopped').execute()
+        ctx.activity.forget(name)
+      }
+      return result
+    })
+    // JupyterHub's slow_stop_timeout (contract §7): a stop that takes longer is answered 202 and goes
+    // on in the background (a Kubernetes pod can take its whole grace period).
+    let timer: NodeJS.Timeout | undefined
+    const result = await Promise.race([stopped, new Promise<'slow'>(r => { timer = setTimeout(r, ctx.settings.slowStopTimeoutMs, 'slow') })])
+    clearTimeout(timer)
+    if (result === 'slow') stopped.catch(err => ctx.log.error({ err, user: name, server: serverName }, 'stop failed after its 202'))
+    res.status(result === 'stopping' || result === 'slow' ? 202 : 204).end()
   }
   r.delete(['/users/:name/server', '/users/:name/servers/:server'], jsonBody, stopServer)
 
