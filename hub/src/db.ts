@@ -120,6 +120,16 @@ export interface DbOptions {
 
 const pools = new WeakMap<Db, pg.Pool>()
 
+/** One `make(db)` per database, made on first use: per-database state such as statement batches. */
+export function perDatabase<T>(make: (db: Db) => T): (db: Db) => T {
+  const made = new WeakMap<Db, T>()
+  return db => {
+    let v = made.get(db)
+    if (v === undefined) made.set(db, v = make(db))
+    return v
+  }
+}
+
 /** The pg pool behind a Kysely instance from createDb (runPrepared's way past Kysely). */
 function poolOf(db: Db): pg.Pool {
   const pool = pools.get(db)

@@ -113,7 +113,7 @@ t.test('REST API contract', async t => {
   })
 
   t.test('reads that arrive together are answered together, each with its own user', async t => {
-    // user reads in the same turn of the hub's event loop share one statement (hub/src/read-batch.ts)
+    // user reads in the same turn of the hub's event loop share one statement (hub/src/turn-batch.ts)
     const names = Array.from({ length: 60 }, (_, i) => `student${String(i).padStart(3, '0')}`)
     const asked = [...names, 'nosuchuser', 'bad%00name', ...names.slice(0, 5)]
     const answers = await Promise.all(asked.map(async n => {

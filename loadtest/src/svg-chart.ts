@@ -12,7 +12,6 @@ export interface ChartSeries {
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf']
 const W = 720, H = 260, L = 56, R = 150, T = 28, B = 34
 
-
 /** A "nice" axis maximum (1, 2, 5 × 10^k) at or above `v`. */
 export function niceMax(v: number): number {
   if (!(v > 0)) return 1

@@ -17,6 +17,7 @@ import { caller, needScope } from './guards.js'
 import { streamProgress } from './progress.js'
 import { selfModel } from './models.js'
 import { parseActivity } from './activity.js'
+import { within } from '../within.js'
 
 const PACKAGE_VERSION = '0.1.0'
 
@@ -101,11 +102,7 @@ export function apiRouter(ctx: HubContext): Router {
     if (outcome.status === 'running') throw badRequest(`${label} is already running`, 'HUB_SERVER_ALREADY_RUNNING')
     if (outcome.status === 'started') {
       const p = ctx.spawns.progressFor(outcome.server.id)
-      if (p && !p.done) {
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([p.finished, new Promise(r => { timer = setTimeout(r, ctx.settings.slowSpawnTimeoutMs) })])
-        clearTimeout(timer)
-      }
+      if (p && !p.done) await within(p.finished, ctx.settings.slowSpawnTimeoutMs)
       if (p?.phase === 'failed') throw new HttpError(500, 'HUB_SPAWN_FAILED', p.events[p.events.length - 1]?.message ?? 'Spawn failed')
       if (p?.phase === 'ready') return void res.status(201).type('text/plain').end()
     }
@@ -135,11 +132,9 @@ export function apiRouter(ctx: HubContext): Router {
     })
     // JupyterHub's slow_stop_timeout (contract §7): a stop that takes longer is answered 202 and goes
     // on in the background (a Kubernetes pod can take its whole grace period).
-    let timer: NodeJS.Timeout | undefined
-    const result = await Promise.race([stopped, new Promise<'slow'>(r => { timer = setTimeout(r, ctx.settings.slowStopTimeoutMs, 'slow') })])
-    clearTimeout(timer)
-    if (result === 'slow') stopped.catch(err => ctx.log.error({ err, user: name, server: serverName }, 'stop failed after its 202'))
-    res.status(result === 'stopping' || result === 'slow' ? 202 : 204).end()
+    const result = await within(stopped, ctx.settings.slowStopTimeoutMs)
+    if (result === undefined) stopped.catch(err => ctx.log.error({ err, user: name, server: serverName }, 'stop failed after its 202'))
+    res.status(result === undefined || result === 'stopping' ? 202 : 204).end()
   }
   r.delete(['/users/:name/server', '/users/:name/servers/:server'], jsonBody, stopServer)
 

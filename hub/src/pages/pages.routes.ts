@@ -17,6 +17,7 @@ import { oidcRouter } from './oidc.routes.js'
 import { isOidcAuthenticator } from '../auth/oidc-authenticator.js'
 import { errorPage, homePage, loginPage, notRunningPage, oidcLoginPage, spawnPendingPage, type ProfileOption, type ServerView } from './pages.js'
 import { HttpError } from '../errors.js'
+import { within } from '../within.js'
 
 /** Only same-site paths: `/x`, never `//evil.example` or `/\evil.example`. */
 export function safeNext(next: unknown): string {
@@ -133,7 +134,7 @@ export function pagesRouter(ctx: HubContext): Router {
     const outcome = await ctx.spawns.spawn({ id: me.userId, name: me.name }, '', userOptions)
     // Wait a moment: a fast spawn goes straight to the server, as JupyterHub does.
     const p = ctx.spawns.progressFor(outcome.server.id)
-    if (p && !p.done) await Promise.race([p.finished, new Promise(r => setTimeout(r, ctx.settings.spawnPageWaitMs))])
+    if (p && !p.done) await within(p.finished, ctx.settings.spawnPageWaitMs)
     const pending = `/hub/spawn-pending/${encodeURIComponent(me.name)}${next ? `?next=${encodeURIComponent(next)}` : ''}`
     res.redirect(302, p?.phase === 'ready' || outcome.status === 'running' ? (next || serverPrefix(me.name, '')) : pending)
   }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
-import { runPrepared, type Db, type ServerState } from '../db.js'
-import { ReadBatch } from '../read-batch.js'
+import { perDatabase, runPrepared, type Db, type ServerState } from '../db.js'
+import { TurnBatch } from '../turn-batch.js'
 
 export interface ServerRecord {
   readonly id: string
@@ -111,20 +111,15 @@ const MARK_RUNNING = `update servers s set state = 'running', url = v.url, spawn
 from (select unnest($1::bigint[]) as id, unnest($2::text[]) as url, unnest($3::jsonb[]) as state) v
 where s.id = v.id and s.state = 'pending' returning s.id::text as id`
 
-/** Servers that became ready in the same turn of the event loop are marked in one statement (read-batch.ts). */
-const markRunningBatches = new WeakMap<Db, ReadBatch<true, { url: string; state: string }>>()
+/** Servers that became ready in the same turn of the event loop are marked in one statement (turn-batch.ts). */
+const markRunningBatch = perDatabase(db => new TurnBatch<true, { url: string; state: string }>(async (ids, inputOf) => {
+  const rows = await runPrepared<{ id: string }>(db, { sql: MARK_RUNNING, parameters: [ids, ids.map(i => inputOf(i).url), ids.map(i => inputOf(i).state)] })
+  return new Map(rows.map(r => [r.id, true as const]))
+}))
 
 /** pending -> running with its URL and spawner state; false if the server was no longer pending (stopped while starting). */
 export async function markRunning(db: Db, id: string, url: string, state: Record<string, unknown>): Promise<boolean> {
-  let batch = markRunningBatches.get(db)
-  if (!batch) {
-    batch = new ReadBatch(async (ids, inputs) => {
-      const rows = await runPrepared<{ id: string }>(db, { sql: MARK_RUNNING, parameters: [ids, ids.map(i => inputs.get(i)!.url), ids.map(i => inputs.get(i)!.state)] })
-      return new Map(rows.map(r => [r.id, true as const]))
-    })
-    markRunningBatches.set(db, batch)
-  }
-  return await batch.load(id, { url, state: JSON.stringify(state) }) === true
+  return await markRunningBatch(db).load(id, { url, state: JSON.stringify(state) }) === true
 }
 
 /** running -> stopping; returns false if the server was not running. */

@@ -4,10 +4,10 @@
  * user read cost a third of the hub's CPU in socket writes alone under load (see
  * bench-results/README.md, hub API round 1).
  */
-import { runPrepared, type Db } from '../db.js'
+import { perDatabase, runPrepared, type Db } from '../db.js'
 import { toServer, type ServerRecord, type ServerRow } from '../servers/server.repository.js'
 import { toUser, type User } from './user.repository.js'
-import { ReadBatch } from '../read-batch.js'
+import { TurnBatch } from '../turn-batch.js'
 
 export interface UserWithParts {
   readonly user: User
@@ -41,30 +41,23 @@ export function toUserWithParts(r: UserPartsRow): UserWithParts {
   return { user: toUser(r), servers, groups: r.groups }
 }
 
-/** One statement for the users asked for in the same turn of the event loop (read-batch.ts), per database. */
-const batches = new WeakMap<Db, { byName: ReadBatch<UserWithParts>; byId: ReadBatch<UserWithParts>; ids: ReadBatch<UserAndServerIds> }>()
-
-function batchesOf(db: Db) {
-  let b = batches.get(db)
-  if (!b) {
-    // A key Postgres would refuse (a NUL byte in a name from the URL; an id that is not a number)
-    // matches no user: it must not fail the statement that answers the other requests with it.
-    const load = <R, V>(sql: string, valid: (k: string) => boolean, entry: (r: R) => [string, V]) => async (keys: readonly string[]) => {
-      const wanted = keys.filter(valid)
-      const rows = wanted.length === 0 ? [] : await runPrepared<R>(db, { sql, parameters: [wanted] })
-      return new Map(rows.map(entry))
-    }
-    const isName = (k: string) => !k.includes('\0')
-    b = {
-      byName: new ReadBatch(load<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_NAME, isName, r => [r.name, toUserWithParts(r)])),
-      byId: new ReadBatch(load<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_ID, k => /^\d{1,18}$/.test(k), r => [String(r.id), toUserWithParts(r)])),
-      ids: new ReadBatch(load<{ id: string; name: string; servers: Record<string, string> }, UserAndServerIds>(USERS_AND_SERVER_IDS, isName,
-        r => [r.name, { userId: r.id, servers: new Map(Object.entries(r.servers)) }])),
-    }
-    batches.set(db, b)
+/** One statement for the users asked for in the same turn of the event loop (turn-batch.ts), per database. */
+const batchesOf = perDatabase(db => {
+  // A key Postgres would refuse (a NUL byte in a name from the URL; an id that is not a number)
+  // matches no user: it must not fail the statement that answers the other requests with it.
+  const batch = <R, V>(sql: string, valid: (k: string) => boolean, entry: (r: R) => [string, V]) => new TurnBatch<V>(async keys => {
+    const wanted = keys.filter(valid)
+    const rows = wanted.length === 0 ? [] : await runPrepared<R>(db, { sql, parameters: [wanted] })
+    return new Map(rows.map(entry))
+  })
+  const isName = (k: string) => !k.includes('\0')
+  return {
+    byName: batch<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_NAME, isName, r => [r.name, toUserWithParts(r)]),
+    byId: batch<UserPartsRow, UserWithParts>(USERS_WITH_PARTS_BY_ID, k => /^\d{1,18}$/.test(k), r => [String(r.id), toUserWithParts(r)]),
+    ids: batch<{ id: string; name: string; servers: Record<string, string> }, UserAndServerIds>(USERS_AND_SERVER_IDS, isName,
+      r => [r.name, { userId: r.id, servers: new Map(Object.entries(r.servers)) }]),
   }
-  return b
-}
+})
 
 /** A user, all their servers (by name) and their groups (by name), or undefined. */
 export function findUserWithParts(db: Db, name: string): Promise<UserWithParts | undefined> {

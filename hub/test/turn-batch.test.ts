@@ -1,9 +1,9 @@
 /**
- * ReadBatch (hub/src/read-batch.ts): keys asked for in one turn of the event loop are answered by
+ * TurnBatch (hub/src/turn-batch.ts): keys asked for in one turn of the event loop are answered by
  * one call, each caller gets its own key's answer, and a failure stays within its chunk.
  */
 import t from 'tap'
-import { ReadBatch } from '../src/read-batch.js'
+import { TurnBatch } from '../src/turn-batch.js'
 
 function recording(answer: (keys: readonly string[]) => Promise<ReadonlyMap<string, string>> = async keys => new Map(keys.map(k => [k, `v:${k}`]))) {
   const calls: string[][] = []
@@ -12,7 +12,7 @@ function recording(answer: (keys: readonly string[]) => Promise<ReadonlyMap<stri
 
 t.test('one call per turn, distinct keys, each caller its own answer', async t => {
   const r = recording()
-  const b = new ReadBatch(r.run)
+  const b = new TurnBatch(r.run)
   const got = await Promise.all(['a', 'b', 'a', 'c'].map(k => b.load(k)))
   t.same(got, ['v:a', 'v:b', 'v:a', 'v:c'])
   t.same(r.calls, [['a', 'b', 'c']], 'one call, each key once')
@@ -21,20 +21,20 @@ t.test('one call per turn, distinct keys, each caller its own answer', async t =
 })
 
 t.test('a key the answer leaves out is undefined (not found), not an error', async t => {
-  const b = new ReadBatch(recording(async keys => new Map(keys.filter(k => k !== 'ghost').map(k => [k, k]))).run)
+  const b = new TurnBatch(recording(async keys => new Map(keys.filter(k => k !== 'ghost').map(k => [k, k]))).run)
   t.same(await Promise.all([b.load('x'), b.load('ghost')]), ['x', undefined])
 })
 
 t.test('at most `max` keys per call', async t => {
   const r = recording()
-  const b = new ReadBatch(r.run, 3)
+  const b = new TurnBatch(r.run, 3)
   const keys = ['1', '2', '3', '4', '5', '6', '7']
   t.same(await Promise.all(keys.map(k => b.load(k))), keys.map(k => `v:${k}`))
   t.same(r.calls, [['1', '2', '3'], ['4', '5', '6'], ['7']])
 })
 
 t.test('a failed call rejects its own chunk only; a throwing run rejects, never crashes', async t => {
-  const b = new ReadBatch(async keys => {
+  const b = new TurnBatch(async keys => {
     if (keys.includes('bad')) throw new Error('boom')
     return new Map(keys.map(k => [k, k]))
   }, 2)
@@ -42,16 +42,16 @@ t.test('a failed call rejects its own chunk only; a throwing run rejects, never 
   t.match(x, { status: 'rejected', reason: { message: 'boom' } }, 'x shared the chunk with bad')
   t.match(bad, { status: 'rejected', reason: { message: 'boom' } })
   t.same(y, { status: 'fulfilled', value: 'y' }, 'the next chunk is answered')
-  const sync = new ReadBatch<string>(() => { throw new Error('sync boom') })
+  const sync = new TurnBatch<string>(() => { throw new Error('sync boom') })
   await t.rejects(sync.load('k'), /sync boom/)
-  t.equal(await new ReadBatch(async ks => new Map(ks.map(k => [k, k]))).load('after'), 'after', 'batches keep working')
+  t.equal(await new TurnBatch(async ks => new Map(ks.map(k => [k, k]))).load('after'), 'after', 'batches keep working')
 })
 
 t.test('inputs travel with their keys (batched writes); a key twice in a turn keeps its first input', async t => {
   const seen: Array<[string, number]> = []
-  const b = new ReadBatch<string, number>(async (keys, inputs) => {
-    for (const k of keys) seen.push([k, inputs.get(k)!])
-    return new Map(keys.map(k => [k, `${k}=${inputs.get(k)}`]))
+  const b = new TurnBatch<string, number>(async (keys, inputOf) => {
+    for (const k of keys) seen.push([k, inputOf(k)])
+    return new Map(keys.map(k => [k, `${k}=${inputOf(k)}`]))
   })
   t.same(await Promise.all([b.load('a', 1), b.load('b', 2), b.load('a', 3)]), ['a=1', 'b=2', 'a=1'])
   t.same(seen, [['a', 1], ['b', 2]])
