@@ -13,6 +13,7 @@ import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-prov
 import { Browser, type BrowserResponse } from '../../test/helpers/browser.js'
 import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { chromiumPath, launchChromium, screenshot } from '../../test/helpers/chromium.js'
+import { missingPackage } from '../../test/helpers/requirements.js'
 
 const CLIENT_ID = 'fleethub'
 const CLIENT_SECRET = 'a-client-secret-only-the-hub-and-the-provider-know'
@@ -311,7 +312,7 @@ t.test('autoLogin: /hub/login goes straight to the provider', async t => {
 
 const exe = chromiumPath()
 if (!exe) {
-  t.test('OIDC sign-in in a browser', { skip: 'chromium is not installed (apt-get install chromium)' }, () => {})
+  missingPackage(t, 'OIDC sign-in in a browser', 'chromium is not installed (apt-get install chromium)')
 } else {
   t.test('OIDC sign-in in a real browser', async t => {
     const idp = await startProvider(t)

@@ -3,23 +3,14 @@
  * by the local spawner, reached through the proxy with the OAuth dance, reporting activity, locked
  * out after logout, and closed to other users.
  */
-import { accessSync, constants } from 'node:fs'
-import path from 'node:path'
 import t from 'tap'
 import { Browser } from '../../test/helpers/browser.js'
 import { DEV_PASSWORD, startTestHub } from '../../test/helpers/hub.js'
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const file = path.join(dir, cmd)
-    try { accessSync(file, constants.X_OK); return file } catch { /* next */ }
-  }
-  return undefined
-}
+import { needs, which } from '../../test/helpers/requirements.js'
 
 const singleuser = which('jupyterhub-singleuser')
 
-t.test('jupyterhub-singleuser runs under fleethub as under JupyterHub', { skip: singleuser ? false : 'jupyterhub-singleuser is not installed (apt-get install jupyterhub); .ci/run installs it' }, async t => {
+t.test('jupyterhub-singleuser runs under fleethub as under JupyterHub', { skip: needs(singleuser !== undefined, 'jupyterhub-singleuser is not installed (apt-get install jupyterhub)') }, async t => {
   const cmd = [singleuser!, ...(process.getuid?.() === 0 ? ['--allow-root'] : [])]
   const hub = await startTestHub(t, { args: ['--singleuser-cmd', cmd.join(' '), '--start-timeout', '60'], env: {} })
   const alice = new Browser(hub.publicUrl)

@@ -14,6 +14,7 @@ import { createLogger } from '../../hub/src/log.js'
 import { parseLoadtestConfig } from '../src/config.js'
 import { runLoadtest } from '../src/run.js'
 import { jupyterhubUnavailable, psycopg2Available, type Target } from '../src/target.js'
+import { missingPackage, needs } from '../../test/helpers/requirements.js'
 
 const log = createLogger('silent')
 const sink = { write: () => true } as unknown as NodeJS.WritableStream
@@ -53,7 +54,7 @@ const alive = (pid: number | undefined) => { if (pid === undefined) return false
 const missing = jupyterhubUnavailable()
 if (missing) {
   // a skipped subtest that says why; it runs wherever jupyterhub is installed
-  t.test('class-start and api against JupyterHub 3.0', { skip: missing }, () => {})
+  missingPackage(t, 'class-start and api against JupyterHub 3.0', missing)
 } else {
   t.test('class-start: 10 users against JupyterHub 3.0, and the report agrees with sim-servers, the hub and CHP', async t => {
     const out = await outDir(t)
@@ -110,7 +111,7 @@ if (missing) {
   })
 
   // JupyterHub on a Postgres of its own (set up as fleethub's), for same-database comparisons
-  const noPsycopg = psycopg2Available() ? false : 'python3-psycopg2 is not installed for JupyterHub\'s Python (.ci/run installs it)'
+  const noPsycopg = needs(psycopg2Available(), 'python3-psycopg2 is not installed for JupyterHub\'s Python (.ci/run installs it)')
   t.test('api with --jupyterhub-db postgres: JupyterHub keeps its users in its own Postgres', { skip: noPsycopg }, async t => {
     const out = await outDir(t)
     const config = parseLoadtestConfig(['api', '--target', 'jupyterhub', '--jupyterhub-db', 'postgres', '--users', '3', '--duration', '3s', '--connections', '2', '--out', out, '--label', 'ci-pg', '--live', 'off'], {})

@@ -10,6 +10,7 @@ import { DEV_PASSWORD, startTestHub, type TestHub } from '../../../test/helpers/
 import { createInstantSpawner } from '../../../test/helpers/instant-spawner.js'
 import { chromiumPath, launchChromium, screenshot, type ChromiumSession } from '../../../test/helpers/chromium.js'
 import { ensureUser } from '../../src/users/user.repository.js'
+import { missingPackage } from '../../../test/helpers/requirements.js'
 
 const exe = chromiumPath()
 
@@ -47,7 +48,7 @@ async function arrangeIdleServer(hub: TestHub, user: string): Promise<void> {
 
 if (!exe) {
   // a skipped subtest that says why; it runs whenever the condition above holds
-  t.test('admin page in a browser', { skip: 'chromium is not installed (apt-get install chromium)' }, () => {})
+  missingPackage(t, 'admin page in a browser', 'chromium is not installed (apt-get install chromium)')
 } else {
   t.test('admin page', async t => {
     const hub = await startTestHub(t, { args: ['--admin-users', 'root', '--no-cull-idle', '--cull-timeout', '3600'], spawner: () => createInstantSpawner() })

@@ -11,6 +11,7 @@ import { createInstantSpawner } from '../../../test/helpers/instant-spawner.js'
 import { chromiumPath, launchChromium, screenshot } from '../../../test/helpers/chromium.js'
 import { ensureUser } from '../../src/users/user.repository.js'
 import { createToken } from '../../src/tokens/token.repository.js'
+import { missingPackage } from '../../../test/helpers/requirements.js'
 
 const REASON = 'the image "course:2026" could not be pulled'
 
@@ -37,7 +38,7 @@ function gatedSpawner(): Spawner & { release(): void } {
 const exe = chromiumPath()
 if (!exe) {
   // a skipped subtest that says why; it runs whenever the condition above holds
-  t.test('progress page in a browser', { skip: 'chromium is not installed (apt-get install chromium)' }, () => {})
+  missingPackage(t, 'progress page in a browser', 'chromium is not installed (apt-get install chromium)')
 } else {
   t.test('a queued student sees their place in line, then the failure reason, then retries', async t => {
     const spawner = gatedSpawner()

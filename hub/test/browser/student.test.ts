@@ -6,11 +6,12 @@
 import t from 'tap'
 import { DEV_PASSWORD, startTestHub } from '../../../test/helpers/hub.js'
 import { chromiumPath, launchChromium, screenshot } from '../../../test/helpers/chromium.js'
+import { missingPackage } from '../../../test/helpers/requirements.js'
 
 const exe = chromiumPath()
 if (!exe) {
   // a skipped subtest that says why; it runs whenever the condition above holds
-  t.test('student pages in a browser', { skip: 'chromium is not installed (apt-get install chromium)' }, () => {})
+  missingPackage(t, 'student pages in a browser', 'chromium is not installed (apt-get install chromium)')
 } else {
   t.test('a student signs in, starts, opens, stops their server and signs out', async t => {
     const hub = await startTestHub(t)
