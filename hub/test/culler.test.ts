@@ -8,6 +8,7 @@ import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
 import { waitFor } from '../../test/helpers/wait.js'
+import { needs, which } from '../../test/helpers/requirements.js'
 
 async function tokenFor(hub: TestHub, name: string, admin = false): Promise<string> {
   const user = await ensureUser(hub.db, name, { admin })
@@ -39,15 +40,29 @@ async function startServer(hub: TestHub, admin: string, user: string): Promise<n
 
 const alive = (pid: number) => { try { process.kill(pid, 0); return true } catch { return false } }
 
-t.test('the scheduled sweep stops the idle server and keeps the one used through the proxy', async t => {
-  const hub = await startTestHub(t, { args: ['--cull-timeout', '3', '--cull-every', '1'] })
+// bob's requests carry his own token, as his browser carries his cookie: requests his server
+// refuses (403 without credentials) are not activity, in configurable-http-proxy as here, or anyone
+// could keep anyone's server alive. (This test once sent them without credentials: bob was never
+// active, and whether he was culled depended on how far apart the two servers had started.)
+const singleuser = which('jupyterhub-singleuser')
+const servers = [
+  { name: 'the built-in server', args: [] as string[], skip: false as const },
+  { name: 'jupyterhub-singleuser', args: ['--singleuser-cmd', [singleuser, ...(process.getuid?.() === 0 ? ['--allow-root'] : [])].join(' '), '--start-timeout', '60'],
+    skip: needs(singleuser !== undefined, 'jupyterhub-singleuser is not installed (apt-get install jupyterhub)') },
+]
+
+for (const server of servers) t.test(`the scheduled sweep stops the idle server and keeps the one used through the proxy (${server.name})`, { skip: server.skip }, async t => {
+  const hub = await startTestHub(t, { args: ['--cull-timeout', '3', '--cull-every', '1', ...server.args] })
   const admin = await tokenFor(hub, 'root', true)
+  const bobToken = await tokenFor(hub, 'bob')
   const alicePid = await startServer(hub, admin, 'alice')
   await startServer(hub, admin, 'bob')
 
   // bob keeps browsing (through the proxy: route activity, harvested before each sweep); alice does nothing
   const stopped = await waitFor('alice culled', async () => {
-    await fetch(`${hub.publicUrl}/user/bob/api/status`, { redirect: 'manual' }).then(r => r.arrayBuffer())
+    const res = await fetch(`${hub.publicUrl}/user/bob/api/status`, { headers: { authorization: `token ${bobToken}` } })
+    await res.arrayBuffer()
+    if (res.status !== 200) throw new Error(`bob's own request was refused: ${res.status}`)
     return (await serverRow(hub, 'alice'))?.state === 'stopped' ? true : undefined
   }, 30_000)
   t.ok(stopped, 'alice was culled')
@@ -65,7 +80,6 @@ t.test('the scheduled sweep stops the idle server and keeps the one used through
   t.ok(forAlice[0].idle_seconds >= 3, 'with how long it was idle')
   t.notOk(events.json.events.some((e: any) => e.user === 'bob' && e.action === 'stopped'), 'bob was never stopped')
 
-  const bobToken = await tokenFor(hub, 'bob')
   const denied = await api(hub, bobToken, 'GET', '/cull/events')
   t.equal(denied.status, 403, 'a user without admin:servers cannot read the log')
   t.equal(denied.json.code, 'HUB_MISSING_SCOPE')

@@ -7,10 +7,10 @@
  * through the spawn manager with bounded concurrency, re-reading each one right before its stop;
  * delete users and named-server rows when asked; log every decision in `cull_events`.
  *
- * Single replica: the culler assumes one hub runs it. Two replicas sweeping at once would not
- * double-stop a server (the stop itself claims the row running -> stopping, and the loser records
- * "no longer running"), but both would do the selection work; a lease row for the sweep belongs
- * with the other HA singletons when more than one replica runs.
+ * Several hubs: the scheduled sweep runs only on the hub holding the `culler` lease (`start`'s
+ * `when`, hub/src/fleet/leases.ts). An admin's "cull now" runs on whichever hub got the request;
+ * overlapping a scheduled sweep elsewhere is safe (the stop claims the row running -> stopping,
+ * and the loser records "no longer running").
  *
  * Dry runs change no server and no user. Two kinds, decided so: `preview()` (the admin API's
  * `POST /hub/api/cull {"dry_run": true}`, which the admin page may call at will) records nothing;
@@ -48,6 +48,8 @@ export interface CullerOptions {
   readonly limit?: number
   /** Drop events older than this many days at each scheduled sweep. Default 30. */
   readonly keepEventsDays?: number
+  /** During a sweep, read the proxy's route activity again before a stop when the last read is older than this. Default 1000 ms. */
+  readonly refreshMs?: number
 }
 
 /** What the culler needs from the hub (HubContext fits). */
@@ -81,8 +83,8 @@ export interface Culler {
   sweep(o?: { dryRun?: boolean; by?: CullBy }): Promise<CullReport>
   /** What a sweep would select now; changes and records nothing. */
   preview(): Promise<Candidate[]>
-  /** Sweep every `options.every` seconds. */
-  start(): void
+  /** Sweep every `options.every` seconds (each time `when` allows: this hub holds the lease). */
+  start(when?: () => boolean): void
   /** Stop the schedule and wait for a running sweep. */
   close(): Promise<void>
 }
@@ -97,18 +99,25 @@ export class CullerError extends Error {
 }
 
 const DEFAULT_LIMIT = 5000
+const DEFAULT_REFRESH_MS = 1000
 const EVENT_BATCH = 100
 
 export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   const log = deps.log.child({ component: 'culler' })
   const rules: CullRules = { timeout: options.timeout, maxAge: options.maxAge, cullAdminUsers: options.cullAdminUsers }
   const limit = options.limit ?? DEFAULT_LIMIT
+  const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS
   let current: Promise<unknown> = Promise.resolve()
   let running = false
   let timer: NodeJS.Timeout | undefined
+  let gate: (() => boolean) | undefined
   let closed = false
 
+  // When the proxy's route activity was last read into the database (ms, this process's clock).
+  let harvestedAt = 0
+  let harvesting: Promise<void> | undefined
   const prepare = async () => {
+    const startedAt = Date.now()
     try {
       await deps.routes.check()
     } catch (err) {
@@ -116,6 +125,18 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
       throw new CullerError('HUB_CULL_NO_ACTIVITY', 'could not read route activity from the proxy; nothing culled', { cause: err })
     }
     await deps.activity.flush()
+    harvestedAt = startedAt
+  }
+  /**
+   * Right before a stop: write the reports buffered since, and read the proxy's activity again if
+   * the last read is older than `refreshMs` (a long sweep stops its last server minutes after its
+   * selection; a user who came back through the proxy meanwhile must count). Shared by the stops in
+   * flight, so a sweep costs one route read per `refreshMs`, not one per server.
+   */
+  const refresh = async () => {
+    if (Date.now() - harvestedAt < refreshMs) return deps.activity.flush()
+    harvesting ??= prepare().finally(() => { harvesting = undefined })
+    return harvesting
   }
 
   const preview = async () => {
@@ -162,8 +183,8 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   const cullOne = async (c: Candidate, record: (e: CullEventRow) => Promise<void>) => {
     const base = { userName: c.userName, serverName: c.serverName }
     try {
-      // Reports that arrived during the sweep are written before the re-read, so they count.
-      await deps.activity.flush()
+      // Activity that arrived during the sweep (reports and proxy traffic) is written before the re-read, so it counts.
+      await refresh()
       const now = await recheck(deps.db, c.serverId, rules)
       if (!now.cull) return await record({ ...base, idleSeconds: c.idleSeconds, rule: c.rule, action: 'skipped', detail: now.reason })
       const reason = now.rule === 'idle' ? `culled: idle for ${now.idleSeconds} s` : 'culled: older than the maximum age'
@@ -197,7 +218,7 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   }
 
   const scheduled = () => {
-    if (running || closed) return // one sweep at a time; a slow one just delays the next
+    if (running || closed || (gate && !gate())) return // one sweep at a time; a slow one just delays the next
     sweep({ by: 'hub' })
       .then(() => pruneEvents(deps.db, options.keepEventsDays ?? 30))
       .catch(err => log.warn({ err: String(err), code: (err as { code?: string }).code }, 'scheduled cull failed'))
@@ -206,8 +227,9 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   return {
     sweep,
     preview,
-    start() {
+    start(when) {
       if (timer || closed) return
+      gate = when
       timer = setInterval(scheduled, options.every * 1000)
       timer.unref()
     },

@@ -43,6 +43,7 @@ export class RouteSync {
   readonly #metrics: Pick<HubMetrics, 'proxyAdd' | 'proxyDelete' | 'checkRoutes'> | undefined
   #timer: NodeJS.Timeout | undefined
   #checking: Promise<void> | undefined
+  #nextCheck: Promise<void> | undefined
 
   constructor(o: { api: RoutesApi; db: Db; log: Logger; hubTarget: string; activity?: ActivityBuffer; metrics?: Pick<HubMetrics, 'proxyAdd' | 'proxyDelete' | 'checkRoutes'> }) {
     this.#metrics = o.metrics
@@ -103,10 +104,22 @@ export class RouteSync {
   /**
    * One reconciliation pass: harvest activity, add what is missing or wrong, delete hub routes of
    * servers that are not running. Servers mid-spawn or mid-stop are left alone.
+   *
+   * The pass a caller waits for always reads the proxy's routes after the call: a caller that
+   * arrives while a pass is in flight waits for it and then for the next one, which every such
+   * caller shares. (Joining the pass in flight would hand the culler activity read before its
+   * sweep began: a user active in between would look idle.)
    */
   check(): Promise<void> {
+    if (this.#checking) {
+      this.#nextCheck ??= this.#checking.catch(() => undefined).then(() => {
+        this.#nextCheck = undefined
+        return this.check()
+      })
+      return this.#nextCheck
+    }
     const end = this.#metrics?.checkRoutes.startTimer()
-    this.#checking ??= this.#check().finally(() => { this.#checking = undefined; end?.() })
+    this.#checking = this.#check().finally(() => { this.#checking = undefined; end?.() })
     return this.#checking
   }
 
@@ -149,9 +162,13 @@ export class RouteSync {
     }))
   }
 
-  /** Run `check` every `intervalMs` (JupyterHub's last_activity_interval, default 300 s). */
-  start(intervalMs: number): void {
+  /**
+   * Run `check` every `intervalMs` (JupyterHub's last_activity_interval, default 300 s), each time
+   * `when` allows (several hubs on one proxy: only the `routes` lease holder reconciles and harvests).
+   */
+  start(intervalMs: number, when?: () => boolean): void {
     this.#timer = setInterval(() => {
+      if (when && !when()) return
       this.check().catch(err => this.#log.warn({ err: String(err) }, 'route check failed'))
     }, intervalMs)
     this.#timer.unref()
@@ -160,5 +177,6 @@ export class RouteSync {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     await this.#checking?.catch(() => undefined)
+    await this.#nextCheck?.catch(() => undefined)
   }
 }
