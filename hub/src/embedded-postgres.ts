@@ -14,6 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
+import { guardedCommand } from './guarded-command.js'
 import type { Logger } from './log.js'
 
 const run = promisify(execFile)
@@ -25,7 +26,7 @@ export interface EmbeddedPostgresOptions {
   readonly dataDir: string
   /** Port to listen on (loopback only). Default: a free port in 15432-25431, below the ephemeral range. */
   readonly port?: number
-  /** Keep running after this process exits (the test suite's shared server). Default false. */
+  /** Keep running after this process exits (the test suite's shared server). Default false: it stops when we do, or when we die. */
   readonly detached?: boolean
   /** Extra `-c name=value` settings, e.g. `{ fsync: 'off' }` for throwaway test clusters. */
   readonly settings?: Readonly<Record<string, string>>
@@ -219,7 +220,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: useSocket ? socketDir : '', max_connections: '300', ...options.settings }
   const args = ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])]
-  const child = spawn(bin.postgres, args, { ...(who ?? {}), stdio: ['ignore', out.fd, out.fd], detached: options.detached ?? false, env: { ...process.env, LC_ALL: 'C' } })
+  // Ours runs in its own process group, so a terminal's Ctrl-C reaches only us and we stop it
+  // last, and it stops if we die (guarded-command.ts); a detached one is meant to outlive us.
+  const cmd = options.detached ? { file: bin.postgres, args, detached: true } : await guardedCommand(bin.postgres, args, 'SIGINT')
+  const child = spawn(cmd.file, cmd.args, { ...(who ?? {}), stdio: ['ignore', out.fd, out.fd], detached: cmd.detached, env: { ...process.env, LC_ALL: 'C' } })
   await out.close()
   child.on('error', err => log.error({ err }, 'embedded Postgres failed to spawn'))
   if (options.detached) child.unref()

@@ -10,6 +10,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { guardedCommand } from '../guarded-command.js'
 import type { Logger } from '../log.js'
 
 export interface ProxyProcessOptions {
@@ -64,7 +65,9 @@ export class ProxyProcess {
     const readyFile = path.join(dir, 'ready.json')
     const args = [proxyEntry(), '--ip', this.#o.ip, '--port', String(port), '--api-ip', this.#o.apiIp, '--api-port', String(apiPort),
       '--error-target', this.#o.errorTarget, '--log-level', this.#o.logLevel, '--ready-file', readyFile, ...(this.#o.extraArgs ?? [])]
-    const child = spawn(process.execPath, args, { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: this.#o.authToken }, stdio: ['ignore', 'inherit', 'inherit'] })
+    // its own process group: a terminal's Ctrl-C reaches only the hub, which stops it in order (guarded-command.ts)
+    const cmd = await guardedCommand(process.execPath, args, 'SIGTERM')
+    const child = spawn(cmd.file, cmd.args, { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: this.#o.authToken }, stdio: ['ignore', 'inherit', 'inherit'], detached: cmd.detached })
     this.#child = child
     try {
       const endpoints = await this.#waitReady(child, readyFile)
