@@ -19,7 +19,8 @@ import type { LoadtestConfig } from './config.js'
 import { LiveDisplay } from './live.js'
 import { appendIndexLine, charts, mdTablesToHtml, renderMarkdown, reportDirFor } from './report.js'
 import { ResourceSampler } from './resources.js'
-import { isHubApiKey, keepFlamegraph, machineInfo, runStep, startTarget, gitSha, type RunResult } from './run.js'
+import { isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, startTarget, gitSha, type RunResult } from './run.js'
+import { monotonicUs } from './hub-profile.js'
 import type { SimulatedUser } from './simulated-user.js'
 import type { StepResult } from './step.js'
 import { jupyterhubUnavailable, TargetUnavailable } from './target.js'
@@ -125,6 +126,7 @@ export function compareStep(f: StepResult | undefined, j: StepResult | undefined
 }
 
 const NAMES: Record<Compared, string> = { fleethub: 'fleethub', jupyterhub: 'JupyterHub' }
+const rawProfileName = (step: number) => `hub-fleethub-step${step}.cpuprofile.gz`
 const fmt = (n: number | null) => n === null ? '-' : String(n)
 
 export function renderCompareMarkdown(c: CompareResult): string {
@@ -132,7 +134,7 @@ export function renderCompareMarkdown(c: CompareResult): string {
   const f = c.runs.fleethub, j = c.runs.jupyterhub
   const verdict = (r: RunResult) => r.breakingStep === null ? `every step held (${r.steps.length} run)` : `broke at step ${r.breakingStep} (${r.steps[r.breakingStep - 1]?.users} users)`
   const profiles = cfg.profile === 'hub'
-    ? `fleethub's hub ran under 0x at every step (flamegraph links in the step tables); JupyterHub was not profiled (py-spy is not installed here).`
+    ? `fleethub's hub ran under node --cpu-prof at every step (flamegraph links in the step tables); JupyterHub was not profiled (py-spy is not installed here).`
     : 'No profiling (--profile none).'
   const lines = [
     `# Load test: ${c.scenario} (${c.label}), fleethub vs JupyterHub`, '',
@@ -151,7 +153,7 @@ export function renderCompareMarkdown(c: CompareResult): string {
     const h = (t: Compared) => s.healthy[t] === null ? 'not run' : s.healthy[t] ? 'healthy' : '**UNHEALTHY**'
     lines.push(`## Step ${s.index}: ${s.users} users — fleethub ${h('fleethub')}, JupyterHub ${h('jupyterhub')}`, '')
     const fg = f.steps.find(x => x.index === s.index)?.flamegraph
-    if (fg) lines.push(`fleethub hub flamegraph: [${path.basename(fg)}](${path.basename(fg)}). JupyterHub: not profiled.`, '')
+    if (fg) lines.push(`fleethub hub flamegraph: [${path.basename(fg)}](${path.basename(fg)}), raw profile [${rawProfileName(s.index)}](${rawProfileName(s.index)}). JupyterHub: not profiled.`, '')
     lines.push('| figure | unit | better | fleethub | JupyterHub | fleethub ÷ JupyterHub | better one |', '| --- | --- | --- | ---: | ---: | ---: | --- |',
       ...s.figures.map(x => `| ${x.key} | ${x.unit} | ${x.better} | ${fmt(x.fleethub)} | ${fmt(x.jupyterhub)} | ${fmt(x.ratio)} | ${x.winner === null ? '-' : x.winner === 'tie' ? 'tie' : NAMES[x.winner]} |`), '')
   }
@@ -225,15 +227,21 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
         sampler.start()
         const users: SimulatedUser[] = []
         let step: StepResult
+        const window = { fromUs: monotonicUs(), toUs: Infinity }
         try {
           step = await runStep(config, target, i + 1, config.steps[i]!, sampler, live, runT0, users)
+          window.toUs = monotonicUs()
           await sampler.sample()
         } finally {
           await sampler.stop()
           for (const u of users) u.close()
           await target.close()
         }
-        if (profileDir) step.flamegraph = await keepFlamegraph(profileDir, reportDir, `flamegraph-fleethub-step${i + 1}.html`)
+        if (profileDir) {
+          const kept = await keepProfile(profileDir, reportDir, profileTitle(config, target, i + 1), { window, name: `flamegraph-fleethub-step${i + 1}.html`, raw: rawProfileName(i + 1) })
+          if ('missing' in kept) live.message(`[fleethub] step ${i + 1}: no flamegraph: ${kept.missing}`)
+          else step.flamegraph = kept.flamegraph
+        }
         run.steps.push(step)
         run.resources.push(...sampler.points)
         live.message(`[${NAMES[t]}] step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}`)

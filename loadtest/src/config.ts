@@ -87,8 +87,9 @@ scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTE
   --message-bytes N         websocket message padding (default 100)
   --connections N           autocannon connections for api/activity-storm (default 20)
   --concurrent-spawn-limit N  the hub's limit (default 100)
-  --profile hub|none        run fleethub's hub under 0x and link its flamegraph (default none; with
-                            --compare only fleethub's hub is profiled: JupyterHub would need py-spy)
+  --profile hub|none        run fleethub's hub under node --cpu-prof and keep its flamegraph of the
+                            load and the raw profile (default none; with --compare only fleethub's
+                            hub is profiled: JupyterHub would need py-spy)
   --slo-hub-p99 MS --slo-proxy-p99 MS --slo-ws-p99 MS   SLOs (default 1000, 50, 250)
   --live auto|tty|lines|off live display (default auto: in place on a TTY, lines otherwise)
   --label TEXT              part of the report folder name (default: git short sha or "run")
@@ -180,7 +181,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   const serverStartTime = attempt(() => parseRange(v['server-start-time'], '--server-start-time'), { min: 0, max: 0 })
   if (serverStartTime.max > 0 && spawner === 'local' && target !== 'jupyterhub') problems.push('--server-start-time applies to kube-sim and sim-servers: add --spawner kube-sim')
   if (v.profile !== 'hub' && v.profile !== 'none') problems.push(`--profile: hub or none, got ${JSON.stringify(v.profile)}`)
-  if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub profiles fleethub\'s hub (0x): use --target fleethub or --compare jupyterhub (JupyterHub is not profiled: py-spy is not installed)')
+  if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub profiles fleethub\'s hub (node --cpu-prof): use --target fleethub or --compare jupyterhub (JupyterHub is not profiled: py-spy is not installed)')
   if (!['auto', 'tty', 'lines', 'off'].includes(v.live)) problems.push(`--live: auto, tty, lines or off, got ${JSON.stringify(v.live)}`)
   const label = v.label ?? env.LOADTEST_LABEL ?? 'run'
   if (!/^[A-Za-z0-9._-]{1,60}$/.test(label)) problems.push(`--label: letters, digits, . _ - (at most 60), got ${JSON.stringify(label)}`)

@@ -68,14 +68,30 @@ export function renderMarkdown(r: RunResult): string {
     `Target: ${Object.entries(r.target).map(([k, v]) => `${k}=${String(v)}`).join(', ')}. Simulated cluster: ${simulated}.`,
     `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}${c.serverStartTime && c.serverStartTime.max > 0 ? `, server start time ${c.serverStartTime.min / 1000}-${c.serverStartTime.max / 1000} s` : ''}.`,
     `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
-    `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (whole run): [flamegraph.html](flamegraph.html).` : ''}`, '',
+    `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}`, '',
     '## Steps', '',
     '| step | users | s | healthy | spawned | failed | login p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub CPU % | generator CPU % |',
     '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : 'NO'}${s.generatorLimited ? ' (gen-limited)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${fmt(s.resources.hub?.cpuMean)} | ${fmt(s.resources.generator?.cpuMean)} |`),
     '',
   ]
-  return [...head, ...r.steps.map(stepMarkdown)].join('\n')
+  return [...head, ...profileMarkdown(r), ...r.steps.map(stepMarkdown)].join('\n')
+}
+
+const PROFILE_ROWS = 10
+
+/** The hub's CPU profile (--profile hub): where the flamegraph and the raw data are, and its hottest frames. */
+function profileMarkdown(r: RunResult): string[] {
+  const p = r.profile
+  if (!p) return []
+  if ('missing' in p) return ['## Hub CPU profile', '', `None: ${p.missing}.`, '']
+  const s = p.summary
+  const rows = (xs: typeof s.topSelf) => xs.slice(0, PROFILE_ROWS).map(x => `| ${(100 * x.share).toFixed(1)}% | ${Math.round(x.ms)} | \`${x.frame.replaceAll('|', '\\|')}\` |`)
+  return ['## Hub CPU profile', '',
+    `[${p.flamegraph}](${p.flamegraph}) (node --cpu-prof, from the first step's start to the last step's end): ${s.samples} samples over ${s.windowS} s, one every ${(s.intervalUs / 1000).toFixed(1)} ms, ${s.samples - s.idleSamples} of them busy (${s.busyS} s of wall time, waits for a core included). ` +
+    `Raw profile, start-up and shutdown included: [${p.raw}](${p.raw}) (gunzip it, then open it in Chrome DevTools' Performance panel or speedscope).`, '',
+    '| share of busy time | self ms | frame (most self time) |', '| ---: | ---: | --- |', ...rows(s.topSelf), '',
+    '| share of busy time | total ms | fleethub frame (most time, callees included) |', '| ---: | ---: | --- |', ...rows(s.topOwn), '']
 }
 
 export function charts(r: RunResult): string[] {

@@ -15,10 +15,11 @@ import { ResourceSampler, type ResourcePoint } from './resources.js'
 import { runActivityStormStep, runApiStep } from './scenarios/api.js'
 import { runUsersStep } from './scenarios/users.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
-import { flamegraphHtml, type CpuProfile } from './flamegraph.js'
+import { keepHubProfile, monotonicUs, type HubProfile } from './hub-profile.js'
+import type { ProfileWindow } from './flamegraph.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
-import { clusterNodesFor, externalTarget, jupyterhubUnavailable, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
+import { clusterNodesFor, externalTarget, jupyterhubUnavailable, REPO, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
 
 export interface RunResult {
   readonly scenario: string
@@ -36,7 +37,10 @@ export interface RunResult {
   readonly resources: ResourcePoint[]
   /** Where the report went (set by the caller after writing). */
   reportDir?: string
+  /** With --profile hub: the flamegraph's file name in the report folder. */
   flamegraph?: string
+  /** With --profile hub: the flamegraph, the raw profile and their figures; `missing` when the hub wrote none. */
+  profile?: HubProfile | { readonly missing: string }
 }
 
 export interface RunDeps {
@@ -182,6 +186,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   if (target.description.fallback) live.message(`note: ${String(target.description.fallback)}`)
   const sampler = new ResourceSampler({ processes: target.processes, pgConnections: target.pgConnections })
   const runT0 = performance.now()
+  const window = { fromUs: monotonicUs(), toUs: Infinity }
   sampler.start()
   const steps: StepResult[] = []
   const users: SimulatedUser[] = []
@@ -200,6 +205,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
         if (config.scenario === 'ramp') break
       }
     }
+    window.toUs = monotonicUs()
     await sampler.sample()
     await deps.beforeStop?.(target, result)
   } finally {
@@ -208,9 +214,11 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
     await target.close()
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined)
   }
-  const flamegraph = target.profileDir ? await keepFlamegraph(target.profileDir, reportDir) : undefined
+  const profile = target.profileDir ? await keepProfile(target.profileDir, reportDir, profileTitle(config, target), { window, raw: 'hub.cpuprofile.gz' }) : undefined
+  if (profile && 'missing' in profile) live.message(`no flamegraph: ${profile.missing}`)
+  const flamegraph = profile && !('missing' in profile) ? profile.flamegraph : undefined
   const loadavgAtEnd = os.loadavg().map(l => Math.round(l * 100) / 100)
-  Object.assign(result, { breakingStep, finishedAt: new Date().toISOString(), flamegraph, reportDir, machine: { ...result.machine, loadavgAtEnd } })
+  Object.assign(result, { breakingStep, finishedAt: new Date().toISOString(), flamegraph, profile, reportDir, machine: { ...result.machine, loadavgAtEnd } })
   await writeReport(result, reportDir, path.join(config.out, 'README.md'))
   live.message(`report: ${reportDir}/report.md (.json, .html)`)
   return result
@@ -231,28 +239,17 @@ export async function startTarget(kind: string, config: LoadtestConfig, profileD
   return externalTarget(kind, config.password!)
 }
 
+/** The flamegraph's title: what ran, with paths relative to the repository (never this machine's). */
+export function profileTitle(config: LoadtestConfig, target: Target, step?: number): string {
+  const spawner = target.description.spawner === 'kube-sim' ? 'kubernetes' : String(target.description.spawner ?? config.spawner)
+  return `fleethub hub, ${config.scenario} ${config.label}${step ? ` step ${step}` : ''} (steps ${config.steps.join(',')}): node --cpu-prof dist/cli/fleethub.js start --spawner ${spawner}`
+}
+
 /**
- * 0x leaves ~14 MB of intermediate files: keep only the flamegraph, next to the report. When 0x did
- * not finish one (a long run's tick log), render the hub's --cpu-prof profile instead and say so.
+ * The hub's profile next to the report: the flamegraph of `window` and the raw profile (hub-profile.ts),
+ * or why there is none.
  */
-export async function keepFlamegraph(profileDir: string, reportDir: string, name = 'flamegraph.html'): Promise<string | undefined> {
-  // 0x may write straight into the folder or into a `<pid>.0x/` subfolder
-  const names = (await fs.readdir(profileDir, { recursive: true }).catch(() => [] as string[])).map(String)
-  const html = names.find(n => n.endsWith('flamegraph.html')) ?? names.find(n => n.endsWith('.html'))
-  let kept: string | undefined
-  if (html) {
-    kept = path.join(reportDir, name)
-    await fs.rename(path.join(profileDir, html), kept)
-  } else {
-    const profiles = names.filter(n => n.endsWith('.cpuprofile'))
-    const sized = await Promise.all(profiles.map(async n => ({ n, size: (await fs.stat(path.join(profileDir, n))).size })))
-    const biggest = sized.sort((a, b) => b.size - a.size)[0]
-    if (biggest) {
-      const profile = JSON.parse(await fs.readFile(path.join(profileDir, biggest.n), 'utf8')) as CpuProfile
-      kept = path.join(reportDir, name)
-      await fs.writeFile(kept, flamegraphHtml(profile, `fleethub hub — node --cpu-prof (0x did not finish its own flamegraph in time)`))
-    }
-  }
-  await fs.rm(profileDir, { recursive: true, force: true })
-  return kept
+export async function keepProfile(profileDir: string, reportDir: string, title: string, o: { window?: ProfileWindow; name?: string; raw?: string } = {}): Promise<HubProfile | { missing: string }> {
+  const kept = await keepHubProfile(profileDir, reportDir, { repo: REPO, title, ...o })
+  return kept ?? { missing: 'the hub wrote no CPU profile (node --cpu-prof writes it when the process exits by itself; it was killed or crashed: see the hub log)' }
 }

@@ -1,7 +1,8 @@
 /**
  * The system under test. `startFleethubTarget` runs the whole stack the way an operator would:
  * an embedded Postgres (in this process, so its pid is known), then `node dist/cli/fleethub.js
- * start` as a child process (hub + its proxy child + user servers), optionally under 0x, and
+ * start` as a child process (hub + its proxy child + user servers), optionally under `node
+ * --cpu-prof` (hub-profile.ts), and
  * with `--spawner kube-sim` a kube-sim process and the hub's Kubernetes spawner (falling back to
  * the local spawner, and saying so, while the hub has none wired in). `externalTarget` is a hub
  * someone else runs: only HTTP, no pids.
@@ -35,7 +36,7 @@ export interface Target {
   readonly description: Readonly<Record<string, unknown>>
   /** Mint an API token (admin) for the api scenarios; fleethub targets only. */
   adminToken(name: string): Promise<string>
-  /** Where the flamegraph went, after close (profile only). */
+  /** Where the hub's CPU profile is, after close (`--profile hub` only; see hub-profile.ts). */
   readonly profileDir: string | undefined
   /** JupyterHub targets: sim-servers' control API (tests read its counters). */
   readonly simServers?: { readonly url: string; readonly token: string }
@@ -54,7 +55,7 @@ export interface FleethubTargetOptions {
   readonly serverStartTime?: { readonly min: number; readonly max: number }
   /** kube-sim's node count (POD_SLOTS_PER_NODE pods each). Default MIN_NODES. */
   readonly kubeNodes?: number
-  /** 0x's output folder with --profile hub. */
+  /** Where `node --cpu-prof` writes the hub's profile with --profile hub. */
   readonly profileDir?: string
   /** Where the processes' logs go. */
   readonly workDir: string
@@ -67,7 +68,7 @@ function repoRoot(): string {
   for (let i = 0; i < 6 && !fs.existsSync(path.join(dir, 'package.json')); i++) dir = path.dirname(dir)
   return dir
 }
-const REPO = repoRoot()
+export const REPO = repoRoot()
 const CLI = path.join(REPO, 'dist/cli/fleethub.js')
 const READY_TIMEOUT_MS = 60_000
 
@@ -133,24 +134,23 @@ async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals
   await Promise.race([exited, new Promise(r => setTimeout(r, 5000).unref())])
 }
 
+const HUB_STOP_GRACE_MS = 90_000
+const CPU_PROF_INTERVAL_US = 1000 // node's default, stated: ~1,000 samples a second, idle ones included
+
 /**
- * Under 0x: SIGINT the profiled node child (shared/DEPENDENCIES.md §7: never 0x itself), wait for
- * it to exit and for 0x to write flamegraph.html, then stop 0x, which can linger afterwards.
+ * Stop the hub as an operator does: SIGINT, its own shutdown (hub/src/main.ts), then its exit,
+ * which is when `node --cpu-prof` writes the profile. A hub still stopping after the grace period
+ * gets a second SIGINT, on which main.ts exits at once (the profile is still written); SIGKILL, which
+ * loses the profile, only when that fails too.
  */
-async function stopProfiled(zeroX: ChildProcess | undefined, pid: number | undefined, dir: string | undefined): Promise<void> {
-  if (!zeroX || zeroX.exitCode !== null || zeroX.signalCode !== null) return
-  if (pid !== undefined) {
-    try { process.kill(pid, 'SIGINT') } catch { /* gone */ }
-    for (let i = 0; i < 900 && alive(pid); i++) await new Promise(r => setTimeout(r, 100))
+async function stopHub(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+  const exited = once(child, 'exit').then(() => true, () => true)
+  const steps: Array<[NodeJS.Signals, number]> = [['SIGINT', HUB_STOP_GRACE_MS], ['SIGINT', 30_000], ['SIGKILL', 5000]]
+  for (const [signal, ms] of steps) {
+    try { process.kill(child.pid, signal) } catch { return }
+    if (await Promise.race([exited, new Promise<false>(r => setTimeout(() => r(false), ms).unref())])) return
   }
-  const written = () => {
-    try { return dir !== undefined && fs.readdirSync(dir, { recursive: true }).some(n => String(n).endsWith('flamegraph.html')) } catch { return false }
-  }
-  // 0x turns the tick log into its flamegraph after the hub exits: up to 150 s (a long run's log can
-  // take longer; the --cpu-prof profile written at exit stands in then)
-  for (let i = 0; i < 600 && zeroX.exitCode === null && !written(); i++) await new Promise(r => setTimeout(r, 250))
-  await new Promise(r => setTimeout(r, 1000)) // let it finish the file it just created
-  await stopChild(zeroX, 'SIGTERM', zeroX.pid, 10_000)
 }
 
 function alive(pid: number): boolean {
@@ -197,22 +197,19 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
   let kube: { child: ChildProcess; kubeconfig: string } | undefined
   let hub: ChildProcess | undefined
   const cleanup = async () => {
-    // 0x's preload exits the hub on SIGINT without the hub's own shutdown, which would stop the user
-    // servers: note the hub's descendants first, and stop those still running afterwards
-    const leftovers = o.profile === 'hub' ? descendantsOf(hubPid()) : []
-    if (o.profile === 'hub') await stopProfiled(hub, hubPid(), profileDirOf())
-    else await stopChild(hub, 'SIGINT', hubPid())
+    // a hub that had to be killed leaves its proxy and user servers: note its descendants first,
+    // and stop those still running afterwards
+    const leftovers = descendantsOf(hub?.pid)
+    await stopHub(hub)
     for (const pid of leftovers) if (alive(pid)) { try { process.kill(pid, 'SIGTERM') } catch { /* gone */ } }
     await stopChild(kube?.child, 'SIGTERM')
     await pgServer?.stop()
     await fsp.rm(dir, { recursive: true, force: true })
   }
-  // under 0x the hub is 0x's `node --prof … fleethub.js start` child
-  // absolute: 0x and the hub run with the work dir as their cwd (0x writes its tick log there), and a
-  // relative --out (the default, bench-results) would put the flamegraph inside the work dir, which is
-  // deleted at the end - every long or compare run lost its flamegraph that way
-  const profileDirOf = () => o.profile === 'hub' ? path.resolve(o.profileDir ?? path.join(o.workDir, 'flamegraph-hub')) : undefined
-  const hubPid = () => o.profile === 'hub' ? findInTree(hub?.pid, c => c.includes('--prof') && c.includes('fleethub.js start')) : hub?.pid
+  // absolute: the hub runs with the work dir as its cwd, and a relative --out (the default,
+  // bench-results) would put the profile inside the work dir, which is deleted at the end
+  const profileDirOf = () => o.profile === 'hub' ? path.resolve(o.profileDir ?? path.join(o.workDir, 'profile-hub')) : undefined
+  const hubPid = () => hub?.pid
   try {
     pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } })
     const password = randomBytes(12).toString('hex')
@@ -228,15 +225,14 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       // the built-in single-user server (its websocket echoes): a real jupyterhub-singleuser on PATH would need kernels
       '--singleuser-cmd', `${process.execPath} ${CLI} singleuser`]
     const profileDir = profileDirOf()
+    if (profileDir) description.profile = `hub: node --cpu-prof, a sample every ${CPU_PROF_INTERVAL_US / 1000} ms`
     const launch = (extra: string[], extraEnv: Record<string, string>) => {
       const fd = logTo(path.join(o.workDir, 'hub.log'))
-      const zeroX = path.join(REPO, 'node_modules/0x/cmd.js')
-      // under 0x, --cpu-prof as well: 0x's tick log of a long run can take longer to process than we
-      // wait, and then the report's flamegraph comes from the .cpuprofile instead (run.ts keepFlamegraph)
+      // the profile is written when the hub exits (stopHub); only this process profiles, not its
+      // proxy and user servers (the flags are not in NODE_OPTIONS, so children do not inherit them)
       const argv = profileDir
-        ? [zeroX, '--output-dir', profileDir, '--', process.execPath, '--cpu-prof', '--cpu-prof-dir', path.join(profileDir, 'cpuprof'), CLI, ...baseArgs, ...extra]
+        ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', String(CPU_PROF_INTERVAL_US), CLI, ...baseArgs, ...extra]
         : [CLI, ...baseArgs, ...extra]
-      // cwd: 0x writes its v8 log into the working directory before moving it
       const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd], cwd: o.workDir })
       fs.closeSync(fd)
       return child

@@ -1,7 +1,12 @@
-/** The --cpu-prof flamegraph: the call tree's times add up, and a real profile renders with its frames. */
+/** The --cpu-prof flamegraph: the call tree's times add up, idle and out-of-window samples are left out, frames are named by their place in the repository. */
+import fs from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t from 'tap'
-import { callTree, flamegraphHtml, type CpuProfile } from '../src/flamegraph.js'
+import { callTree, flamegraphHtml, renderFlamegraph, type CpuProfile } from '../src/flamegraph.js'
+import { mainThreadProfile, repoLocator } from '../src/hub-profile.js'
 
 const frame = (functionName: string, url = 'file:///work/main/dist/hub/src/x.js', lineNumber = 0) => ({ functionName, url, lineNumber })
 
@@ -26,7 +31,57 @@ t.test('self and total times from samples and time deltas', async t => {
   const html = flamegraphHtml(profile, 'test <profile>')
   t.match(html, /<title>test &lt;profile&gt;<\/title>/, 'escaped')
   t.match(html, /handle dist\/hub\/src\/x\.js:1 — 40 ms \(40\.0%\), self 30 ms/)
-  t.match(html, /<td>60\.0%<\/td><td>60<\/td><td><code>\(garbage collector\) <\/code>/, 'top self time first')
+  t.match(html, /<td>60\.0%<\/td><td>60<\/td><td><code>\(garbage collector\)<\/code>/, 'top self time first')
+})
+
+t.test('idle is counted but not drawn; samples outside the window are left out; recursion counts once', async t => {
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)', ''), children: [2, 5] },
+      { id: 2, callFrame: frame('walk'), children: [3] },
+      { id: 3, callFrame: frame('walk'), children: [4] },
+      { id: 4, callFrame: frame('leaf', 'file:///work/main/dist/hub/src/y.js', 4) },
+      { id: 5, callFrame: frame('(idle)', '') },
+    ],
+    startTime: 1_000_000,
+    // one sample every 10 ms from t = 1.01 s: walk>walk>leaf twice, walk once, idle five times, then leaf late
+    samples: [4, 4, 2, 5, 5, 5, 5, 5, 4],
+    timeDeltas: [10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 500_000],
+  }
+  const { html, summary } = renderFlamegraph(profile, 'window', { window: { fromUs: 1_000_000, toUs: 1_100_000 } })
+  t.equal(summary.samples, 8, 'the late sample is outside the window')
+  t.equal(summary.idleSamples, 5)
+  t.equal(summary.busyS, 0.03, 'idle time is not busy time')
+  t.equal(summary.windowS, 0.1)
+  t.equal(summary.intervalUs, 10_000)
+  t.same(summary.topOwn.map(f => [f.frame, f.ms, f.share]), [['walk dist/hub/src/x.js:1', 30, 1], ['leaf dist/hub/src/y.js:5', 20, 0.6667]], 'a recursive frame once per stack')
+  t.notMatch(html, /data-n="\(idle\)"/, 'idle not drawn')
+  t.match(html, /data-w="1200\.000" data-d="0" data-n="busy: 0\.0 s"/, 'the root spans the chart: busy time only')
+  const embedded = JSON.parse(/<script type="application\/json" id="profile-summary">(.*?)<\/script>/s.exec(html)![1]!) as unknown
+  t.same(embedded, summary, 'the figures are in the page')
+})
+
+t.test('frames are named by their place in the repository, through dist source maps', async t => {
+  const repo = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-locate-'))
+  t.teardown(() => fs.rm(repo, { recursive: true, force: true }))
+  await fs.mkdir(path.join(repo, 'dist/hub/src'), { recursive: true })
+  const js = path.join(repo, 'dist/hub/src/app.js')
+  await fs.writeFile(js, 'export function a() {}\nexport function b() {}\n')
+  // line 2 of app.js (0-based 1) comes from line 7 of hub/src/app.ts (mappings: ";AAMA" = line +6)
+  await fs.writeFile(`${js}.map`, JSON.stringify({ version: 3, file: 'app.js', sources: ['../../../hub/src/app.ts'], names: [], mappings: ';AAMA' }))
+  const locate = repoLocator(repo)
+  t.equal(locate(pathToFileURL(js).href, 1, 0), 'hub/src/app.ts:7', 'the TypeScript line')
+  t.equal(locate(pathToFileURL(js).href, 0, 0), 'dist/hub/src/app.js:1', 'no mapping for that line: the dist file')
+  t.equal(locate(pathToFileURL(path.join(repo, 'node_modules/pg/lib/client.js')).href, 9, 2), 'node_modules/pg/lib/client.js:10')
+  t.equal(locate('node:net', 299, 0), 'node:net:300')
+  t.equal(locate('file:///somewhere/else/tool.js', 0, 0), 'tool.js:1', 'outside the repository: no machine path')
+  t.equal(locate('file:///shared/install/node_modules/pg/lib/client.js', 9, 0), 'node_modules/pg/lib/client.js:10', 'a node_modules linked from outside')
+})
+
+t.test('the main thread\'s profile, not a loader worker\'s', async t => {
+  // node --import <hooks> --cpu-prof: the hooks run in worker thread 1, which writes its own profile
+  t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile', 'CPU.20261201.220134.19812.0.001.cpuprofile', 'notes.txt']), 'CPU.20261201.220134.19812.0.001.cpuprofile')
+  t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile']), undefined)
 })
 
 t.test('a real profile of this process renders with the function that burned the CPU', async t => {
