@@ -37,6 +37,9 @@ import type { Logger } from './log.js'
 import { logPath } from './log.js'
 import type { Route, RouteTable } from './route-table.js'
 
+/** Methods whose request may be sent again when a reused upstream socket turns out closed (RFC 9110 §9.2.2). */
+const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 /** Half-closed websocket sockets are destroyed after this long if the peer does not finish the close. */
 export const WS_CLOSE_GRACE_MS = 2000
 /** Upstream websocket handshakes that take longer than this (or --proxy-timeout) fail with 503. */
@@ -179,8 +182,9 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     return lean ?? undefined
   }
 
-  function forwardLean(req: IncomingMessage, res: ServerResponse, target: LeanTarget): void {
+  function forwardLean(req: IncomingMessage, res: ServerResponse, target: LeanTarget, retried = false): void {
     const headers = upstreamHeaders(req, config)
+    const bodiless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
     const proxyReq = (target.secure ? https : http).request({
       hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: target.agent,
     })
@@ -188,6 +192,14 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
     if (config.proxyTimeoutMs !== undefined) proxyReq.setTimeout(config.proxyTimeoutMs, () => proxyReq.destroy())
     const onError = (err: NodeJS.ErrnoException): void => {
       if (res.destroyed || (req.socket.destroyed && err.code === 'ECONNRESET')) return
+      // A kept-alive socket the upstream closed just as we reused it (a hub worker draining in a
+      // rolling restart, an idle timeout): the request never reached it, so send it once more on a
+      // fresh connection, as browsers do. Only bodiless requests of idempotent methods.
+      if (!retried && proxyReq.reusedSocket && bodiless && !res.headersSent && RETRYABLE_METHODS.has(req.method ?? '') &&
+          (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        log.debug({ method: req.method, path: logPath(req.url), code: err.code }, 'kept-alive upstream socket closed; retrying once')
+        return forwardLean(req, res, target, true)
+      }
       logUpstreamError(log, err, req, 'upstream failed')
       if (res.headersSent) res.destroy()
       else deps.respondError(503, req, res)
@@ -201,7 +213,7 @@ export function createForwarder(config: ProxyConfig, deps: ForwarderDeps): Forwa
       up.once('close', onUpstreamResClose)
       up.pipe(res)
     })
-    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+    if (bodiless) {
       req.resume()
       proxyReq.end()
     } else {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { addRoute, eventually, openWs, startTestProxy, startUpstream, wsRoundTrip } from './fixtures.js'
@@ -298,4 +299,49 @@ t.test('idle sockets to the hub outlive those to user servers (--hub-free-socket
   t.equal(aliceConnections, 2, 'the idle socket to the user server was closed after 150 ms')
   t.ok(await eventually(() => alice.sockets.size === 0), 'and none is left open to her server')
   t.equal(hub.sockets.size, 1, 'one idle socket to the hub stays open')
+})
+
+t.test('a kept-alive upstream socket closed as it is reused: GET is sent again on a fresh one, a body is not', async t => {
+  // A raw upstream that answers the first request of each connection and resets the connection
+  // when a second one arrives on it, unread (what a hub worker draining for a rolling restart
+  // does to its idle keep-alive sockets, at the worst moment).
+  let connections = 0
+  const served: string[] = []
+  const up = net.createServer(socket => {
+    connections++
+    let buffered = ''
+    let answered = false
+    socket.on('error', () => {})
+    socket.on('data', chunk => {
+      if (answered) return socket.resetAndDestroy()
+      buffered += chunk.toString('latin1')
+      const end = buffered.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const head = buffered.slice(0, end)
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+      if (buffered.length < end + 4 + length) return
+      answered = true
+      served.push(head.split('\r\n')[0]!)
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok')
+    })
+  })
+  up.listen(0, '127.0.0.1')
+  await once(up, 'listening')
+  t.teardown(() => up.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  await addRoute(proxy, '/user/alice', { target: `http://127.0.0.1:${(up.address() as AddressInfo).port}` })
+
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${proxy.url}/user/alice/page/${i}`)
+    t.equal(res.status, 200, `GET ${i} answered`)
+    await res.arrayBuffer()
+  }
+  t.same(served, ['GET /user/alice/page/0 HTTP/1.1', 'GET /user/alice/page/1 HTTP/1.1', 'GET /user/alice/page/2 HTTP/1.1'], 'each request reached the upstream once')
+  t.equal(connections, 3, 'GETs 1 and 2 went again on fresh connections')
+
+  const post = await fetch(`${proxy.url}/user/alice/api/contents`, { method: 'POST', body: 'x' })
+  await post.arrayBuffer()
+  t.equal(post.status, 503, 'a request with a body is not sent twice: the client is told')
+  t.equal(served.length, 3, 'and the upstream never saw it')
 })
