@@ -5,11 +5,8 @@ import { JUPYTERHUB_API_VERSION } from '../context.js'
 import { grants } from '../auth/scopes.js'
 import { notFound } from '../errors.js'
 import { needScope } from './guards.js'
+import { serviceModel } from './models.js'
 import { paginate, parsePage } from './pagination.js'
-
-function serviceModel(s: { name: string; roles: readonly string[] }): Record<string, unknown> {
-  return { kind: 'service', name: s.name, admin: false, roles: [...s.roles], url: '', prefix: '', command: [], pid: 0, info: {}, display: true }
-}
 
 export function hubRouter(ctx: HubContext): Router {
   const r = Router()
@@ -46,15 +43,15 @@ export function hubRouter(ctx: HubContext): Router {
   r.get('/services', (_req, res) => {
     const id = needScope(res, ['list:services', 'read:services:name'])
     const out: Record<string, unknown> = {}
-    for (const s of ctx.settings.services) if (grants(id.scopes, 'read:services:name') || grants(id.scopes, 'list:services')) out[s.name] = serviceModel(s)
+    for (const s of ctx.settings.services) if (grants(id.scopes, 'read:services:name') || grants(id.scopes, 'list:services')) out[s.name] = serviceModel(id.scopes, s)
     res.json(out)
   })
 
   r.get('/services/:name', (req, res) => {
-    needScope(res, ['read:services', 'read:services:name'])
+    const id = needScope(res, ['read:services', 'read:services:name'])
     const s = ctx.settings.services.find(x => x.name === req.params.name)
     if (!s) throw notFound(`No such service: ${req.params.name}`, 'HUB_SERVICE_NOT_FOUND')
-    res.json(serviceModel(s))
+    res.json(serviceModel(id.scopes, s))
   })
 
   return r

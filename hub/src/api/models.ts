@@ -77,11 +77,24 @@ export async function userGroups(ctx: HubContext, userId: string): Promise<strin
   return rows.map(r => r.name)
 }
 
+/**
+ * A service as `viewer` may see it (JupyterHub's service_model access map): kind, name and admin
+ * always; `roles` (the configured role names) with read:roles:services; the rest with read:services.
+ */
+export function serviceModel(viewer: ReadonlySet<string>, s: { readonly name: string; readonly roles: readonly string[] }): Record<string, unknown> {
+  const model: Record<string, unknown> = { kind: 'service', name: s.name, admin: false }
+  if (grants(viewer, 'read:roles:services')) model.roles = [...s.roles]
+  if (grants(viewer, 'read:services')) Object.assign(model, { url: '', prefix: '', command: [], pid: 0, info: {}, display: true })
+  return model
+}
+
 /** GET /hub/api/user: what the caller may see of itself, plus `session_id` and expanded `scopes`. */
 export async function selfModel(ctx: HubContext, id: Identity): Promise<Record<string, unknown>> {
   const scopes = [...id.scopes].sort()
   if (id.kind === 'service') {
-    return { kind: 'service', name: id.name, admin: false, roles: [...(id.token?.roles ?? [])], session_id: null, scopes }
+    // the service's roles from config, not its token's (a config service token holds none of its own)
+    const roles = ctx.settings.services.find(s => s.name === id.name)?.roles ?? []
+    return { ...serviceModel(id.scopes, { name: id.name, roles }), session_id: null, scopes }
   }
   // one round trip (this is every single-user server's token check)
   const parts = await findUserWithPartsById(ctx.db, id.userId!)
