@@ -37,6 +37,8 @@ export interface Values {
     readonly nodeSelector: Readonly<Record<string, string>>
     readonly tolerations: readonly KubeToleration[]
     readonly extraEnv: Readonly<Record<string, string>>
+    /** Where `/user/<name>/` lands, e.g. '/lab' (z2jh singleuser.defaultUrl); '' = the server's own. */
+    readonly defaultUrl: string
     readonly deleteGracePeriodSeconds: number
     readonly apiRateLimit: number
     readonly deleteOrphans: boolean
@@ -63,7 +65,7 @@ export const DEFAULT_VALUES: Values = {
   singleuser: {
     image: 'quay.io/jupyter/base-notebook:latest', imagePullPolicy: 'IfNotPresent', command: ['jupyterhub-singleuser'], port: 8888,
     resources: { cpuRequest: '100m', cpuLimit: '2', memoryRequest: '1Gi', memoryLimit: '2Gi', gpus: 0 },
-    nodeSelector: {}, tolerations: [], extraEnv: {}, deleteGracePeriodSeconds: 1, apiRateLimit: 50, deleteOrphans: false,
+    nodeSelector: {}, tolerations: [], extraEnv: {}, defaultUrl: '', deleteGracePeriodSeconds: 1, apiRateLimit: 50, deleteOrphans: false,
     storage: { enabled: true, size: '10Gi', storageClass: '', mountPath: '/home/jovyan' },
     profiles: [
       { slug: 'standard', displayName: 'Standard', description: '2 CPUs, 2 GiB', default: true, overrides: {} },

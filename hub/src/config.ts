@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { defaultUrlProblem } from '../../spawner/src/index.js'
 import { OIDC_FLAGS, OIDC_HELP, parseOidcConfig, type OidcConfig } from './auth/oidc-config.js'
 
 export interface HubConfig {
@@ -45,6 +46,8 @@ export interface HubConfig {
   readonly spawner: 'local' | 'kubernetes'
   /** Command for local user servers; default jupyterhub-singleuser if installed, else the built-in server. */
   readonly singleuserCmd: readonly string[] | undefined
+  /** Where `/user/<name>/` lands, e.g. `/lab` (Spawner.default_url; FLEETHUB_DEFAULT_URL); sent as JUPYTERHUB_DEFAULT_URL. Default: the server's own (Jupyter: /tree). */
+  readonly defaultUrl: string | undefined
   /** JupyterHub concurrent_spawn_limit. Default 100. */
   readonly concurrentSpawnLimit: number
   /** Spawn requests waiting beyond the concurrency limit before 429. Default 2000. */
@@ -63,6 +66,8 @@ export interface HubConfig {
   readonly lastActivityInterval: number
   /** Seconds between polls of every running server (JupyterHub Spawner.poll_interval). Default 30. */
   readonly pollInterval: number
+  /** Hub processes behind the one hub port (node:cluster) [--workers, FLEETHUB_WORKERS]. Default 1. */
+  readonly workers: number
   /** JupyterHub cleanup_servers: stop user servers on shutdown. Default true. */
   readonly cleanupServers: boolean
   /** Let users run named servers besides their default one (JupyterHub allow_named_servers). Default false. */
@@ -104,9 +109,11 @@ const OPTIONS = {
   proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' },
   'data-dir': { type: 'string' }, migrate: { type: 'boolean' }, 'db-pool-size': { type: 'string' },
   'admin-users': { type: 'string' }, authenticator: { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
+  'default-url': { type: 'string' },
   'concurrent-spawn-limit': { type: 'string' }, 'spawn-queue-limit': { type: 'string' }, 'active-server-limit': { type: 'string' },
   'start-timeout': { type: 'string' }, 'http-timeout': { type: 'string' }, 'slow-stop-timeout': { type: 'string' }, 'session-max-age': { type: 'string' },
   'last-activity-interval': { type: 'string' }, 'poll-interval': { type: 'string' }, 'cleanup-servers': { type: 'boolean' },
+  workers: { type: 'string' },
   'allow-named-servers': { type: 'boolean' }, 'named-server-limit-per-user': { type: 'string' },
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
@@ -131,6 +138,8 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
                               sign-on through an OpenID Connect provider (options below)
   --spawner local|kubernetes  how user servers run (default local)
   --singleuser-cmd "CMD ARGS" command for local user servers
+  --default-url PATH          where /user/<name>/ lands, e.g. /lab or /tree/home/{username}
+                              (FLEETHUB_DEFAULT_URL; default: the server's own)
   --concurrent-spawn-limit N  spawns in flight at once (default 100)
   --spawn-queue-limit N       spawns allowed to wait before 429 (default 2000)
   --active-server-limit N     0 = unlimited (default)
@@ -140,6 +149,8 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --session-max-age S         browser session lifetime (default 1209600)
   --last-activity-interval S  route check and activity harvest period (default 300)
   --poll-interval S           how often every running server is checked (default 30)
+  --workers N                 hub processes behind the one hub port (FLEETHUB_WORKERS; default 1);
+                              SIGHUP replaces them one at a time with fresh code and config
   --no-cleanup-servers        leave user servers running when the hub stops
   --allow-named-servers       let users run named servers (--named-server-limit-per-user N)
   --log-level LEVEL           trace|debug|info|warn|error (default info)
@@ -156,7 +167,7 @@ idle culler (stops servers with no activity; jupyterhub-idle-culler's options, r
 
 ${OIDC_HELP}
 environment: DATABASE_URL, CONFIGPROXY_AUTH_TOKEN, FLEETHUB_DEV_PASSWORD, FLEETHUB_ADMIN_USERS,
-             FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, KUBECONFIG, FLEETHUB_AUTHENTICATOR, FLEETHUB_OIDC_ISSUER,
+             FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, FLEETHUB_DEFAULT_URL, KUBECONFIG, FLEETHUB_AUTHENTICATOR, FLEETHUB_OIDC_ISSUER,
              FLEETHUB_OIDC_CLIENT_ID, FLEETHUB_OIDC_CLIENT_SECRET, FLEETHUB_OIDC_STATE_SECRET
 `
 
@@ -212,6 +223,9 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   if (proxy === 'external' && !proxyAuthToken) problems.push('--proxy external needs CONFIGPROXY_AUTH_TOKEN')
   const devFromEnv = env.FLEETHUB_DEV_PASSWORD ?? (typeof file.devPassword === 'string' ? file.devPassword : undefined)
   const cmd = pick('singleuser-cmd', undefined, 'singleuserCmd')
+  const defaultUrl = pick('default-url', 'FLEETHUB_DEFAULT_URL', 'defaultUrl')
+  const defaultUrlBad = defaultUrl === undefined || defaultUrl === '' ? undefined : defaultUrlProblem(defaultUrl)
+  if (defaultUrlBad) problems.push(`--default-url: ${defaultUrlBad}`)
   const environment = file.environment ?? {}
   if (typeof environment !== 'object' || environment === null || Object.values(environment).some(v => typeof v !== 'string')) {
     problems.push('environment: expected an object of strings')
@@ -241,6 +255,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     adminUsers: list(values['admin-users'] ?? env.FLEETHUB_ADMIN_USERS ?? file.adminUsers),
     spawner: oneOf('spawner', 'FLEETHUB_SPAWNER', 'spawner', ['local', 'kubernetes'] as const, 'local'),
     singleuserCmd: Array.isArray(cmd) ? cmd.map(String) : typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : undefined,
+    defaultUrl: defaultUrl === undefined || defaultUrl === '' || defaultUrlBad ? undefined : defaultUrl as string,
     concurrentSpawnLimit: int('concurrent-spawn-limit', undefined, 'concurrentSpawnLimit', 100, 1),
     spawnQueueLimit: int('spawn-queue-limit', undefined, 'spawnQueueLimit', 2000, 0),
     activeServerLimit: int('active-server-limit', undefined, 'activeServerLimit', 0, 0),
@@ -250,6 +265,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     sessionMaxAge: int('session-max-age', undefined, 'sessionMaxAge', 14 * 24 * 3600, 60),
     lastActivityInterval: int('last-activity-interval', undefined, 'lastActivityInterval', 300, 1),
     pollInterval: int('poll-interval', undefined, 'pollInterval', 30, 1),
+    workers: int('workers', 'FLEETHUB_WORKERS', 'workers', 1, 1, 64),
     cleanupServers: (values['cleanup-servers'] ?? file.cleanupServers ?? true) as boolean,
     environment: environment as Record<string, string>,
     kubernetes: (typeof file.kubernetes === 'object' && file.kubernetes !== null ? file.kubernetes : {}) as Record<string, unknown>,

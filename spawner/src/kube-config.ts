@@ -3,6 +3,7 @@
  * constructor. Pure (no client import), so the hub can build and check it without loading
  * `@kubernetes/client-node`.
  */
+import { defaultUrlProblem } from './default-url.js'
 
 /** Compute resources of a user container. Quantities use Kubernetes notation ('500m', '2Gi'). */
 export interface KubeResources {
@@ -55,6 +56,11 @@ export interface KubePodOptions {
   readonly extraLabels?: Readonly<Record<string, string>>
   /** Extra pod annotations (merged under ours; ours win). Default: {}. */
   readonly extraAnnotations?: Readonly<Record<string, string>>
+  /**
+   * Where `/user/<name>/` lands, e.g. '/lab' (Spawner.default_url; `{username}` expands), given to the
+   * server as JUPYTERHUB_DEFAULT_URL. Default: the hub's `defaultUrl`, else the server's own (Jupyter: /tree).
+   */
+  readonly defaultUrl?: string
 }
 
 /** A named choice offered on the spawn page (KubeSpawner's `profile_list`). */
@@ -164,9 +170,13 @@ export function kubernetesSpawnerConfig(input: KubernetesSpawnerConfigInput = {}
     const v = config[key]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) problems.push(`${key} must be a number >= ${min}`)
   }
+  const urlProblem = config.defaultUrl === undefined ? undefined : defaultUrlProblem(config.defaultUrl)
+  if (urlProblem) problems.push(`defaultUrl: ${urlProblem}`)
   const slugs = new Set<string>()
   for (const p of config.profiles) {
     if (!DNS_LABEL.test(p.slug)) problems.push(`profile slug '${p.slug}' is not DNS-safe`)
+    const profileUrlProblem = p.overrides?.defaultUrl === undefined ? undefined : defaultUrlProblem(p.overrides.defaultUrl)
+    if (profileUrlProblem) problems.push(`profile '${p.slug}' defaultUrl: ${profileUrlProblem}`)
     if (slugs.has(p.slug)) problems.push(`profile slug '${p.slug}' is used twice`)
     slugs.add(p.slug)
   }

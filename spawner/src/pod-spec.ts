@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import type { JsonValue, SpawnSpec } from './spawner.js'
 import { SpawnerError } from './spawner.js'
 import type { KubePodOptions, KubeProfile, KubeResources, KubernetesSpawnerConfig } from './kube-config.js'
+import { DEFAULT_URL_ENV, expandDefaultUrl } from './default-url.js'
 
 export const LABEL_NAME = 'app.kubernetes.io/name'
 export const LABEL_COMPONENT = 'app.kubernetes.io/component'
@@ -133,9 +134,9 @@ export function resolveProfile(config: KubernetesSpawnerConfig, userOptions: Rea
 
 function pickPodOptions(c: KubePodOptions): KubePodOptions {
   const { image, imagePullPolicy, command, args, resources, nodeSelector, tolerations, affinity, extraEnv,
-    extraVolumes, extraVolumeMounts, extraLabels, extraAnnotations } = c
+    extraVolumes, extraVolumeMounts, extraLabels, extraAnnotations, defaultUrl } = c
   return { image, imagePullPolicy, command, args, resources, nodeSelector, tolerations, affinity, extraEnv,
-    extraVolumes, extraVolumeMounts, extraLabels, extraAnnotations }
+    extraVolumes, extraVolumeMounts, extraLabels, extraAnnotations, defaultUrl }
 }
 
 type Obj = Record<string, unknown>
@@ -159,13 +160,18 @@ export function buildResources(r: KubeResources | undefined): { requests?: Recor
   }
 }
 
-/** The environment of the container: the hub's, ours, then the profile's extras (last wins). */
-export function buildEnv(config: Pick<KubernetesSpawnerConfig, 'port'>, spec: Pick<SpawnSpec, 'env' | 'prefix'>, options: KubePodOptions): Array<{ name: string, value: string }> {
+/**
+ * The environment of the container: the hub's, ours, then the profile's extras (last wins). A
+ * `defaultUrl` of the spawner config or the chosen profile replaces the hub's JUPYTERHUB_DEFAULT_URL
+ * (as a KubeSpawner profile override of `default_url` does).
+ */
+export function buildEnv(config: Pick<KubernetesSpawnerConfig, 'port'>, spec: Pick<SpawnSpec, 'env' | 'prefix' | 'user'>, options: KubePodOptions): Array<{ name: string, value: string }> {
   const env: Record<string, string> = {
     ...spec.env,
     // Bind on all interfaces of the pod: its IP is only known once it runs.
     JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${config.port}${spec.prefix}`,
   }
+  if (options.defaultUrl !== undefined) env[DEFAULT_URL_ENV] = expandDefaultUrl(options.defaultUrl, spec.user)
   const r = options.resources
   if (r?.cpuLimit !== undefined) env.CPU_LIMIT = r.cpuLimit
   if (r?.cpuRequest !== undefined) env.CPU_GUARANTEE = r.cpuRequest

@@ -149,3 +149,33 @@ t.test('profiles: default, chosen, unknown', async t => {
     { slug: 'a', displayName: 'A', default: true, overrides: {} }, { slug: 'a', displayName: 'B', default: true, overrides: {} }] }),
   /used twice.*more than one profile/)
 })
+
+t.test('default URL: the hub\'s JUPYTERHUB_DEFAULT_URL, replaced by the spawner config\'s or a profile\'s', async t => {
+  const envOf = (pod: any): Record<string, string> => Object.fromEntries(pod.spec.containers[0].env.map((e: any) => [e.name, e.value]))
+  const fromHub: SpawnSpec = { ...spec('alice'), env: { JUPYTERHUB_USER: 'alice', JUPYTERHUB_DEFAULT_URL: '/tree' } }
+  const plain = kubernetesSpawnerConfig()
+  t.equal(envOf(buildPodManifest(plain, fromHub, resolveProfile(plain, {}).options)).JUPYTERHUB_DEFAULT_URL, '/tree', 'the hub\'s --default-url passes through')
+  t.notOk('JUPYTERHUB_DEFAULT_URL' in envOf(buildPodManifest(plain, spec('alice'), resolveProfile(plain, {}).options)), 'none set: none sent')
+
+  const config = kubernetesSpawnerConfig({
+    defaultUrl: '/lab',
+    profiles: [
+      { slug: 'lab', displayName: 'JupyterLab', default: true, overrides: {} },
+      { slug: 'classic', displayName: 'Classic', overrides: { defaultUrl: '/tree' } },
+      { slug: 'home', displayName: 'Home', overrides: { defaultUrl: '/tree/home/{username}', extraEnv: { X: '1' } } },
+      { slug: 'pinned', displayName: 'Pinned', overrides: { defaultUrl: '/lab', extraEnv: { JUPYTERHUB_DEFAULT_URL: '/doc' } } },
+    ],
+  })
+  const landing = (user: string, profile: string): string => {
+    const chosen = resolveProfile(config, { profile })
+    return envOf(buildPodManifest(config, { ...spec(user, '', { profile }), env: fromHub.env }, chosen.options, chosen.profile)).JUPYTERHUB_DEFAULT_URL
+  }
+  t.equal(landing('alice', 'lab'), '/lab', 'the spawner config\'s replaces the hub\'s')
+  t.equal(landing('alice', 'classic'), '/tree', 'a profile overrides it (KubeSpawner profile_list default_url)')
+  t.equal(landing('a b@x', 'home'), '/tree/home/a%20b@x', '{username} expands, escaped for a URL path')
+  t.equal(landing('alice', 'pinned'), '/doc', 'extraEnv still has the last word')
+
+  t.throws(() => kubernetesSpawnerConfig({ defaultUrl: 'lab' }), /defaultUrl: expected a path starting with '\/' \(such as \/lab or \/tree\), got "lab"/)
+  t.throws(() => kubernetesSpawnerConfig({ profiles: [{ slug: 'x', displayName: 'X', overrides: { defaultUrl: '//evil.example' } }] }),
+    /profile 'x' defaultUrl: .*'\/\/' starts a host/)
+})

@@ -2,6 +2,7 @@
  * Turns the `JUPYTERHUB_*` environment (contract §3) into the options of the built-in single-user
  * server. Pure: reads only the `env` it is given.
  */
+import { defaultUrlProblem } from '../default-url.js'
 import { configInvalid } from './errors.js'
 
 /** The parsed single-user environment. */
@@ -32,6 +33,8 @@ export interface SingleUserConfig {
   readonly host: string
   /** Bind port from JUPYTERHUB_SERVICE_URL (default 8888). */
   readonly port: number
+  /** JUPYTERHUB_DEFAULT_URL, e.g. '/lab': `<prefix>` redirects to `<prefix>lab`. Default: none (the prefix shows the server page). */
+  readonly defaultUrl?: string
 }
 
 const REQUIRED = ['JUPYTERHUB_USER', 'JUPYTERHUB_API_URL', 'JUPYTERHUB_CLIENT_ID', 'JUPYTERHUB_OAUTH_CALLBACK_URL'] as const
@@ -60,12 +63,15 @@ export function parseSingleUserConfig(env: Env): SingleUserConfig {
     ? 300 : Number(env.JUPYTERHUB_ACTIVITY_INTERVAL)
   if (!Number.isFinite(intervalS) || intervalS < 0) problems.push(`JUPYTERHUB_ACTIVITY_INTERVAL must be a number of seconds >= 0: ${JSON.stringify(env.JUPYTERHUB_ACTIVITY_INTERVAL)}`)
   const accessScopes = parseScopes(env, problems)
+  const defaultUrl = env.JUPYTERHUB_DEFAULT_URL || undefined
+  const defaultUrlBad = defaultUrl === undefined ? undefined : defaultUrlProblem(defaultUrl, { template: false })
+  if (defaultUrlBad) problems.push(`JUPYTERHUB_DEFAULT_URL: ${defaultUrlBad}`)
   if (problems.length > 0) throw configInvalid(problems)
   return Object.freeze({
     user: env.JUPYTERHUB_USER!, serverName: env.JUPYTERHUB_SERVER_NAME ?? '', prefix, baseUrl,
     apiUrl: apiUrl!, apiToken, activityUrl: activityUrl!, activityIntervalMs: Math.round(intervalS * 1000),
     clientId: env.JUPYTERHUB_CLIENT_ID!, oauthCallbackUrl: env.JUPYTERHUB_OAUTH_CALLBACK_URL!,
-    accessScopes: Object.freeze(accessScopes), host: bind?.host ?? '127.0.0.1', port: bind?.port ?? 8888,
+    accessScopes: Object.freeze(accessScopes), host: bind?.host ?? '127.0.0.1', port: bind?.port ?? 8888, defaultUrl,
   })
 }
 

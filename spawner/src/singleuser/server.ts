@@ -55,7 +55,7 @@ export async function createSingleUserServer(o: SingleUserServerOptions): Promis
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD })
   let port = o.port
 
-  const ctx: Ctx = { o, log, client, auth, sealer, activity, started, callbackPath, stateCookie, wss, port: () => port }
+  const ctx: Ctx = { o, log, client, auth, sealer, activity, started, callbackPath, stateCookie, wss, port: () => port, landing: landingPath(o) }
   const server = createServer((req, res) => {
     handleRequest(ctx, req, res).catch(err => sendError(ctx, req, res, err))
   })
@@ -99,6 +99,15 @@ interface Ctx {
   readonly stateCookie: string
   readonly wss: WebSocketServer
   readonly port: () => number
+  /** Where the bare prefix redirects (JUPYTERHUB_DEFAULT_URL under the prefix); undefined = show the page there. */
+  readonly landing: string | undefined
+}
+
+/** `<prefix><default url>`, as jupyter_server's url_path_join(base_url, default_url); none for '/' (it would loop). */
+function landingPath(o: SingleUserServerOptions): string | undefined {
+  if (o.defaultUrl === undefined) return undefined
+  const target = o.prefix + o.defaultUrl.replace(/^\/+/, '')
+  return target === o.prefix ? undefined : target
 }
 
 /** Parse the request target; `undefined` for anything but origin-form (`/path?query`). */
@@ -118,6 +127,8 @@ async function handleRequest(ctx: Ctx, req: IncomingMessage, res: ServerResponse
   const rest = url.pathname.slice(ctx.o.prefix.length)
   const isApi = rest === 'api' || rest.startsWith('api/')
   const isRead = req.method === 'GET' || req.method === 'HEAD'
+  // jupyter_server's root handler: redirect to the default URL (query kept) before any auth, as it does.
+  if (rest === '' && isRead && ctx.landing) return void res.writeHead(302, { Location: ctx.landing + url.search }).end()
   const result = await ctx.auth.authenticate(url, req.headers)
   if (!result.identity) {
     // 403 from the hub for our cookie: forget the cookie (on the right path, unlike 3.0's quirk).

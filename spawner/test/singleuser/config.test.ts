@@ -35,3 +35,12 @@ t.test('one error lists every problem', async t => {
   t.throws(() => parseSingleUserConfig({ ...ENV, JUPYTERHUB_API_URL: 'ftp://x', JUPYTERHUB_SERVICE_PREFIX: 'user/x' }),
     { message: /JUPYTERHUB_API_URL must be an http\(s\) URL[\s\S]*must start and end with '\/'/ })
 })
+
+t.test('JUPYTERHUB_DEFAULT_URL: optional, a path inside the server', async t => {
+  t.equal(parseSingleUserConfig(ENV).defaultUrl, undefined)
+  t.equal(parseSingleUserConfig({ ...ENV, JUPYTERHUB_DEFAULT_URL: '' }).defaultUrl, undefined, 'empty is unset')
+  t.equal(parseSingleUserConfig({ ...ENV, JUPYTERHUB_DEFAULT_URL: '/lab/tree/{odd}.ipynb' }).defaultUrl, '/lab/tree/{odd}.ipynb', 'the hub expanded it already: braces are literal')
+  for (const bad of ['lab', '//evil.example', '/\\evil']) {
+    t.throws(() => parseSingleUserConfig({ ...ENV, JUPYTERHUB_DEFAULT_URL: bad }), { code: 'SINGLEUSER_CONFIG_INVALID', message: /JUPYTERHUB_DEFAULT_URL: expected a path starting with '\/'/ }, bad)
+  }
+})

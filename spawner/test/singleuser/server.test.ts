@@ -262,3 +262,21 @@ t.test('two tabs logging in at once each get their own state cookie and both suc
     t.equal(done.headers.get('location'), next)
   }
 })
+
+t.test('JUPYTERHUB_DEFAULT_URL: the bare prefix redirects to <prefix><default url> before auth (as jupyter_server), and the dance lands there', async t => {
+  const p = await startPair(t, { defaultUrl: '/lab' })
+  const root = await get(`${p.origin}${PREFIX}?reset=1`)
+  t.equal(root.status, 302)
+  t.equal(root.headers.get('location'), '/user/alice/lab?reset=1', 'under the prefix, query kept')
+  t.equal(setCookies(root).size, 0, 'no OAuth state yet: the landing page starts the dance')
+  const { cookie, final } = await dance(p, 'alice', 'sess1', root.headers.get('location')!)
+  t.equal(final.headers.get('location'), '/user/alice/lab?reset=1', 'back on the default URL after OAuth')
+  const page = await get(`${p.origin}/user/alice/lab?reset=1`, { cookie: `${CLIENT}=${cookie}; jupyterhub-session-id=sess1` })
+  t.equal(page.status, 200)
+  t.equal((await get(`${p.origin}${PREFIX}`, { cookie: `${CLIENT}=${cookie}; jupyterhub-session-id=sess1` })).headers.get('location'), '/user/alice/lab', 'signed in too')
+  t.equal((await get(`${p.origin}${PREFIX}api/status`, { cookie: `${CLIENT}=${cookie}; jupyterhub-session-id=sess1` })).status, 200, 'other paths are not redirected')
+  t.equal((await fetch(`${p.origin}${PREFIX}`, { method: 'POST', redirect: 'manual' })).status, 403, 'only reads are redirected')
+
+  const slash = await startPair(t, { defaultUrl: '/' })
+  t.match((await get(`${slash.origin}${PREFIX}`)).headers.get('location'), /^\/hub\/api\/oauth2\/authorize\?/, "'/' would loop: the prefix itself is the page")
+})
