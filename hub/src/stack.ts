@@ -3,6 +3,7 @@
  * external), route reconciliation, spawn flows. `startHub` is what `fleethub start|hub` and the
  * end-to-end tests run; everything it starts, `close()` stops, in reverse order.
  */
+import cluster from 'node:cluster'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
@@ -20,6 +21,8 @@ import { createNativeAuthenticator } from './auth/native-authenticator.js'
 import { createOidcAuthenticator } from './auth/oidc-authenticator.js'
 import { ActivityBuffer } from './servers/activity.js'
 import { SpawnManager } from './servers/spawn-manager.js'
+import { createProgressRelay } from './servers/progress-relay.js'
+import { FleetAdmission } from './servers/fleet-admission.js'
 import { RouteSync } from './proxy/route-sync.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './sessions/session.repository.js'
@@ -29,6 +32,8 @@ import { createCuller } from './culler/culler.js'
 import { cullerRouter } from './culler/culler.routes.js'
 import { syncServiceToken } from './tokens/token.repository.js'
 import { createHubMetrics } from './metrics.js'
+import { startFleet, type Fleet, type FleetOptions } from './fleet/fleet.js'
+import { registerFleetMetrics } from './fleet/fleet-metrics.js'
 
 export interface HubStack {
   /** The public URL (through the proxy), e.g. http://127.0.0.1:8000 */
@@ -41,7 +46,19 @@ export interface HubStack {
   readonly proxyClient: ProxyClient
   readonly ctx: HubContext
   readonly db: Db
-  close(): Promise<void>
+  /** This hub's part in the fleet: its id, notification bus and singleton leases. */
+  readonly fleet: Fleet
+  /**
+   * Stop everything this hub started, in reverse order. `drainMs`: first stop accepting and let
+   * requests in flight finish (at most this long) and spawns in flight complete; `cleanupServers`
+   * overrides the config's (a worker of several leaves user servers to the fleet).
+   */
+  close(o?: CloseOptions): Promise<void>
+}
+
+export interface CloseOptions {
+  readonly drainMs?: number
+  readonly cleanupServers?: boolean
 }
 
 export interface StartHubOptions {
@@ -53,6 +70,8 @@ export interface StartHubOptions {
   /** Tuning for tests: activity flush period (default 1000 ms). */
   readonly activityFlushMs?: number
   readonly slowSpawnTimeoutMs?: number
+  /** Tuning for tests: lease tick, bus heartbeat and reconnect timings (hub/src/fleet/fleet.ts). */
+  readonly fleet?: FleetOptions
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {
@@ -65,7 +84,11 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 export async function startHub(o: StartHubOptions): Promise<HubStack> {
   const { config, log } = o
   const cleanups: Array<() => Promise<unknown> | unknown> = []
-  const close = async () => {
+  let closeOptions: CloseOptions = {}
+  let drain: ((ms: number) => Promise<void>) | undefined
+  const close = async (o: CloseOptions = {}) => {
+    closeOptions = o
+    if (o.drainMs !== undefined && drain) await drain(o.drainMs).catch(err => log.warn({ err: String(err) }, 'drain failed'))
     for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(err => log.warn({ err: String(err) }, 'shutdown step failed'))
   }
   try {
@@ -75,6 +98,13 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       const applied = await migrateToLatest(db)
       if (applied.length > 0) log.info({ applied }, 'database migrated')
     }
+    // Several hubs may share this database (issue #14): caches follow each other's invalidations
+    // and the singleton loops below run on the hub holding their lease.
+    const hubId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+    const fleet = await startFleet({ ...o.fleet, url: o.databaseUrl, publisher: pool, log, hubId,
+      sharedProxy: config.proxy === 'external' ? config.proxyApiUrl : undefined,
+      singletons: config.cullIdle ? ['culler', 'poll', 'prune', 'routes'] : ['poll', 'prune', 'routes'] })
+    cleanups.push(() => fleet.close())
 
     // Listen first (the app is attached below): servers and the proxy need the real port. Until
     // then every request gets a 503 with Retry-After, never a connection that hangs.
@@ -85,8 +115,19 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     }
     server.on('request', starting)
     server.keepAliveTimeout = 65_000
-    const hubPort = await listen(server, config.hubPort, config.hubIp)
+    // A cluster worker (`--workers N`) is told its port and listens only once it is ready: the
+    // primary hands connections to every worker that listens, and a new worker in a rolling
+    // restart must not answer "starting" to traffic the old ones serve.
+    const listenLate = cluster.isWorker && config.hubPort !== 0
+    const hubPort = listenLate ? config.hubPort : await listen(server, config.hubPort, config.hubIp)
     cleanups.push(() => new Promise(r => { server.close(r); server.closeAllConnections() }))
+    // Stop accepting (in a cluster worker: the primary stops handing us connections), close idle
+    // keep-alive connections, and give requests in flight up to `ms` to finish.
+    drain = ms => new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, ms)
+      server.close(() => { clearTimeout(timer); resolve() })
+      server.closeIdleConnections()
+    })
     const hubUrl = `http://${config.hubIp}:${hubPort}`
     const hubConnectUrl = (config.hubConnectUrl ?? hubUrl).replace(/\/+$/, '')
 
@@ -107,20 +148,30 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     const proxyClient = createProxyClient({ apiUrl: proxyApiUrl, authToken: config.proxyAuthToken })
     cleanups.push(() => proxyClient.close())
 
-    const auth = new RequestAuth(db, { roles: config.roles, services: config.services })
+    const auth = new RequestAuth(db, { roles: config.roles, services: config.services, cacheUsable: fleet.cacheUsable })
     for (const svc of config.services) if (svc.token) await syncServiceToken(db, svc.name, svc.token, ['inherit'])
     let queueStats = () => ({ running: 0, queued: 0 })
     const metrics = createHubMetrics({ db, pool, queue: () => queueStats() })
+    registerFleetMetrics(metrics.registry, fleet)
     cleanups.push(() => metrics.close())
     const activity = new ActivityBuffer(db, log, { flushIntervalMs: o.activityFlushMs })
     cleanups.push(() => activity.close())
+    fleet.followCaches(auth, activity)
+    // A service token changed in config replaced its row above: the other hubs drop the old one now.
+    if (config.services.some(s => s.token)) auth.invalidateAll()
     const routes = new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity, metrics })
-    const spawns = new SpawnManager({ metrics,
-      db, spawner: o.spawner, routes, log: log.child({ component: 'spawn' }), auth, replicaId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    const relay = createProgressRelay({ bus: fleet.bus, hubId, log })
+    cleanups.push(() => relay.close())
+    // concurrent_spawn_limit and the spawn queue hold for the whole fleet (servers/fleet-admission.ts).
+    const admission = new FleetAdmission({ db, bus: fleet.bus, hubId, log, concurrency: config.concurrentSpawnLimit, maxQueued: config.spawnQueueLimit,
+      onPosition: (serverId, position) => relay.publishPosition(serverId, position) })
+    await admission.start()
+    const spawns = new SpawnManager({ metrics, relay, admission, ownerLive: () => fleet.leases.holds('owner'),
+      db, spawner: o.spawner, routes, log: log.child({ component: 'spawn' }), auth, replicaId: hubId,
       config: {
         hubApiUrl: `${hubConnectUrl}/hub/api`, concurrentSpawnLimit: config.concurrentSpawnLimit, spawnQueueLimit: config.spawnQueueLimit,
         activeServerLimit: config.activeServerLimit, startTimeoutMs: config.startTimeout * 1000, httpTimeoutMs: config.httpTimeout * 1000,
-        environment: config.environment, cleanupServers: config.cleanupServers,
+        environment: config.environment, defaultUrl: config.defaultUrl, cleanupServers: config.cleanupServers,
       },
     })
     queueStats = () => ({ running: spawns.runningSpawns, queued: spawns.queuedSpawns })
@@ -152,7 +203,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       const orphans = await o.spawner.findOrphans(known)
       if (orphans.length > 0) log.warn({ orphans: orphans.length, sample: orphans.slice(0, 5) }, 'servers running without a server record (set deleteOrphans to remove them)')
     }
-    cleanups.push(() => spawns.close())
+    cleanups.push(() => spawns.close({ cleanupServers: closeOptions.cleanupServers, finishSpawns: closeOptions.drainMs !== undefined }))
     await routes.restoreAll()
     // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
     const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
@@ -160,18 +211,22 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     proxyClient.onRestart(restore)
     // A proxy we did not start (or one restarted by its own supervisor) is noticed through its boot
     // id; a ping a second makes that within a second instead of at the next route change.
-    const pinger = setInterval(() => { void proxyClient.ping().catch(() => undefined) }, 1000).unref()
+    const pinger = setInterval(() => { if (fleet.leases.mayRun('routes')) void proxyClient.ping().catch(() => undefined) }, 1000).unref()
     cleanups.push(() => clearInterval(pinger))
-    routes.start(config.lastActivityInterval * 1000)
+    routes.start(config.lastActivityInterval * 1000, () => fleet.leases.mayRun('routes'))
     cleanups.push(() => routes.close())
-    if (config.cullIdle) culler.start()
+    if (config.cullIdle) culler.start(() => fleet.leases.mayRun('culler'))
     cleanups.push(() => culler.close())
-    const poller = setInterval(() => { void spawns.pollAll().catch(err => log.warn({ err: String(err) }, 'server poll failed')) }, config.pollInterval * 1000).unref()
+    const poller = setInterval(() => { if (fleet.leases.mayRun('poll')) void spawns.pollAll().catch(err => log.warn({ err: String(err) }, 'server poll failed')) }, config.pollInterval * 1000).unref()
     cleanups.push(() => clearInterval(poller))
-    const sweeper = setInterval(() => { void deleteExpiredSessions(db).catch(() => undefined) }, 3600_000).unref()
+    // Spawns and stops of a hub that died are finished or failed by the poll lease holder (servers/owner-sweep.ts).
+    spawns.startSweeping(() => fleet.leases.holds('poll'))
+    const sweeper = setInterval(() => { if (fleet.leases.mayRun('prune')) void deleteExpiredSessions(db).catch(() => undefined) }, 3600_000).unref()
     cleanups.push(() => clearInterval(sweeper))
+    await fleet.startLeases()
 
-    return { publicUrl, hubUrl, proxyApiUrl, proxyAuthToken: config.proxyAuthToken, proxy, proxyClient, ctx, db, close }
+    if (listenLate) await listen(server, hubPort, config.hubIp)
+    return { publicUrl, hubUrl, proxyApiUrl, proxyAuthToken: config.proxyAuthToken, proxy, proxyClient, ctx, db, fleet, close }
   } catch (err) {
     await close()
     throw err

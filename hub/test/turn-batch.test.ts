@@ -62,9 +62,9 @@ t.test('markRunning: servers ready in the same turn share a statement, each gets
   const { markRunning } = await import('../src/servers/server.repository.js')
   const { db } = await createTestDatabase(t)
   const users = await db.insertInto('users').values(['m1', 'm2', 'm3'].map(name => ({ name }))).returning('id').execute()
-  const servers = await db.insertInto('servers').values(users.map((u, i) => ({ user_id: u.id, name: '', state: i === 2 ? 'stopped' as const : 'pending' as const })))
+  const servers = await db.insertInto('servers').values(users.map((u, i) => ({ user_id: u.id, name: '', owner: 'hub-a', state: i === 2 ? 'stopped' as const : 'pending' as const })))
     .returning('id').execute()
-  const outcomes = await Promise.all(servers.map((s, i) => markRunning(db, s.id, `http://127.0.0.1:${9000 + i}`, { port: 9000 + i, note: `it's "quoted"` })))
+  const outcomes = await Promise.all(servers.map((s, i) => markRunning(db, s.id, `http://127.0.0.1:${9000 + i}`, { port: 9000 + i, note: `it's "quoted"` }, 'hub-a')))
   t.same(outcomes, [true, true, false], 'a server stopped while starting is not marked running')
   const rows = await db.selectFrom('servers').select(['id', 'state', 'url', 'spawner_state']).orderBy('id').execute()
   t.match(rows, [
@@ -72,5 +72,7 @@ t.test('markRunning: servers ready in the same turn share a statement, each gets
     { state: 'running', url: 'http://127.0.0.1:9001', spawner_state: { port: 9001 } },
     { state: 'stopped', url: null },
   ])
-  t.same(await markRunning(db, servers[0]!.id, 'http://127.0.0.1:1', {}), false, 'already running: not pending any more')
+  t.same(await markRunning(db, servers[0]!.id, 'http://127.0.0.1:1', {}, 'hub-a'), false, 'already running: not pending any more')
+  await db.updateTable('servers').set({ state: 'pending', owner: 'hub-b' }).where('id', '=', servers[2]!.id).execute()
+  t.same(await markRunning(db, servers[2]!.id, 'http://127.0.0.1:1', {}, 'hub-a'), false, 'pending under another hub (claimed again since): not ours to mark')
 })

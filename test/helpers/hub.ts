@@ -11,6 +11,7 @@ import { createLocalProcessSpawner, builtInServerScript } from '../../spawner/sr
 import { parseHubConfig, type HubConfig } from '../../hub/src/config.js'
 import { createLogger } from '../../hub/src/log.js'
 import { startHub, type HubStack } from '../../hub/src/stack.js'
+import type { FleetOptions } from '../../hub/src/fleet/fleet.js'
 import { createTestDatabase } from './db.js'
 
 export const DEV_PASSWORD = 'test-password-123'
@@ -27,8 +28,9 @@ export function builtInCommand(): string[] {
   return [process.execPath, builtInServerScript(), 'singleuser']
 }
 
-export async function startTestHub(t: T, o: { args?: string[]; env?: Record<string, string>; spawner?: (config: HubConfig, dataDir: string) => Spawner; logLevel?: string; slowSpawnTimeoutMs?: number } = {}): Promise<TestHub> {
-  const { url } = await createTestDatabase(t)
+/** `databaseUrl`: join another test hub's database (a second hub of the same fleet) instead of a fresh one. */
+export async function startTestHub(t: T, o: { args?: string[]; env?: Record<string, string>; spawner?: (config: HubConfig, dataDir: string) => Spawner; logLevel?: string; slowSpawnTimeoutMs?: number; databaseUrl?: string; fleet?: FleetOptions } = {}): Promise<TestHub> {
+  const url = o.databaseUrl ?? (await createTestDatabase(t)).url
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-hub-test-'))
   t.teardown(() => fs.rm(dataDir, { recursive: true, force: true }))
   const config = parseHubConfig(['--port', '0', '--hub-port', '0', '--proxy-api-url', 'http://127.0.0.1:0', '--data-dir', dataDir,
@@ -39,7 +41,7 @@ export async function startTestHub(t: T, o: { args?: string[]; env?: Record<stri
     cmd: config.singleuserCmd ?? builtInCommand(), startTimeoutMs: config.startTimeout * 1000,
     usersDir: path.join(dataDir, 'users'), logDir: path.join(dataDir, 'logs'), env: config.environment,
   }, { log, hubEnv: process.env })
-  const stack = await startHub({ config, databaseUrl: url, log, spawner, activityFlushMs: 100, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 5000 })
+  const stack = await startHub({ config, databaseUrl: url, log, spawner, activityFlushMs: 100, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 5000, fleet: o.fleet })
   t.teardown(() => stack.close())
   return Object.assign(Object.create(null), stack, { config, databaseUrl: url, dataDir }) as TestHub
 }

@@ -13,6 +13,7 @@ import { notFound, badRequest } from '../errors.js'
 
 const KEEPALIVE_MS = 8000
 const QUEUE_TICK_MS = 1000
+const MIRROR_CHECK_MS = 3000
 
 function readyEvent(user: string, server: string): ProgressEvent {
   const url = serverPrefix(user, server)
@@ -53,13 +54,25 @@ export async function streamProgress(ctx: HubContext, req: Request, res: Respons
   const keepalive = setInterval(() => send(null), KEEPALIVE_MS)
   let unsubscribe = () => {}
   let poll: NodeJS.Timeout | undefined
+  let follow: NodeJS.Timeout | undefined
+  let ended = false
   const finish = () => {
+    if (ended) return
+    ended = true
     clearInterval(keepalive)
     if (poll) clearInterval(poll)
+    if (follow) clearInterval(follow)
     unsubscribe()
     res.end()
   }
   req.on('close', finish)
+  // Follow the server row until it settles: the spawn runs on another hub of the fleet.
+  const followRow = (everyMs: number) => setInterval(async () => {
+    const now = await findServerById(ctx.db, server.id).catch(() => undefined)
+    if (ended || !now || now.state === 'pending') return
+    send(now.state === 'running' ? readyEvent(server.userName, server.name) : { progress: 100, failed: true, message: `Spawn failed: ${now.lastError ?? 'stopped'}` })
+    finish()
+  }, everyMs)
   if (record) {
     unsubscribe = record.subscribe(e => {
       send(e)
@@ -72,13 +85,11 @@ export async function streamProgress(ctx: HubContext, req: Request, res: Respons
         send({ progress: 0, message: `Waiting for a free slot: number ${pos} in line` })
       }
     }, QUEUE_TICK_MS)
+    // A mirror of another hub's spawn (servers/progress-relay.ts) misses what was published while
+    // this hub's listening connection was down: the row is the safety net.
+    if (!ctx.spawns.runsSpawn(server.id)) follow = followRow(MIRROR_CHECK_MS)
     return
   }
-  // Pending, but started by another hub replica: follow the row until it settles.
-  poll = setInterval(async () => {
-    const now = await findServerById(ctx.db, server.id).catch(() => undefined)
-    if (!now || now.state === 'pending') return
-    send(now.state === 'running' ? readyEvent(server.userName, server.name) : { progress: 100, failed: true, message: `Spawn failed: ${now.lastError ?? 'stopped'}` })
-    finish()
-  }, QUEUE_TICK_MS)
+  // Pending, but started by another hub replica that has sent nothing here yet: follow the row.
+  poll = followRow(QUEUE_TICK_MS)
 }

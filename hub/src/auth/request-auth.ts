@@ -1,8 +1,9 @@
 /**
  * Who is making a request: a token (Authorization header) or the browser session cookie, resolved
- * to an identity with expanded scopes. Lookups hit indexed columns and a short in-process cache
- * (a few seconds: another replica's revocation is seen within that window; this process's own
- * revocations invalidate at once).
+ * to an identity with expanded scopes. Lookups hit indexed columns and a short in-process cache.
+ * This process's own revocations invalidate at once; in a fleet, `onInvalidate` listeners publish
+ * them and other hubs' arrive through `drop` (hub/src/fleet/cache-sync.ts). `cacheUsable` turns
+ * the cache off while those notifications cannot be trusted (the listening connection is down).
  */
 import type { Db } from '../db.js'
 import { findSession } from '../sessions/session.repository.js'
@@ -80,10 +81,23 @@ export class RequestAuth {
    * (180 stops over ~3,000 cached identities; bench-results/README.md, round 2).
    */
   readonly #index = new Map<string, Set<string>>()
+  readonly #cacheUsable: () => boolean
+  readonly #listeners: Array<(by: InvalidateBy | 'all') => void> = []
+  /**
+   * Bumped by every drop, which records it against the index keys it dropped: a lookup that read
+   * the database before a drop of one of its ids and stores after it would cache the old row, so
+   * it is answered but not cached.
+   */
+  #generation = 0
+  #droppedAt = new Map<string, number>()
+  #allDroppedAt = 0
+  /** Lookups reading the database: with none in flight, no lookup can race a past drop, so #droppedAt empties. */
+  #reads = 0
 
-  constructor(db: Db, options: { cacheTtlMs?: number; roles?: readonly RoleConfig[]; services?: readonly ServiceConfig[] } = {}) {
+  constructor(db: Db, options: { cacheTtlMs?: number; roles?: readonly RoleConfig[]; services?: readonly ServiceConfig[]; cacheUsable?: () => boolean } = {}) {
     this.#db = db
     this.#ttlMs = options.cacheTtlMs ?? 5_000
+    this.#cacheUsable = options.cacheUsable ?? (() => true)
     this.#roles = new Map((options.roles ?? []).map(r => [r.name, r]))
     this.#services = new Map((options.services ?? []).map(s => [s.name, s]))
   }
@@ -127,41 +141,63 @@ export class RequestAuth {
   }
 
   async fromToken(token: string): Promise<Identity | undefined> {
-    const key = `t:${hashToken(token)}`
-    const hit = this.#cached(key)
-    if (hit !== undefined) return hit ?? undefined
-    const t = await findToken(this.#db, token)
-    let identity: Identity | null = null
-    if (t) {
-      identity = t.userName !== null
-        ? { kind: 'user', name: t.userName, admin: t.userAdmin, userId: t.userId ?? undefined, scopes: this.tokenScopes(t), via: 'token', token: t, sessionId: t.sessionId ?? undefined }
-        : { kind: 'service', name: t.service ?? '', admin: false, scopes: this.tokenScopes(t), via: 'token', token: t }
-    }
-    this.#store(key, identity)
-    return identity ?? undefined
+    return this.#lookup(`t:${hashToken(token)}`, () => findToken(this.#db, token), t => t.userName !== null
+      ? { kind: 'user', name: t.userName, admin: t.userAdmin, userId: t.userId ?? undefined, scopes: this.tokenScopes(t), via: 'token', token: t, sessionId: t.sessionId ?? undefined }
+      : { kind: 'service', name: t.service ?? '', admin: false, scopes: this.tokenScopes(t), via: 'token', token: t })
   }
 
   async fromSessionCookie(cookie: string): Promise<Identity | undefined> {
-    const key = `s:${hashToken(cookie)}`
-    const hit = this.#cached(key)
-    if (hit !== undefined) return hit ?? undefined
-    const s = await findSession(this.#db, cookie)
-    const identity: Identity | null = s
-      ? { kind: 'user', name: s.user.name, admin: s.user.admin, userId: s.user.id, scopes: this.userScopes(s.user), via: 'cookie', sessionId: s.id }
-      : null
-    this.#store(key, identity)
-    return identity ?? undefined
+    return this.#lookup(`s:${hashToken(cookie)}`, () => findSession(this.#db, cookie),
+      s => ({ kind: 'user', name: s.user.name, admin: s.user.admin, userId: s.user.id, scopes: this.userScopes(s.user), via: 'cookie', sessionId: s.id }))
   }
 
-  /** Forget the cached identities carrying any of these ids (revocation, logout, user changes, stopped servers). */
+  /** The cached identity, else the database's (cached unless a drop raced the read). */
+  async #lookup<T>(key: string, read: () => Promise<T | undefined>, toIdentity: (row: T) => Identity): Promise<Identity | undefined> {
+    const hit = this.#cached(key)
+    if (hit !== undefined) return hit ?? undefined
+    const generation = this.#generation
+    this.#reads++
+    try {
+      const row = await read()
+      const identity = row ? toIdentity(row) : null
+      this.#store(key, identity, generation)
+      return identity ?? undefined
+    } finally {
+      if (--this.#reads === 0) this.#droppedAt.clear()
+    }
+  }
+
+  /** Forget the cached identities carrying any of these ids (revocation, logout, user changes, stopped servers), here and, through the listeners, on every hub. */
   invalidate(by: InvalidateBy): void {
+    this.drop(by)
+    for (const l of this.#listeners) l(by)
+  }
+
+  invalidateAll(): void {
+    this.dropAll()
+    for (const l of this.#listeners) l('all')
+  }
+
+  /** Called with every `invalidate` and `invalidateAll` (the fleet publishes them). */
+  onInvalidate(listener: (by: InvalidateBy | 'all') => void): void {
+    this.#listeners.push(listener)
+  }
+
+  /** `invalidate` in this process only (another hub's invalidation arriving). */
+  drop(by: InvalidateBy): void {
+    const generation = ++this.#generation
+    if (this.#droppedAt.size >= MAX_CACHE) { this.#droppedAt.clear(); this.#allDroppedAt = generation }
     for (const k of indexKeys(by)) {
+      this.#droppedAt.set(k, generation)
       const keys = this.#index.get(k)
       if (keys) for (const cacheKey of [...keys]) this.#delete(cacheKey)
     }
   }
 
-  invalidateAll(): void {
+  /** `invalidateAll` in this process only (a notification may have been missed). */
+  dropAll(): void {
+    this.#allDroppedAt = ++this.#generation
+    this.#droppedAt.clear()
     this.#cache.clear()
     this.#index.clear()
   }
@@ -185,6 +221,7 @@ export class RequestAuth {
   }
 
   #cached(key: string): Identity | null | undefined {
+    if (!this.#cacheUsable()) return undefined
     const e = this.#cache.get(key)
     if (!e) return undefined
     if (e.expires < Date.now()) {
@@ -194,7 +231,15 @@ export class RequestAuth {
     return e.identity
   }
 
-  #store(key: string, identity: Identity | null): void {
+  /** Whether a drop since `generation` (when the lookup began) touched this identity. */
+  #raced(identity: Identity | null, generation: number): boolean {
+    if (this.#allDroppedAt > generation) return true
+    if (!identity || this.#droppedAt.size === 0) return false
+    return indexKeys(idsOf(identity)).some(k => (this.#droppedAt.get(k) ?? 0) > generation)
+  }
+
+  #store(key: string, identity: Identity | null, generation: number): void {
+    if (!this.#cacheUsable() || this.#raced(identity, generation)) return
     if (this.#cache.size >= MAX_CACHE) {
       // Evict the oldest tenth (Map iterates in insertion order): bounded memory, no per-request scan.
       let n = MAX_CACHE / 10

@@ -6,9 +6,9 @@
  * Who a report is about (user name -> user id and server ids) is cached for a short while, so a
  * report costs no database round trip at all. Ids never change while a row lives (every spawn of
  * a server reuses its row), so a stale entry can only name a row that was deleted, and the batched
- * update then touches nothing. Deletions and renames through this hub drop the entry at once;
- * another replica's entry lives out its TTL (so a user deleted and re-created under the same name
- * on another replica can lose up to `targetTtlMs` of activity). Unknown users are never cached.
+ * update then touches nothing. Deletions and renames through this hub drop the entry at once; in a
+ * fleet, `onForget` listeners publish them and other hubs' arrive through `drop`
+ * (hub/src/fleet/cache-sync.ts). Unknown users are never cached.
  */
 import { sql } from 'kysely'
 import type { Db } from '../db.js'
@@ -36,6 +36,7 @@ export class ActivityBuffer {
   readonly #targets = new Map<string, ActivityTarget & { readonly expires: number }>()
   readonly #targetTtlMs: number
   readonly #maxTargets: number
+  readonly #forgetListeners: Array<(name: string) => void> = []
 
   constructor(db: Db, log: Logger, options: { flushIntervalMs?: number; targetTtlMs?: number; maxTargets?: number } = {}) {
     this.#db = db
@@ -79,6 +80,22 @@ export class ActivityBuffer {
   /** Drop a cached target (the user was deleted or renamed, or one of their servers deleted). */
   forget(name: string): void {
     this.#targets.delete(name)
+    for (const l of this.#forgetListeners) l(name)
+  }
+
+  /** Called with every `forget` (the fleet publishes them). */
+  onForget(listener: (name: string) => void): void {
+    this.#forgetListeners.push(listener)
+  }
+
+  /** `forget` in this process only (another hub's arriving). */
+  drop(name: string): void {
+    this.#targets.delete(name)
+  }
+
+  /** Drop every cached target (notifications may have been missed). */
+  dropAll(): void {
+    this.#targets.clear()
   }
 
   get pending(): number { return this.#users.size + this.#servers.size }

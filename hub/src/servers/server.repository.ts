@@ -107,19 +107,21 @@ export async function saveSpawnerState(db: Db, id: string, state: Record<string,
   await db.updateTable('servers').set({ spawner_state: JSON.stringify(state), updated: sql`now()` }).where('id', '=', id).execute()
 }
 
+// `owner` guard: a spawn failed by another hub (its owner looked dead) and claimed again since is
+// not this spawn's to finish.
 const MARK_RUNNING = `update servers s set state = 'running', url = v.url, spawner_state = v.state, last_activity = now(), updated = now()
-from (select unnest($1::bigint[]) as id, unnest($2::text[]) as url, unnest($3::jsonb[]) as state) v
-where s.id = v.id and s.state = 'pending' returning s.id::text as id`
+from (select unnest($1::bigint[]) as id, unnest($2::text[]) as url, unnest($3::jsonb[]) as state, unnest($4::text[]) as owner) v
+where s.id = v.id and s.state = 'pending' and s.owner = v.owner returning s.id::text as id`
 
 /** Servers that became ready in the same turn of the event loop are marked in one statement (turn-batch.ts). */
-const markRunningBatch = perDatabase(db => new TurnBatch<true, { url: string; state: string }>(async (ids, inputOf) => {
-  const rows = await runPrepared<{ id: string }>(db, { sql: MARK_RUNNING, parameters: [ids, ids.map(i => inputOf(i).url), ids.map(i => inputOf(i).state)] })
+const markRunningBatch = perDatabase(db => new TurnBatch<true, { url: string; state: string; owner: string }>(async (ids, inputOf) => {
+  const rows = await runPrepared<{ id: string }>(db, { sql: MARK_RUNNING, parameters: [ids, ids.map(i => inputOf(i).url), ids.map(i => inputOf(i).state), ids.map(i => inputOf(i).owner)] })
   return new Map(rows.map(r => [r.id, true as const]))
 }))
 
-/** pending -> running with its URL and spawner state; false if the server was no longer pending (stopped while starting). */
-export async function markRunning(db: Db, id: string, url: string, state: Record<string, unknown>): Promise<boolean> {
-  return await markRunningBatch(db).load(id, { url, state: JSON.stringify(state) }) === true
+/** pending -> running with its URL and spawner state; false if the server was no longer pending under `owner` (stopped while starting). */
+export async function markRunning(db: Db, id: string, url: string, state: Record<string, unknown>, owner: string): Promise<boolean> {
+  return await markRunningBatch(db).load(id, { url, state: JSON.stringify(state), owner }) === true
 }
 
 /** running -> stopping; returns false if the server was not running. */
@@ -150,4 +152,47 @@ export async function listServersOfUsers(db: Db, userIds: readonly string[]): Pr
     else out.set(s.userId, [s])
   }
   return out
+}
+
+/**
+ * markStopped, but only while the server is still in one of `states` under `owner`: the end of a
+ * spawn or stop in flight, which another hub may have finished already (its owner looked dead,
+ * owner-sweep.ts) and someone may have claimed again since. Credentials go only if the row moved.
+ */
+export async function markStoppedIfOwned(db: Db, id: string, owner: string | null, states: readonly ServerState[], lastError: string | null = null): Promise<boolean> {
+  const { rows } = await sql<{ id: string }>`with s as (
+      update servers set state = 'stopped', url = null, owner = null, spawner_state = '{}', last_error = ${lastError}, updated = now()
+      where id = ${id} and owner is not distinct from ${owner}::text and state = any(${[...states]}::text[]) returning id),
+    c as (delete from oauth_clients where server_id in (select id from s)),
+    t as (delete from api_tokens where server_id in (select id from s))
+    select id::text as id from s`.execute(db)
+  return rows.length === 1
+}
+
+export interface InFlightServer {
+  readonly server: ServerRecord
+  /** The hub that owns the spawn or stop (null: a row from before owners were recorded). */
+  readonly owner: string | null
+}
+
+/**
+ * Spawns and stops in flight that other hubs own, claimed at least `graceMs` ago (a hub claims
+ * its first spawns a moment before its owner lock is taken). Served by servers_active_idx.
+ */
+export async function listInFlight(db: Db, notOwner: string, graceMs: number): Promise<InFlightServer[]> {
+  const rows = await selectServers(db).select('servers.owner')
+    .where('servers.state', 'in', ['pending', 'stopping']).where(eb => eb.or([eb('servers.owner', 'is', null), eb('servers.owner', '<>', notOwner)]))
+    .where('servers.updated', '<', sql<Date>`now() - make_interval(secs => ${graceMs / 1000})`)
+    .orderBy('servers.id').execute()
+  return rows.map(r => ({ server: toServer(r as ServerRow), owner: r.owner }))
+}
+
+/**
+ * The second int4 keys of the advisory locks any session holds now in `space` (a two-int4 key
+ * shows in pg_locks as classid = first key, objid = second key as an unsigned oid, objsubid = 2).
+ */
+export async function heldLockKeys(db: Db, space: number): Promise<Set<number>> {
+  const { rows } = await sql<{ k: string }>`select objid::text as k from pg_locks
+    where locktype = 'advisory' and granted and objsubid = 2 and classid = ${space}::bigint::oid`.execute(db)
+  return new Set(rows.map(r => Number(r.k) | 0))
 }

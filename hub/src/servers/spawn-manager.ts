@@ -4,7 +4,7 @@
  * route it, mark it running. Every failure ends with the row back at `stopped`, the reason kept,
  * credentials dropped and nothing left running.
  */
-import type { Spawner, SpawnerState, SpawnSpec } from '../../../spawner/src/index.js'
+import { DEFAULT_URL_ENV, expandDefaultUrl, type Spawner, type SpawnerState, type SpawnSpec } from '../../../spawner/src/index.js'
 import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
 import type { RequestAuth } from '../auth/request-auth.js'
@@ -14,7 +14,9 @@ import { findUserByName } from '../users/user.repository.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
 import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
-import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, saveSpawnerState, type ServerRecord } from './server.repository.js'
+import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, markStoppedIfOwned, saveSpawnerState, type ServerRecord } from './server.repository.js'
+import { sweepDeadOwners, GRACE_MS } from './owner-sweep.js'
+import type { ProgressRelay } from './progress-relay.js'
 import { urlEscape } from './url-escape.js'
 import { waitForHttp } from './wait-for-http.js'
 import { sql } from 'kysely'
@@ -35,6 +37,8 @@ export interface SpawnConfig {
   readonly httpTimeoutMs: number
   /** Extra environment for every server (JupyterHub Spawner.environment); applied last. */
   readonly environment: Readonly<Record<string, string>>
+  /** Where `/user/<name>/` lands (JupyterHub Spawner.default_url, checked, `{username}` expanded per spawn); undefined = the server's own. */
+  readonly defaultUrl?: string
   /** Stop every server when the hub shuts down (JupyterHub cleanup_servers). Default true. */
   readonly cleanupServers: boolean
 }
@@ -70,13 +74,21 @@ export class SpawnManager {
   readonly #config: SpawnConfig
   readonly #replicaId: string
   readonly #metrics: HubMetrics | undefined
-  readonly #queue: AdmissionQueue
+  readonly #admission: Admission
   /** In-flight and recently finished spawns, by server id. */
   readonly #progress = new Map<string, SpawnProgress>()
   readonly #inflight = new Set<Promise<unknown>>()
+  /** Progress of spawns other hubs run (fleet), when there is a fleet. */
+  readonly #relay: ProgressRelay | undefined
+  #sweeper: NodeJS.Timeout | undefined
+  /** Whether this hub holds its owner lock now (fleet.ts): spawns it claims are then safe from the sweep. */
+  readonly #ownerLive: (() => boolean) | undefined
+  #sweeping = false
   #closing = false
 
-  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics }) {
+  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics; relay?: ProgressRelay; admission?: Admission; ownerLive?: () => boolean }) {
+    this.#relay = o.relay
+    this.#ownerLive = o.ownerLive
     this.#metrics = o.metrics
     this.#db = o.db
     this.#spawner = o.spawner
@@ -85,15 +97,22 @@ export class SpawnManager {
     this.#auth = o.auth
     this.#config = o.config
     this.#replicaId = o.replicaId
-    this.#queue = new AdmissionQueue({ concurrency: o.config.concurrentSpawnLimit, maxQueued: o.config.spawnQueueLimit })
+    this.#admission = o.admission ?? localAdmission(new AdmissionQueue({ concurrency: o.config.concurrentSpawnLimit, maxQueued: o.config.spawnQueueLimit }))
   }
 
   get spawner(): Spawner { return this.#spawner }
-  get runningSpawns(): number { return this.#queue.running }
-  get queuedSpawns(): number { return this.#queue.queued }
+  /** Spawns of this hub starting / waiting for a slot. */
+  get runningSpawns(): number { return this.#admission.running }
+  get queuedSpawns(): number { return this.#admission.queued }
 
+  /** The progress of a spawn this hub runs, or else the mirror of one another hub runs (progress-relay.ts). */
   progressFor(serverId: string): SpawnProgress | undefined {
-    return this.#progress.get(serverId)
+    return this.#progress.get(serverId) ?? this.#relay?.mirror(serverId)
+  }
+
+  /** Whether this hub runs the spawn (its record is the truth, not a mirror of notifications). */
+  runsSpawn(serverId: string): boolean {
+    return this.#progress.has(serverId)
   }
 
   /**
@@ -102,6 +121,8 @@ export class SpawnManager {
    */
   async spawn(user: { id?: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
     if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
+    // A hub that cannot prove itself alive to the fleet would own spawns the others fail as orphans.
+    if (this.#ownerLive && !this.#ownerLive()) throw new HttpError(503, 'HUB_NOT_READY', 'The hub is not ready to start servers; try again in a moment', { headers: { 'retry-after': '1' } })
     let userId = user.id
     const idOf = async (): Promise<string> => {
       userId ??= (await findUserByName(this.#db, user.name))?.id
@@ -123,16 +144,6 @@ export class SpawnManager {
         throw new HttpError(429, 'HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`, { headers: { 'retry-after': '30' } })
       }
     }
-    let pass: QueuePass
-    try {
-      pass = this.#queue.enter()
-    } catch (err) {
-      if (!(err instanceof QueueFullError)) throw err
-      const already = await current()
-      if (already) return already
-      this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
-      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
-    }
     // The server's API token and its OAuth client (whose secret is that token) are written with the claim.
     const apiToken = newToken()
     const prefix = serverPrefix(user.name, serverName)
@@ -141,16 +152,27 @@ export class SpawnManager {
       tokenPrefix: tokenPrefix(apiToken), tokenHash: hashToken(apiToken), scopes: SERVER_TOKEN_SCOPES(user.name),
       clientId, redirectUri: `${prefix}oauth_callback`, note: `Server at ${prefix}`,
     }
+    // Claim first, then queue: the fleet's queue holds a ticket per claimed server (fleet-admission.ts).
     const server = await claimForSpawn(this.#db, { userId, userName: user.name, name: serverName, owner: this.#replicaId, spawnerKind: this.#spawner.kind, userOptions, credentials })
-      .catch(err => { pass.release(); throw err })
     if (!server) {
-      pass.release()
       const now = await current()
       if (now) return now
       throw new HttpError(409, 'HUB_SPAWN_CONFLICT', 'The server changed state while starting; try again')
     }
+    let pass: QueuePass
+    try {
+      pass = await this.#admission.enter(server.id)
+    } catch (err) {
+      // refused (or the queue unreachable): nothing half-written stays behind
+      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['pending']).catch(e => this.#log.error({ err: e }, 'could not undo a refused claim'))
+      if (!(err instanceof QueueFullError)) throw err
+      this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
+      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
+    }
     const progress = new SpawnProgress()
     this.#progress.set(server.id, progress)
+    const relay = this.#relay
+    if (relay) progress.subscribe(e => relay.publish(server.id, e))
     progress.emit({ progress: 0, message: 'Server requested' })
     const run = this.#run(server, this.#spec(server, prefix, apiToken, clientId, userOptions), progress, pass)
     this.#inflight.add(run)
@@ -175,6 +197,7 @@ export class SpawnManager {
       JUPYTERHUB_ACTIVITY_URL: `${this.#config.hubApiUrl}/users/${urlEscape(server.userName)}/activity`,
       JUPYTERHUB_BASE_URL: '/',
       JUPYTERHUB_SERVICE_PREFIX: prefix,
+      ...(this.#config.defaultUrl !== undefined ? { [DEFAULT_URL_ENV]: expandDefaultUrl(this.#config.defaultUrl, server.userName) } : {}),
       ...this.#config.environment,
     }
     return { user: server.userName, serverName: server.name, prefix, env, userOptions: userOptions as SpawnSpec['userOptions'] }
@@ -208,7 +231,7 @@ export class SpawnManager {
       progress.emit({ progress: 90, message: 'Server started; waiting for it to answer' })
       await waitForHttp(`${started.url}${spec.prefix}`, { timeoutMs: this.#config.httpTimeoutMs, signal: progress.controller.signal })
       await this.#routes.addServer(server, started.url)
-      if (!await markRunning(this.#db, server.id, started.url, started.state)) throw new Error('the server was stopped while starting')
+      if (!await markRunning(this.#db, server.id, started.url, started.state, this.#replicaId)) throw new Error('the server was stopped while starting')
       const url = serverPrefix(server.userName, server.name)
       log.info({ url: started!.url }, 'server ready')
       timer?.({ status: 'success' })
@@ -218,7 +241,7 @@ export class SpawnManager {
       log.warn({ reason: message }, 'spawn failed')
       timer?.({ status: 'failure' })
       await this.#cleanupFailed(server, started?.state ?? saved).catch(e => log.error({ err: e }, 'cleanup after failed spawn failed'))
-      await markStopped(this.#db, server.id, message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
+      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['pending'], message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
       progress.finish({ progress: 100, failed: true, message: `Spawn failed: ${message}` })
     } finally {
       pass.release()
@@ -263,7 +286,7 @@ export class SpawnManager {
       await this.#routes.removeServer(server).catch(err => log.warn({ err: String(err) }, 'route removal failed; the route check will retry'))
       await this.#spawner.stop(server.spawnerState as SpawnerState, { user: server.userName, serverName: server.name })
     } finally {
-      await markStopped(this.#db, server.id)
+      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['stopping'])
       this.#auth?.invalidate({ serverId: server.id, oauthClientId: oauthClientId(server.userName, server.name) })
     }
     timer?.({ status: 'success' })
@@ -289,13 +312,11 @@ export class SpawnManager {
         })
         if (polled.running) { adopted++; return }
         await markStopped(this.#db, s.id, null)
-      } else {
-        // pending or stopping when the previous hub died: finish the job
-        if (Object.keys(s.spawnerState).length > 0) await this.#spawner.stop(s.spawnerState as SpawnerState, who).catch(() => undefined)
-        await markStopped(this.#db, s.id, s.state === 'pending' ? 'the hub restarted while the server was starting' : null)
+        stopped++
       }
-      stopped++
+      // pending or stopping: another hub of the fleet may own it; only a dead owner's are finished, below
     })
+    stopped += await this.sweepDeadOwners()
     this.#log.info({ adopted, stopped }, 'servers restored after start')
     return { adopted, stopped }
   }
@@ -315,23 +336,68 @@ export class SpawnManager {
       if (!await claimForStop(this.#db, s.id, this.#replicaId)) return
       lost++
       await this.#routes.removeServer(s).catch(() => undefined)
-      await markStopped(this.#db, s.id, polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'))
+      await markStoppedIfOwned(this.#db, s.id, this.#replicaId, ['stopping'], polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'))
       this.#auth?.invalidate({ serverId: s.id })
       this.#log.warn({ user: s.userName, server: s.name, reason: polled.reason }, 'server found stopped')
     })
     return lost
   }
 
-  /** Stop accepting spawns; cancel pending ones; stop running servers when cleanupServers is set. */
-  async close(): Promise<void> {
+  /**
+   * Finish or fail the spawns and stops in flight whose hub died (owner-sweep.ts); returns how
+   * many it settled. Any hub may run it; the fleet runs it on the `poll` lease holder.
+   */
+  async sweepDeadOwners(graceMs = GRACE_MS): Promise<number> {
+    return sweepDeadOwners({
+      db: this.#db, spawner: this.#spawner, routes: this.#routes, log: this.#log, hubId: this.#replicaId,
+      spawnFailed: (server, message) => this.#relay?.publish(server.id, { progress: 100, failed: true, message: `Spawn failed: ${message}` }),
+      stopped: server => this.#auth?.invalidate({ serverId: server.id, oauthClientId: oauthClientId(server.userName, server.name) }),
+    }, graceMs)
+  }
+
+  /** Sweep every `everyMs` while `mayRun` says this hub is the one to (stated takeover: owner-sweep.ts). */
+  startSweeping(mayRun: () => boolean, everyMs = 1000): void {
+    this.#sweeper = setInterval(() => {
+      if (this.#sweeping || this.#closing || !mayRun()) return
+      this.#sweeping = true
+      this.sweepDeadOwners()
+        .then(() => this.#admission.heal?.())
+        .catch(err => this.#log.warn({ err: String(err) }, 'sweep of dead hubs\' work failed'))
+        .finally(() => { this.#sweeping = false })
+    }, everyMs)
+    this.#sweeper.unref()
+  }
+
+  /**
+   * Stop accepting spawns; cancel pending ones (or, with `finishSpawns`, let them finish: a worker
+   * replaced in a rolling restart hands nobody a failed spawn); stop running servers when
+   * cleanupServers is set (or `o.cleanupServers` says so: in a fleet, only the last hub to go does).
+   */
+  async close(o: { cleanupServers?: boolean; finishSpawns?: boolean } = {}): Promise<void> {
     this.#closing = true
-    for (const p of this.#progress.values()) if (!p.done) p.controller.abort(new Error('the hub is shutting down'))
+    clearInterval(this.#sweeper)
+    if (!o.finishSpawns) for (const p of this.#progress.values()) if (!p.done) p.controller.abort(new Error('the hub is shutting down'))
     await Promise.allSettled([...this.#inflight])
-    if (this.#config.cleanupServers) {
+    this.#admission.close?.()
+    if (o.cleanupServers ?? this.#config.cleanupServers) {
       const servers = await listActiveServers(this.#db)
       await mapLimit(servers.filter(s => s.state === 'running'), 20, s => this.stop(s, 'hub shutdown').catch(err => this.#log.warn({ err: String(err) }, 'stop at shutdown failed')))
     }
   }
+}
+
+/** Where spawns wait for a slot: the fleet's (fleet-admission.ts) or, alone, this process's. */
+export interface Admission {
+  enter(serverId: string): Promise<QueuePass> | QueuePass
+  readonly running: number
+  readonly queued: number
+  /** Free what dead hubs' spawns held (fleet only). */
+  heal?(): Promise<unknown>
+  close?(): void
+}
+
+function localAdmission(queue: AdmissionQueue): Admission {
+  return { enter: () => queue.enter(), get running() { return queue.running }, get queued() { return queue.queued } }
 }
 
 /** JupyterHub answers a throttled spawn with a random Retry-After in 30-60 s; we spread it less widely. */
