@@ -12,6 +12,8 @@ export type K8sObject = Record<string, any>
 
 export const SECRET_DATABASE_URL = 'database-url'
 export const SECRET_PROXY_TOKEN = 'proxy-auth-token'
+/** Optional: the OIDC state key every hub replica must share (FLEETHUB_OIDC_STATE_SECRET). */
+export const SECRET_OIDC_STATE = 'oidc-state-secret'
 const CONFIG_PATH = '/etc/fleethub/hub.json'
 
 /** Names of everything rendered, derived from `values.name`. */
@@ -38,7 +40,7 @@ export function spawnerConfig(v: Values): KubernetesSpawnerConfigInput {
     namespace: v.namespace, instance: v.name, image: s.image, imagePullPolicy: s.imagePullPolicy, command: s.command, port: s.port,
     resources: s.resources, nodeSelector: s.nodeSelector, tolerations: s.tolerations, extraEnv: s.extraEnv,
     deleteGracePeriodSeconds: s.deleteGracePeriodSeconds, apiRateLimit: s.apiRateLimit, deleteOrphans: s.deleteOrphans,
-    startTimeoutMs: v.hub.startTimeout * 1000, profiles: s.profiles,
+    startTimeoutMs: v.hub.startTimeout * 1000, profiles: s.profiles, ...(s.defaultUrl !== '' ? { defaultUrl: s.defaultUrl } : {}),
     pvc: { enabled: s.storage.enabled, size: s.storage.size, mountPath: s.storage.mountPath, ...(s.storage.storageClass !== '' ? { storageClass: s.storage.storageClass } : {}) },
   }
   kubernetesSpawnerConfig(input) // validates (profiles, names, ...) with the spawner's own rules
@@ -64,7 +66,13 @@ function hubConfigFile(v: Values): Record<string, unknown> {
   }
 }
 
-const secretEnv = (v: Values, name: string, key: string): K8sObject => ({ name, valueFrom: { secretKeyRef: { name: v.secrets.name, key } } })
+const secretEnv = (v: Values, name: string, key: string, optional = false): K8sObject =>
+  ({ name, valueFrom: { secretKeyRef: { name: v.secrets.name, key, ...(optional ? { optional: true } : {}) } } })
+
+/** Seconds a stopping hub pod keeps serving before SIGTERM (endpoint removal reaching the proxies). */
+export const PRESTOP_DELAY_S = 5
+/** Seconds `fleethub hub` gives requests and spawns in flight after SIGTERM (hub/src/main.ts). */
+export const HUB_DRAIN_S = 30
 
 const containerSecurity = { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } }
 
@@ -76,23 +84,34 @@ function hubObjects(v: Values): K8sObject[] {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(v, n.hub, 'hub'),
     spec: {
       replicas: v.hub.replicas,
-      // Two hubs must not run spawn loops against one database before leases exist.
-      strategy: { type: 'Recreate' },
+      // Replicas share the one Postgres (leases for the singleton loops, row claims for spawns,
+      // NOTIFY for caches and progress), so an update replaces them one at a time: a new pod takes
+      // traffic once ready, then an old one drains and goes.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       selector: { matchLabels: selector(v, 'hub') },
       template: {
         metadata: { labels: labels(v, 'hub') },
         spec: {
           serviceAccountName: n.hub,
+          terminationGracePeriodSeconds: PRESTOP_DELAY_S + HUB_DRAIN_S + 15,
           securityContext: { runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [{
             name: 'hub', image: `${v.image.repository}:${v.image.tag}`, imagePullPolicy: v.image.pullPolicy,
             command: ['fleethub', 'hub', '--config', CONFIG_PATH, '--proxy', 'external'],
+            // What every replica must share: the database, the proxy's token, and the key of the OIDC
+            // sign-in's state cookie (a sign-in started on one replica returns to any other).
             env: [secretEnv(v, 'DATABASE_URL', SECRET_DATABASE_URL), secretEnv(v, 'CONFIGPROXY_AUTH_TOKEN', SECRET_PROXY_TOKEN),
+              secretEnv(v, 'FLEETHUB_OIDC_STATE_SECRET', SECRET_OIDC_STATE, true),
               // The root filesystem is read-only; nothing of value is written locally with DATABASE_URL set.
               { name: 'FLEETHUB_DATA_DIR', value: '/tmp/fleethub' }],
             ports: [{ name: 'hub', containerPort: v.hub.port, protocol: 'TCP' }],
+            // /hub/health answers 503 until the hub is ready (and while it drains), so the Service
+            // sends a replica nothing before it can serve.
             readinessProbe: { httpGet: { path: '/hub/health', port: 'hub' }, periodSeconds: 5 },
             livenessProbe: { httpGet: { path: '/hub/health', port: 'hub' }, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 30 },
+            // The endpoint removal reaches the proxies a moment after the pod is told to stop: keep
+            // serving for it, then SIGTERM drains requests and spawns in flight.
+            lifecycle: { preStop: { exec: { command: ['node', '-e', `setTimeout(() => {}, ${PRESTOP_DELAY_S * 1000})`] } } },
             resources: v.hub.resources,
             securityContext: containerSecurity,
             volumeMounts: [{ name: 'config', mountPath: '/etc/fleethub', readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
@@ -110,6 +129,8 @@ function hubObjects(v: Values): K8sObject[] {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: n.hub } },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(v, n.config, 'hub'), data: { 'hub.json': JSON.stringify(hubConfigFile(v), null, 2) + '\n' } },
     deployment,
+    ...(v.hub.replicas > 1 ? [{ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(v, n.hub, 'hub'),
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector(v, 'hub') } } }] : []),
     { apiVersion: 'v1', kind: 'Service', metadata: meta(v, n.hub, 'hub'),
       spec: { type: 'ClusterIP', selector: selector(v, 'hub'), ports: [{ name: 'hub', port: v.hub.port, targetPort: 'hub', protocol: 'TCP' }] } },
   ]

@@ -73,9 +73,9 @@ t.test('every object is well formed; selectors, ports and Secret refs agree', as
   // Secret refs all point at the one Secret, at keys it has.
   const secret = find(objs, 'Secret', 'fleethub-secrets')
   const refs = [...hub.spec.template.spec.containers[0].env, ...proxy.spec.template.spec.containers[0].env].filter((e: any) => e.valueFrom !== undefined).map((e: any) => e.valueFrom.secretKeyRef)
-  t.same(refs.map(r => r.name), ['fleethub-secrets', 'fleethub-secrets', 'fleethub-secrets'])
-  for (const r of refs) t.ok(r.key in secret.stringData, `secret key ${r.key}`)
-  t.same(hub.spec.template.spec.containers[0].env.map((e: any) => e.name), ['DATABASE_URL', 'CONFIGPROXY_AUTH_TOKEN', 'FLEETHUB_DATA_DIR'])
+  t.same(refs.map(r => r.name), ['fleethub-secrets', 'fleethub-secrets', 'fleethub-secrets', 'fleethub-secrets'])
+  for (const r of refs) t.ok(r.optional === true || r.key in secret.stringData, `secret key ${r.key}${r.optional ? ' (optional)' : ''}`)
+  t.same(hub.spec.template.spec.containers[0].env.map((e: any) => e.name), ['DATABASE_URL', 'CONFIGPROXY_AUTH_TOKEN', 'FLEETHUB_OIDC_STATE_SECRET', 'FLEETHUB_DATA_DIR'])
   const binding = find(objs, 'RoleBinding', 'hubx-hub')
   t.same(binding.subjects, [{ kind: 'ServiceAccount', name: 'hubx-hub', namespace: 'campus' }])
   t.equal(binding.roleRef.name, find(objs, 'Role', 'hubx-hub').metadata.name)
@@ -136,6 +136,18 @@ t.test('the Role grants exactly what the spawner used against kube-sim', async t
   t.same(asObject(granted), asObject(used), 'Role == recorded verbs per resource')
 })
 
+t.test('singleuser.defaultUrl (z2jh) reaches the spawner config; a profile may override it; a bad one is refused', async t => {
+  t.notOk('defaultUrl' in spawnerConfig(resolveValues({})), 'unset by default: the server\'s own')
+  const v = resolveValues({ singleuser: { defaultUrl: '/lab', profiles: [
+    { slug: 'lab', displayName: 'Lab', default: true, overrides: {} },
+    { slug: 'classic', displayName: 'Classic', overrides: { defaultUrl: '/tree' } },
+  ] } })
+  const cfg = kubernetesSpawnerConfig(spawnerConfig(v))
+  t.equal(resolveProfile(cfg, {}).options.defaultUrl, '/lab')
+  t.equal(resolveProfile(cfg, { profile: 'classic' }).options.defaultUrl, '/tree')
+  t.throws(() => spawnerConfig(resolveValues({ singleuser: { defaultUrl: 'lab' } })), /defaultUrl: expected a path starting with '\/'/)
+})
+
 t.test('bad values are refused with every problem listed; the CLI renders parseable YAML', async t => {
   t.throws(() => resolveValues({ name: 'Bad Name', proxy: { port: 8001, apiPort: 8001, service: { type: 'Ingress' } }, secrets: { create: true }, bogus: 1 }),
     /values\.bogus: unknown setting[\s\S]*name: 'Bad Name'[\s\S]*must differ[\s\S]*Ingress[\s\S]*secrets\.create/)
@@ -149,4 +161,35 @@ t.test('bad values are refused with every problem listed; the CLI renders parsea
   t.equal(docs.length, 12)
   t.ok(docs.every(d => d.metadata.namespace === 'lab2'))
   t.equal(docs.find(d => d.kind === 'Service' && d.metadata.name === 'fleethub-proxy-public').spec.type, 'ClusterIP')
+})
+
+t.test('hub.replicas: a rolling update, a PodDisruptionBudget, probes, a preStop drain and the env every replica must share', async t => {
+  const one = renderObjects(resolveValues({}))
+  t.notOk(one.some(o => o.kind === 'PodDisruptionBudget'), 'one replica: no budget (it would block every node drain)')
+
+  const v = resolveValues({ name: 'campus', hub: { replicas: 3 } })
+  const objs = renderObjects(v)
+  const hub = find(objs, 'Deployment', 'campus-hub')
+  t.equal(hub.spec.replicas, 3)
+  t.same(hub.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } }, 'a new replica is up before an old one goes')
+  const pdb = find(objs, 'PodDisruptionBudget', 'campus-hub')
+  t.equal(pdb.apiVersion, 'policy/v1')
+  t.equal(pdb.spec.maxUnavailable, 1)
+  t.ok(subset(pdb.spec.selector.matchLabels, hub.spec.template.metadata.labels), 'the budget selects the hub pods')
+  t.notOk(subset(pdb.spec.selector.matchLabels, find(objs, 'Deployment', 'campus-proxy').spec.template.metadata.labels), 'and not the proxies')
+
+  const pod = hub.spec.template.spec
+  const c = pod.containers[0]
+  t.match(c.readinessProbe, { httpGet: { path: '/hub/health', port: 'hub' } }, 'readiness: a replica gets traffic once it answers')
+  t.match(c.livenessProbe, { httpGet: { path: '/hub/health', port: 'hub' } })
+  t.match(c.lifecycle.preStop.exec.command, ['node', '-e', /setTimeout/], 'preStop keeps serving while the endpoint removal spreads')
+  t.ok(pod.terminationGracePeriodSeconds >= 35 + 5, `the grace period covers preStop and the drain (${pod.terminationGracePeriodSeconds} s)`)
+  const env = Object.fromEntries(c.env.map((e: K8sObject) => [e.name, e.valueFrom?.secretKeyRef]))
+  t.match(env, {
+    DATABASE_URL: { name: v.secrets.name, key: 'database-url' },
+    CONFIGPROXY_AUTH_TOKEN: { name: v.secrets.name, key: 'proxy-auth-token' },
+    FLEETHUB_OIDC_STATE_SECRET: { name: v.secrets.name, key: 'oidc-state-secret', optional: true },
+  }, 'every replica reads the shared secrets from the one Secret')
+  const config = JSON.parse(find(objs, 'ConfigMap', 'campus-hub-config').data['hub.json'])
+  t.match(config, { proxy: 'external', cleanupServers: false }, 'replicas share one external proxy and never stop the fleet\'s servers when one goes')
 })
