@@ -8,6 +8,7 @@
 import t from 'tap'
 import { Browser } from '../../test/helpers/browser.js'
 import { waitFor } from '../../test/helpers/wait.js'
+import { which } from '../../test/helpers/requirements.js'
 import {
   BUILT_IN, CLI, PASSWORD, exitCode, leftAfter, readProcs, rowsAfterStop, startFleethub, stackOf, tempDataDir, type Hub,
 } from '../../test/helpers/stack-processes.js'
@@ -88,10 +89,12 @@ t.test('two workers: sign in and spawn, lose a worker, roll both, stop with Ctrl
   t.same(failures, [], 'no request failed during the rolling restart')
   t.same(await usable(alice, 'alice'), { home: 200, server: 200 }, 'the session survives the rolling restart')
 
-  // Ctrl-C: the whole group gets SIGINT; the primary stops the workers (one of them the user servers), the proxy, then Postgres
+  // Ctrl-C: the whole group gets SIGINT; the primary stops the workers (one of them the user servers), the proxy, then Postgres.
+  // (Without util-linux's setpriv, Postgres and the proxy stay in fleethub's group, as before
+  // hub/src/guarded-command.ts, and a group signal reaches them at once: signal the primary alone.)
   const stack = stackOf(hub.pid)
   hub.seen.push(...stack)
-  process.kill(-hub.pid, 'SIGINT')
+  process.kill(which('setpriv') ? -hub.pid : hub.pid, 'SIGINT')
   t.equal(await exitCode(hub), 0, 'fleethub exits 0')
   t.same((await leftAfter(stack)).map(p => `${p.pid} ${p.cmd.slice(0, 100)}`), [], 'no process of the stack is left')
   t.notOk(hub.output().includes('shutdown step failed'), 'every shutdown step succeeded')
