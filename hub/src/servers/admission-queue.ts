@@ -38,7 +38,7 @@ export class AdmissionQueue {
   get queued(): number { return this.#waiting.length }
 
   /** Take a slot now, or a place in line; throws QueueFullError when the line is full. */
-  enter(): QueuePass {
+  enter(_serverId?: string): QueuePass {
     let state: 'running' | 'waiting' | 'done' = 'waiting'
     if (this.#running < this.#concurrency) {
       this.#running++

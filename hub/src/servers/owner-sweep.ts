@@ -8,7 +8,7 @@
  *   `stopped` with `last_error`, which every hub's progress stream and page show the user;
  * - stopping: the stop is finished through the spawner (a server the spawner says is gone counts
  *   as stopped), then the row goes to `stopped`.
- * Each end is guarded (`markStoppedIfOwned`: same owner, same state), so a row claimed again in
+ * Each end is guarded (`markStopped`'s `ifOwned`: same owner, same state), so a row claimed again in
  * the meantime is left alone, and the dead hub, were it only cut off, cannot finish it twice.
  *
  * Stated bound: the owner's connection closes → the lock is free at once → the next sweep (≤ 1 s,
@@ -20,7 +20,7 @@ import type { Db } from '../db.js'
 import type { Logger } from '../log.js'
 import { ownerKey, OWNER_LOCK_SPACE } from '../fleet/fleet.js'
 import type { RouteSync } from '../proxy/route-sync.js'
-import { heldLockKeys, listInFlight, markStoppedIfOwned, type InFlightServer, type ServerRecord } from './server.repository.js'
+import { heldLockKeys, listInFlight, markStopped, type InFlightServer, type ServerRecord } from './server.repository.js'
 
 /** A claim this young is not swept: its hub may not hold its owner lock yet (it is taken as the hub starts). */
 export const GRACE_MS = 2000
@@ -67,7 +67,7 @@ async function failOrphanSpawn(d: OwnerSweepDeps, { server, owner }: InFlightSer
   if (Object.keys(server.spawnerState).length > 0) {
     await d.spawner.stop(server.spawnerState as SpawnerState, who).catch(err => log.warn({ err: String(err) }, 'could not stop what a dead hub started'))
   }
-  if (!await markStoppedIfOwned(d.db, server.id, owner, ['pending'], ORPHAN_MESSAGE)) return false
+  if (!await markStopped(d.db, server.id, ORPHAN_MESSAGE, { owner, states: ['pending'] })) return false
   log.warn('spawn of a dead hub failed')
   d.stopped(server)
   d.spawnFailed(server, ORPHAN_MESSAGE)
@@ -89,7 +89,7 @@ async function finishOrphanStop(d: OwnerSweepDeps, { server, owner }: InFlightSe
       }
     }
   }
-  if (!await markStoppedIfOwned(d.db, server.id, owner, ['stopping'])) return false
+  if (!await markStopped(d.db, server.id, null, { owner, states: ['stopping'] })) return false
   log.info('stop of a dead hub finished')
   d.stopped(server)
   return true

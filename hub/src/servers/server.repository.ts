@@ -131,13 +131,24 @@ export async function claimForStop(db: Db, id: string, owner: string): Promise<b
   return Number(res.numUpdatedRows) === 1
 }
 
-/** Back to stopped, dropping the server's credentials in the same transaction. */
-export async function markStopped(db: Db, id: string, lastError: string | null = null): Promise<void> {
+/**
+ * Back to stopped, dropping the server's credentials in the same statement. With `ifOwned`, only
+ * while the row is still in one of its states under its owner: the end of a spawn or stop in
+ * flight, which another hub may have finished already (its owner looked dead, owner-sweep.ts) and
+ * someone may have claimed again since. Returns whether the row moved; credentials go only then.
+ */
+export async function markStopped(db: Db, id: string, lastError: string | null = null,
+  ifOwned?: { readonly owner: string | null; readonly states: readonly ServerState[] }): Promise<boolean> {
   // One statement (atomic on its own): the server's OAuth client (and with it every token issued
   // through it) and its own API token go in the same breath as the state change.
-  await sql`with c as (delete from oauth_clients where server_id = ${id}), t as (delete from api_tokens where server_id = ${id})
-    update servers set state = 'stopped', url = null, owner = null, spawner_state = '{}', last_error = ${lastError}, updated = now()
-    where id = ${id}`.execute(db)
+  const guard = ifOwned ? sql`and owner is not distinct from ${ifOwned.owner}::text and state = any(${[...ifOwned.states]}::text[])` : sql``
+  const { rows } = await sql<{ id: string }>`with s as (
+      update servers set state = 'stopped', url = null, owner = null, spawner_state = '{}', last_error = ${lastError}, updated = now()
+      where id = ${id} ${guard} returning id),
+    c as (delete from oauth_clients where server_id in (select id from s)),
+    t as (delete from api_tokens where server_id in (select id from s))
+    select id::text as id from s`.execute(db)
+  return rows.length === 1
 }
 
 /** The servers of many users at once (one indexed query), grouped by user id. */
@@ -152,21 +163,6 @@ export async function listServersOfUsers(db: Db, userIds: readonly string[]): Pr
     else out.set(s.userId, [s])
   }
   return out
-}
-
-/**
- * markStopped, but only while the server is still in one of `states` under `owner`: the end of a
- * spawn or stop in flight, which another hub may have finished already (its owner looked dead,
- * owner-sweep.ts) and someone may have claimed again since. Credentials go only if the row moved.
- */
-export async function markStoppedIfOwned(db: Db, id: string, owner: string | null, states: readonly ServerState[], lastError: string | null = null): Promise<boolean> {
-  const { rows } = await sql<{ id: string }>`with s as (
-      update servers set state = 'stopped', url = null, owner = null, spawner_state = '{}', last_error = ${lastError}, updated = now()
-      where id = ${id} and owner is not distinct from ${owner}::text and state = any(${[...states]}::text[]) returning id),
-    c as (delete from oauth_clients where server_id in (select id from s)),
-    t as (delete from api_tokens where server_id in (select id from s))
-    select id::text as id from s`.execute(db)
-  return rows.length === 1
 }
 
 export interface InFlightServer {

@@ -14,7 +14,7 @@ import { findUserByName } from '../users/user.repository.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
 import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
-import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, markStoppedIfOwned, saveSpawnerState, type ServerRecord } from './server.repository.js'
+import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, saveSpawnerState, type ServerRecord } from './server.repository.js'
 import { sweepDeadOwners, GRACE_MS } from './owner-sweep.js'
 import type { ProgressRelay } from './progress-relay.js'
 import { urlEscape } from './url-escape.js'
@@ -97,7 +97,7 @@ export class SpawnManager {
     this.#auth = o.auth
     this.#config = o.config
     this.#replicaId = o.replicaId
-    this.#admission = o.admission ?? localAdmission(new AdmissionQueue({ concurrency: o.config.concurrentSpawnLimit, maxQueued: o.config.spawnQueueLimit }))
+    this.#admission = o.admission ?? new AdmissionQueue({ concurrency: o.config.concurrentSpawnLimit, maxQueued: o.config.spawnQueueLimit })
   }
 
   get spawner(): Spawner { return this.#spawner }
@@ -164,7 +164,7 @@ export class SpawnManager {
       pass = await this.#admission.enter(server.id)
     } catch (err) {
       // refused (or the queue unreachable): nothing half-written stays behind
-      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['pending']).catch(e => this.#log.error({ err: e }, 'could not undo a refused claim'))
+      await markStopped(this.#db, server.id, null, { owner: this.#replicaId, states: ['pending'] }).catch(e => this.#log.error({ err: e }, 'could not undo a refused claim'))
       if (!(err instanceof QueueFullError)) throw err
       this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
       throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
@@ -241,7 +241,7 @@ export class SpawnManager {
       log.warn({ reason: message }, 'spawn failed')
       timer?.({ status: 'failure' })
       await this.#cleanupFailed(server, started?.state ?? saved).catch(e => log.error({ err: e }, 'cleanup after failed spawn failed'))
-      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['pending'], message).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
+      await markStopped(this.#db, server.id, message, { owner: this.#replicaId, states: ['pending'] }).catch(e => log.error({ err: e }, 'could not mark failed server stopped'))
       progress.finish({ progress: 100, failed: true, message: `Spawn failed: ${message}` })
     } finally {
       pass.release()
@@ -286,7 +286,7 @@ export class SpawnManager {
       await this.#routes.removeServer(server).catch(err => log.warn({ err: String(err) }, 'route removal failed; the route check will retry'))
       await this.#spawner.stop(server.spawnerState as SpawnerState, { user: server.userName, serverName: server.name })
     } finally {
-      await markStoppedIfOwned(this.#db, server.id, this.#replicaId, ['stopping'])
+      await markStopped(this.#db, server.id, null, { owner: this.#replicaId, states: ['stopping'] })
       this.#auth?.invalidate({ serverId: server.id, oauthClientId: oauthClientId(server.userName, server.name) })
     }
     timer?.({ status: 'success' })
@@ -336,7 +336,7 @@ export class SpawnManager {
       if (!await claimForStop(this.#db, s.id, this.#replicaId)) return
       lost++
       await this.#routes.removeServer(s).catch(() => undefined)
-      await markStoppedIfOwned(this.#db, s.id, this.#replicaId, ['stopping'], polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'))
+      await markStopped(this.#db, s.id, polled.reason ?? (polled.exitCode != null ? `the server exited with code ${polled.exitCode}` : 'the server stopped'), { owner: this.#replicaId, states: ['stopping'] })
       this.#auth?.invalidate({ serverId: s.id })
       this.#log.warn({ user: s.userName, server: s.name, reason: polled.reason }, 'server found stopped')
     })
@@ -386,7 +386,7 @@ export class SpawnManager {
   }
 }
 
-/** Where spawns wait for a slot: the fleet's (fleet-admission.ts) or, alone, this process's. */
+/** Where spawns wait for a slot: the fleet's (fleet-admission.ts) or this process's (AdmissionQueue, which ignores the server id). */
 export interface Admission {
   enter(serverId: string): Promise<QueuePass> | QueuePass
   readonly running: number
@@ -394,10 +394,6 @@ export interface Admission {
   /** Free what dead hubs' spawns held (fleet only). */
   heal?(): Promise<unknown>
   close?(): void
-}
-
-function localAdmission(queue: AdmissionQueue): Admission {
-  return { enter: () => queue.enter(), get running() { return queue.running }, get queued() { return queue.queued } }
 }
 
 /** JupyterHub answers a throttled spawn with a random Retry-After in 30-60 s; we spread it less widely. */
