@@ -204,7 +204,10 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       if (orphans.length > 0) log.warn({ orphans: orphans.length, sample: orphans.slice(0, 5) }, 'servers running without a server record (set deleteOrphans to remove them)')
     }
     cleanups.push(() => spawns.close({ cleanupServers: closeOptions.cleanupServers, finishSpawns: closeOptions.drainMs !== undefined }))
-    await routes.restoreAll()
+    // Repaired, not replaced: a table that is whole (a hub joining a fleet, or restarted while the
+    // proxy ran on) keeps the routes other hubs add meanwhile; one that lost most of its routes (a
+    // proxy restarted with the hub) goes back in one call all the same (RouteSync.check).
+    await routes.check()
     // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
     const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
     proxy?.onRestart(restore)

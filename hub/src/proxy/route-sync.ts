@@ -33,6 +33,8 @@ export function serverPrefix(userName: string, serverName: string): string {
 
 const REPAIR_CONCURRENCY = 8
 const BULK_REPAIR_THRESHOLD = 50
+/** After a bulk restore, one more pass this much later (see restoreAll). */
+const FOLLOW_UP_MS = 2000
 
 export class RouteSync {
   readonly #api: RoutesApi
@@ -44,6 +46,7 @@ export class RouteSync {
   #timer: NodeJS.Timeout | undefined
   #checking: Promise<void> | undefined
   #nextCheck: Promise<void> | undefined
+  #followUp: NodeJS.Timeout | undefined
 
   constructor(o: { api: RoutesApi; db: Db; log: Logger; hubTarget: string; activity?: ActivityBuffer; metrics?: Pick<HubMetrics, 'proxyAdd' | 'proxyDelete' | 'checkRoutes'> }) {
     this.#metrics = o.metrics
@@ -85,12 +88,21 @@ export class RouteSync {
     return want
   }
 
-  /** Put every route back at once (after a proxy restart). Routes not made by a hub are kept. */
+  /**
+   * Put every route back at once (after a proxy restart). Routes not made by a hub are kept, and so
+   * are the routes of servers mid-spawn or mid-stop: their own flow (on this hub or another one of
+   * the fleet) owns them, and a spawn adds its route before it marks the server running.
+   *
+   * A spawn on another hub may still add its route between this read and the PUT, which then
+   * erases it; a follow-up pass (`FOLLOW_UP_MS` later, when that spawn has marked its server
+   * running) puts it back.
+   */
   async restoreAll(): Promise<number> {
     const [current, servers] = await Promise.all([this.#api.getRoutes(), listActiveServers(this.#db)])
+    const inFlight = new Set(servers.filter(s => s.state !== 'running').map(s => routePath(s.userName, s.name)))
     const table: Record<string, { target: string; [k: string]: unknown }> = {}
     for (const [path, r] of Object.entries(current)) {
-      if (r.jupyterhub !== true) {
+      if (r.jupyterhub !== true || inFlight.has(path)) {
         const { last_activity: _ignored, ...data } = r
         table[path] = data
       }
@@ -98,6 +110,10 @@ export class RouteSync {
     for (const [path, r] of this.#desired(servers)) table[path] = r
     await this.#api.replaceRoutes(table)
     this.#log.info({ routes: Object.keys(table).length }, 'proxy routing table restored')
+    this.#followUp ??= setTimeout(() => {
+      this.#followUp = undefined
+      this.check().catch(err => this.#log.warn({ err: String(err) }, 'route check after restore failed'))
+    }, FOLLOW_UP_MS).unref()
     return Object.keys(table).length
   }
 
@@ -176,6 +192,7 @@ export class RouteSync {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
+    if (this.#followUp) clearTimeout(this.#followUp)
     await this.#checking?.catch(() => undefined)
     await this.#nextCheck?.catch(() => undefined)
   }
