@@ -9,6 +9,16 @@
  * spawner (no process start-up in the way) and drives it with 50 plain fetch loops.
  *
  *   npm run bench:hub [-- --duration 10]       writes bench-results/hub-api-<date>/
+ *
+ * With `--workers 1,2` (issue #14) it compares hub worker counts in one session instead: one
+ * database seeded once, then for each of `--rounds` rounds each worker count in turn (alternating,
+ * so a change in the machine's load falls on both): `fleethub hub --workers N` from dist/ under
+ * autocannon (user reads, activity, token checks, the ready list, at 10 and 50 connections), then
+ * the spawn rate against the same hub path with the instant spawner (hub/bench/instant-hub.ts:
+ * one process, or a cluster primary and N workers). Writes bench-results/hub-workers-<date>[-label]/
+ * {result.json,README.md}.
+ *
+ *   npm run build && npm run bench:hub -- --workers 1,2 --rounds 3 --duration 10
  */
 import autocannon from 'autocannon'
 import fs from 'node:fs/promises'
@@ -36,6 +46,8 @@ const { values } = parseArgs({ options: {
   // --only get_user,activity,token_check,list_ready,list_all,spawn: just those parts (no report written)
   // --cpu-prof DIR: CPU profiles of the hub (the child under node --cpu-prof; this process during the spawn phase)
   only: { type: 'string' }, 'cpu-prof': { type: 'string' },
+  // --workers 1,2: compare hub worker counts (see above); --rounds R: how many times each, alternating
+  workers: { type: 'string' }, rounds: { type: 'string', default: '1' },
 } })
 const only = values.only ? new Set(values.only.split(',')) : undefined
 const duration = Number(values.duration)
@@ -193,13 +205,13 @@ async function clientFloor(dir: string, pages: string[], headers: Record<string,
 }
 
 const SPAWN_CLIENT = `
-const [url, token, total, loops] = [process.argv[1], process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
+const [url, token, total, loops, prefix] = [process.argv[1], process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5] ?? 'spawn']
 const statuses = {}
 let next = 1
 await Promise.all(Array.from({ length: loops }, async () => {
   while (next <= total) {
     const i = next++
-    const res = await fetch(url + '/hub/api/users/spawn' + i + '/server', { method: 'POST', headers: { authorization: 'token ' + token } })
+    const res = await fetch(url + '/hub/api/users/' + prefix + i + '/server', { method: 'POST', headers: { authorization: 'token ' + token } })
     await res.body?.cancel()
     statuses[res.status] = (statuses[res.status] ?? 0) + 1
   }
@@ -208,8 +220,8 @@ process.stdout.write(JSON.stringify(statuses))
 `
 
 /** POST /users/spawn<i>/server for i = 1..total from `loops` concurrent loops in a child process; the statuses seen. */
-async function runSpawnClients(hubUrl: string, token: string, total: number, loops: number): Promise<Record<string, number>> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SPAWN_CLIENT, hubUrl, token, String(total), String(loops)], { stdio: ['ignore', 'pipe', 'inherit'] })
+async function runSpawnClients(hubUrl: string, token: string, total: number, loops: number, prefix = 'spawn'): Promise<Record<string, number>> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SPAWN_CLIENT, hubUrl, token, String(total), String(loops), prefix], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout!.on('data', d => { out += String(d) })
   const code = await new Promise<number | null>(r => child.once('exit', r))
@@ -290,4 +302,7 @@ Targets from issue 3: at least 5x on user reads, 20x on activity reports, p99 un
   process.stdout.write(md)
 }
 
-main().catch(err => { process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`); process.exitCode = 1 })
+(values.workers ? import('./api-workers.js').then(m => m.compareWorkers({
+  workers: values.workers!, rounds: values.rounds!, duration, out: values.out!, label: values.label, seed: { users: USERS, running: RUNNING, spawns: SPAWNS },
+  runSpawnClients, progress,
+})) : main()).catch(err => { process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`); process.exitCode = 1 })

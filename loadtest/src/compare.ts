@@ -19,7 +19,7 @@ import type { LoadtestConfig } from './config.js'
 import { LiveDisplay } from './live.js'
 import { appendIndexLine, charts, mdTablesToHtml, renderMarkdown, reportDirFor } from './report.js'
 import { ResourceSampler } from './resources.js'
-import { isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, startTarget, gitSha, type RunResult } from './run.js'
+import { acceptQueueLine, isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, startTarget, gitSha, type RunResult } from './run.js'
 import { monotonicUs } from './hub-profile.js'
 import type { SimulatedUser } from './simulated-user.js'
 import type { StepResult } from './step.js'
@@ -112,6 +112,11 @@ export function compareStep(f: StepResult | undefined, j: StepResult | undefined
     out.push(figure(`${e} req/s`, 'req/s', 'higher', ...both(s => s.autocannon[e]?.rps)))
     out.push(figure(`${e} p99`, 'ms', 'lower', ...both(s => s.autocannon[e]?.p99)))
     out.push(figure(`${e} non-2xx`, 'responses', 'lower', ...both(s => s.autocannon[e]?.non2xx)))
+  }
+  for (const port of ['hub', 'proxy'] as const) {
+    if (!f?.acceptQueue?.[port] && !j?.acceptQueue?.[port]) continue
+    out.push(figure(`${port} accept queue max`, 'connections', 'lower', ...both(s => s.acceptQueue?.[port]?.max)))
+    out.push(figure(`${port} accept queue p99`, 'connections', 'lower', ...both(s => s.acceptQueue?.[port]?.p99)))
   }
   out.push(figure('hub CPU mean', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMean)))
   out.push(figure('hub CPU max', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMax)))
@@ -244,7 +249,7 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
         }
         run.steps.push(step)
         run.resources.push(...sampler.points)
-        live.message(`[${NAMES[t]}] step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}`)
+        live.message(`[${NAMES[t]}] step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}${acceptQueueLine(step)}`)
         if (!step.slo.healthy && run.breakingStep === null) Object.assign(run, { breakingStep: i + 1 })
       }
     }

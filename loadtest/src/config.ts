@@ -46,6 +46,8 @@ export interface LoadtestConfig {
   /** Connections for the autocannon scenarios. Default 20. */
   readonly connections: number
   readonly concurrentSpawnLimit: number
+  /** fleethub's hub processes: `fleethub start --workers N` (--workers, else FLEETHUB_WORKERS, else 1). */
+  readonly workers: number
   readonly profile: 'hub' | 'none'
   readonly label: string
   readonly out: string
@@ -87,6 +89,8 @@ scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTE
   --message-bytes N         websocket message padding (default 100)
   --connections N           autocannon connections for api/activity-storm (default 20)
   --concurrent-spawn-limit N  the hub's limit (default 100)
+  --workers N               run fleethub as \`fleethub start --workers N\`: N hub processes behind the
+                            one hub port (default FLEETHUB_WORKERS, else 1; recorded in the report)
   --profile hub|none        run fleethub's hub under node --cpu-prof and keep its flamegraph of the
                             load and the raw profile (default none; with --compare only fleethub's
                             hub is profiled: JupyterHub would need py-spy)
@@ -140,6 +144,7 @@ const OPTIONS = {
   'activity-interval': { type: 'string', default: '300s' }, 'message-interval': { type: 'string', default: '3s' },
   'http-interval': { type: 'string', default: '10s' }, 'message-bytes': { type: 'string', default: '100' },
   connections: { type: 'string', default: '20' }, 'concurrent-spawn-limit': { type: 'string', default: '100' },
+  workers: { type: 'string' },
   profile: { type: 'string', default: 'none' }, label: { type: 'string' }, out: { type: 'string', default: 'bench-results' },
   'slo-hub-p99': { type: 'string', default: '1000' }, 'slo-proxy-p99': { type: 'string', default: '50' }, 'slo-ws-p99': { type: 'string', default: '250' },
   live: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' },
@@ -183,6 +188,9 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   if (v.profile !== 'hub' && v.profile !== 'none') problems.push(`--profile: hub or none, got ${JSON.stringify(v.profile)}`)
   if (v.profile === 'hub' && target !== 'fleethub') problems.push('--profile hub profiles fleethub\'s hub (node --cpu-prof): use --target fleethub or --compare jupyterhub (JupyterHub is not profiled: py-spy is not installed)')
   if (!['auto', 'tty', 'lines', 'off'].includes(v.live)) problems.push(`--live: auto, tty, lines or off, got ${JSON.stringify(v.live)}`)
+  const workersText = v.workers ?? env.FLEETHUB_WORKERS
+  const workers = workersText === undefined || workersText === '' ? 1 : attempt(() => positiveInt(workersText, v.workers !== undefined ? '--workers' : 'FLEETHUB_WORKERS', 64), 1)
+  if (v.workers !== undefined && workers > 1 && target !== 'fleethub') problems.push('--workers applies to the fleethub stack this run starts: use --target fleethub (or --compare jupyterhub)')
   const label = v.label ?? env.LOADTEST_LABEL ?? 'run'
   if (!/^[A-Za-z0-9._-]{1,60}$/.test(label)) problems.push(`--label: letters, digits, . _ - (at most 60), got ${JSON.stringify(label)}`)
   const password = started ? undefined : env.LOADTEST_PASSWORD ?? env.FLEETHUB_DEV_PASSWORD
@@ -197,6 +205,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
     messageBytes: attempt(() => positiveInt(v['message-bytes'], '--message-bytes', 1 << 20), 0),
     connections: attempt(() => positiveInt(v.connections, '--connections', 10_000), 0),
     concurrentSpawnLimit: attempt(() => positiveInt(v['concurrent-spawn-limit'], '--concurrent-spawn-limit', 100_000), 0),
+    workers,
     profile: v.profile as 'hub' | 'none', label, out: v.out, password,
     slo: {
       hubApiP99Ms: attempt(() => positiveInt(v['slo-hub-p99'], '--slo-hub-p99'), 0),

@@ -27,7 +27,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0
   }
   const log = createLogger(env.LOADTEST_LOG_LEVEL ?? 'warn', prettyStream(process.stderr))
-  const command = ['fleethub', 'loadtest', ...argv].join(' ')
+  // the hub's worker count from the environment belongs in the command the report quotes
+  const fromEnv = config.workers > 1 && !argv.some(a => a === '--workers' || a.startsWith('--workers=')) ? `FLEETHUB_WORKERS=${config.workers} ` : ''
+  const command = fromEnv + ['fleethub', 'loadtest', ...argv].join(' ')
   if (config.compare === 'jupyterhub') {
     const c = await runCompare(config, { log, command })
     process.stdout.write(renderCompareMarkdown(c).split('\n# Each target in detail')[0] + '\n')

@@ -28,6 +28,7 @@ export async function reportDirFor(out: string, scenario: string, label: string,
 }
 
 const fmt = (n: number | null | undefined) => n === null || n === undefined ? '-' : String(n)
+const queueCell = (q: { max: number; p99: number } | undefined) => q ? `${q.max} / ${q.p99}` : '-'
 
 function latencyRows(l: Record<string, LatencySummary>): string[] {
   return Object.entries(l).map(([k, s]) => `| ${k} | ${s.count} | ${s.errors} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`)
@@ -51,6 +52,7 @@ function stepMarkdown(s: StepResult): string {
   lines.push('| process | CPU mean % | CPU max % | RSS max MB | fds max | processes |', '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...Object.entries(s.resources).map(([k, p]) => `| ${k} | ${p.cpuMean} | ${p.cpuMax} | ${p.rssMaxMb} | ${p.fdsMax} | ${p.procsMax} |`), '',
     `Generator event-loop lag p99 (worst second): ${s.loopLagP99Max} ms. Postgres connections in use (max): ${fmt(s.pgConnectionsMax)}.`, '',
+    ...(s.acceptQueue ? [`Accept queue (every 100 ms): ${(['hub', 'proxy'] as const).map(k => { const q = s.acceptQueue![k]; return q ? `${k} port ${q.port}: max ${q.max}, p99 ${q.p99}, p90 ${q.p90}, mean ${q.mean}, non-empty in ${Math.round(q.nonEmpty * 1000) / 10}% of ${q.samples} samples` : `${k}: not seen listening` }).join('; ')}.`, ''] : []),
     'Outcomes: ' + Object.entries(s.counts).map(([k, n]) => `\`${k}\` ${n}`).join(', '), '')
   return lines.join('\n')
 }
@@ -70,10 +72,11 @@ export function renderMarkdown(r: RunResult): string {
     `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
     `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}`, '',
     '## Steps', '',
-    '| step | users | s | healthy | spawned | failed | login p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub CPU % | generator CPU % |',
-    '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : 'NO'}${s.generatorLimited ? ' (gen-limited)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${fmt(s.resources.hub?.cpuMean)} | ${fmt(s.resources.generator?.cpuMean)} |`),
+    '| step | users | s | healthy | spawned | failed | login p99 ms | logout p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub accept queue max / p99 | proxy accept queue max / p99 | hub CPU % | generator CPU % |',
+    '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : 'NO'}${s.generatorLimited ? ' (gen-limited)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.resources.generator?.cpuMean)} |`),
     '',
+    ...(r.steps.some(s => s.acceptQueue) ? ['Accept queue: connections the kernel completed that the process had not accepted yet, on the hub port (with several workers, the cluster primary\'s socket) and the proxy\'s public port, read from /proc/net/tcp every 100 ms over the step (`ss -ltn` Recv-Q); max and nearest-rank p99 of the samples.', ''] : []),
   ]
   return [...head, ...profileMarkdown(r), ...r.steps.map(stepMarkdown)].join('\n')
 }
@@ -114,6 +117,9 @@ export function charts(r: RunResult): string[] {
     lineChart('CPU by process (100 = one core)', '% CPU', per(x => x.cpu)),
     lineChart('Resident memory by process', 'MB', per(x => x.rssMb)),
     lineChart('Open file descriptors by process', 'fds', per(x => x.fds)),
+    lineChart('Accept queue of the listening sockets (largest each second)', 'connections', (['hub', 'proxy'] as const).map(k => ({
+      name: `${k} port`, points: r.steps.flatMap(s => (s.acceptQueue?.[k]?.perSecondMax ?? []).map(([t, q]) => [s.fromS + t, q] as [number, number])),
+    }))),
     lineChart('Generator event-loop lag p99 and Postgres connections', 'ms / connections', [
       { name: 'loop lag p99 ms', points: r.resources.map(p => [p.t, p.loopLagP99] as [number, number]) },
       { name: 'pg connections', points: r.resources.filter(p => p.pgConnections !== null).map(p => [p.t, p.pgConnections!] as [number, number]) },

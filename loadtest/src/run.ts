@@ -12,6 +12,7 @@ import type { LoadtestConfig } from './config.js'
 import { Recorder } from './histogram.js'
 import { LiveDisplay } from './live.js'
 import { ResourceSampler, type ResourcePoint } from './resources.js'
+import { AcceptQueueSampler } from './accept-queue.js'
 import { runActivityStormStep, runApiStep } from './scenarios/api.js'
 import { runUsersStep } from './scenarios/users.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
@@ -59,6 +60,14 @@ function median(xs: number[]): number {
   if (xs.length === 0) return 0
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)]!
+}
+
+/** `; accept queue hub max 12 p99 3, proxy max 0 p99 0` for the step's summary line, or ''. */
+export function acceptQueueLine(step: Pick<StepResult, 'acceptQueue'>): string {
+  const q = step.acceptQueue
+  if (!q) return ''
+  const part = (name: string, s: { max: number; p99: number } | undefined) => s ? `${name} max ${s.max} p99 ${s.p99}` : `${name} -`
+  return `; accept queue ${part('hub', q.hub)}, ${part('proxy', q.proxy)}`
 }
 
 export function gitSha(): string {
@@ -133,6 +142,9 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
   }
   const fromS = (performance.now() - runT0) / 1000
   const startedAt = new Date().toISOString()
+  // the listening sockets' accept queues, every 100 ms for the step (accept-queue.ts)
+  const queues = new AcceptQueueSampler({ hub: target.hubPort, proxy: target.publicPort })
+  await queues.start()
   let lastSpawns = 0, lastAt = performance.now()
   const tick = setInterval(() => {
     const spawns = recorder.counts().spawn_ok ?? 0
@@ -145,8 +157,10 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
     await stepFunction(config)(ctx)
   } finally {
     clearInterval(tick)
+    await queues.stop()
     all.push(...created)
   }
+  const acceptQueue = queues.empty ? undefined : queues.summary()
   const toS = (performance.now() - runT0) / 1000
   const points = sampler.points.filter(p => p.t >= fromS && p.t <= toS + 0.5)
   const latencies = recorder.latencies()
@@ -166,6 +180,7 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
     },
     resources, loopLagP99Max: Math.max(0, ...points.map(p => p.loopLagP99)),
     pgConnectionsMax: points.some(p => p.pgConnections !== null) ? Math.max(...points.map(p => p.pgConnections ?? 0)) : null,
+    ...(acceptQueue ? { acceptQueue } : {}),
     // Limited either by its own CPU, or by waiting for CPU (event-loop lag): then its timings include its own delay.
     generatorLimited: (resources.generator?.cpuMean ?? 0) >= GENERATOR_LIMIT_CPU || median(points.map(p => p.loopLagP99)) > GENERATOR_LIMIT_LAG_MS,
     slo: judgeStep(config, partial), fromS: Math.round(fromS * 10) / 10, toS: Math.round(toS * 10) / 10,
@@ -199,7 +214,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
     for (let i = 0; i < config.steps.length; i++) {
       const step = await runStep(config, target, i + 1, config.steps[i]!, sampler, live, runT0, users)
       steps.push(step)
-      live.message(`step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}`)
+      live.message(`step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}${acceptQueueLine(step)}`)
       if (!step.slo.healthy && breakingStep === null) {
         breakingStep = i + 1
         if (config.scenario === 'ramp') break
@@ -230,7 +245,7 @@ export async function startTarget(kind: string, config: LoadtestConfig, profileD
     return startFleethubTarget({
       spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin',
       profile: profileDir ? config.profile : 'none', profileDir, serverStartTime: config.serverStartTime, workDir, log,
-      kubeNodes: clusterNodesFor(config.steps),
+      kubeNodes: clusterNodesFor(config.steps), workers: config.workers,
     })
   }
   if (kind === 'jupyterhub') {

@@ -1,4 +1,5 @@
 /** What a scenario step gets from the runner, and what one step records. */
+import type { AcceptQueueSummary } from './accept-queue.js'
 import type { LoadtestConfig } from './config.js'
 import type { LatencySummary, Recorder, SeriesPoint } from './histogram.js'
 import type { ResourcePoint } from './resources.js'
@@ -73,6 +74,12 @@ export interface StepResult {
   readonly resources: Record<string, ProcessSummary>
   readonly loopLagP99Max: number
   readonly pgConnectionsMax: number | null
+  /**
+   * Accept-queue depth of the listening sockets over the step (accept-queue.ts, every 100 ms):
+   * `hub` (the hub port: with --workers N the cluster primary's socket) and `proxy` (the public
+   * port). Absent for an external target; a port never seen listening is undefined.
+   */
+  readonly acceptQueue?: { readonly hub?: AcceptQueueSummary; readonly proxy?: AcceptQueueSummary }
   readonly generatorLimited: boolean
   readonly slo: { readonly healthy: boolean; readonly failures: string[] }
   /** --compare: this step's flamegraph of the hub (a file next to the report), with --profile hub. */

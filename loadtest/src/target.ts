@@ -27,6 +27,10 @@ export interface Target {
   readonly hubUrl: string | undefined
   readonly proxyApiUrl: string | undefined
   readonly proxyAuthToken: string | undefined
+  /** The hub's listening port on this machine (its accept queue is sampled: accept-queue.ts); undefined for an external hub. */
+  readonly hubPort: number | undefined
+  /** The proxy's public listening port on this machine; undefined for an external hub. */
+  readonly publicPort: number | undefined
   readonly password: string
   /** The run's Postgres (fleethub's; JupyterHub's with --jupyterhub-db postgres), for tests that look inside. */
   readonly databaseUrl: string | undefined
@@ -51,6 +55,8 @@ export interface FleethubTargetOptions {
   readonly concurrentSpawnLimit: number
   readonly adminUser: string
   readonly profile: 'hub' | 'none'
+  /** `fleethub start --workers N`: hub processes behind the one hub port (node:cluster). Default 1. */
+  readonly workers?: number
   /** kube-sim's container start time, ms (uniform). Default 0. */
   readonly serverStartTime?: { readonly min: number; readonly max: number }
   /** kube-sim's node count (POD_SLOTS_PER_NODE pods each). Default MIN_NODES. */
@@ -217,11 +223,15 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     const [port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort()]
     const configFile = path.join(dir, 'hub-config.json')
     await fsp.writeFile(configFile, JSON.stringify({ environment: { JUPYTERHUB_ACTIVITY_INTERVAL: String(o.activityIntervalMs / 1000) } }))
-    const description: Record<string, unknown> = { kind: 'fleethub', spawner: o.spawner, simulatedCluster: false, userServers: 'fleethub singleuser (built-in), one process each', postgres: 'embedded (fsync off)' }
+    const workers = o.workers ?? 1
+    const description: Record<string, unknown> = { kind: 'fleethub', workers, spawner: o.spawner, simulatedCluster: false, userServers: 'fleethub singleuser (built-in), one process each', postgres: 'embedded (fsync off)' }
+    if (workers > 1) description.workersNote = `fleethub start --workers ${workers}: "hub" in the process table is the cluster primary (it accepts and hands out the hub port's connections), "hub-workers" the ${workers} workers (with the local spawner, their user servers too)`
     const env = { ...process.env, DATABASE_URL: pgServer.socketUrl, FLEETHUB_DEV_PASSWORD: password, CONFIGPROXY_AUTH_TOKEN: proxyAuthToken }
     const baseArgs = ['start', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
       '--data-dir', path.join(dir, 'data'), '--config', configFile, '--log-level', 'warn', '--admin-users', o.adminUser,
       '--concurrent-spawn-limit', String(o.concurrentSpawnLimit), '--no-cull-idle', '--start-timeout', '120',
+      // always explicit, so an inherited FLEETHUB_WORKERS cannot change the run behind the report's back
+      '--workers', String(workers),
       // the built-in single-user server (its websocket echoes): a real jupyterhub-singleuser on PATH would need kernels
       '--singleuser-cmd', `${process.execPath} ${CLI} singleuser`]
     const profileDir = profileDirOf()
@@ -268,14 +278,15 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       { name: 'hub', pid: hubPid },
       { name: 'proxy', pid: proxyPid },
       { name: 'postgres', pid: () => pgServer?.pid, tree: true },
-      // the hub's descendants but the proxy: the local spawner's user servers
-      { name: 'user-servers', pid: hubPid, tree: true, descendantsOnly: true, exclude: () => [proxyPid()] },
+      // the hub's descendants but the proxy: the local spawner's user servers (and, with --workers N,
+      // the workers: cluster.fork()ed children of the primary)
+      { name: workers > 1 ? 'hub-workers' : 'user-servers', pid: hubPid, tree: true, descendantsOnly: true, exclude: () => [proxyPid()] },
       ...(kube ? [{ name: 'kube-sim', pid: () => kube?.child.pid, tree: true }] : []),
       { name: 'generator', pid: () => process.pid },
     ]
     const pgUrl = pgServer.url
     return {
-      publicUrl, hubUrl: `http://127.0.0.1:${hubPort}`, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password,
+      publicUrl, hubUrl: `http://127.0.0.1:${hubPort}`, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password, hubPort, publicPort: port,
       databaseUrl: pgUrl, processes, description, profileDir,
       pgConnections: async () => Number((await pool.query<{ n: string }>('select count(*) as n from pg_stat_activity where backend_type = $1', ['client backend'])).rows[0]!.n),
       adminToken: name => mintToken(name, pgUrl),
@@ -300,7 +311,7 @@ async function mintToken(name: string, databaseUrl: string): Promise<string> {
 
 export function externalTarget(publicUrl: string, password: string): Target {
   return {
-    publicUrl: publicUrl.replace(/\/+$/, ''), hubUrl: undefined, proxyApiUrl: undefined, proxyAuthToken: undefined, password,
+    publicUrl: publicUrl.replace(/\/+$/, ''), hubUrl: undefined, proxyApiUrl: undefined, proxyAuthToken: undefined, password, hubPort: undefined, publicPort: undefined,
     databaseUrl: undefined, pgConnections: undefined, profileDir: undefined,
     processes: [{ name: 'generator', pid: () => process.pid }],
     description: { kind: 'external', url: publicUrl, simulatedCluster: 'unknown' },
@@ -458,7 +469,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       return { status: res.status, text: await res.text() }
     }
     return {
-      publicUrl, hubUrl, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password,
+      publicUrl, hubUrl, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password, hubPort, publicPort: port,
       databaseUrl: pgServer?.url, pgConnections: undefined, processes, description, profileDir: undefined,
       /** A user token for `name`, made an admin first (as `fleethub token` for the configured admin). */
       async adminToken(name) {
