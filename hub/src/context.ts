@@ -20,6 +20,11 @@ export interface HubContext {
   readonly proxyRoutes: RoutesApi
   readonly settings: HubSettings
   readonly metrics: HubMetrics
+  /**
+   * Aborted when this hub drains (a rolling restart, a replica told to go): long-lived responses
+   * (progress streams) end cleanly so that their clients reconnect to a hub that stays.
+   */
+  readonly draining?: AbortSignal
 }
 
 export interface HubSettings {

@@ -74,6 +74,11 @@ export interface StartHubOptions {
   readonly fleet?: FleetOptions
 }
 
+/** Draining: how long open progress streams may go on before they are ended for a reconnect. */
+const DRAIN_STREAM_GRACE_MS = 5000
+/** Draining: idle kept-alive connections are closed once no request has come in for this long. */
+const DRAIN_QUIET_MS = 500
+
 function listen(server: http.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
@@ -115,18 +120,43 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     }
     server.on('request', starting)
     server.keepAliveTimeout = 65_000
+    // Requests in flight, for the drain below (a Set add and delete per request).
+    const inFlight = new Set<http.ServerResponse>()
+    let draining = false
+    let lastRequestAt = 0
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      lastRequestAt = performance.now()
+      if (draining) res.setHeader('connection', 'close')
+      inFlight.add(res)
+      res.once('close', () => inFlight.delete(res))
+    })
+    const drainSignal = new AbortController()
     // A cluster worker (`--workers N`) is told its port and listens only once it is ready: the
     // primary hands connections to every worker that listens, and a new worker in a rolling
     // restart must not answer "starting" to traffic the old ones serve.
     const listenLate = cluster.isWorker && config.hubPort !== 0
     const hubPort = listenLate ? config.hubPort : await listen(server, config.hubPort, config.hubIp)
     cleanups.push(() => new Promise(r => { server.close(r); server.closeAllConnections() }))
-    // Stop accepting (in a cluster worker: the primary stops handing us connections), close idle
-    // keep-alive connections, and give requests in flight up to `ms` to finish.
+    // Stop accepting (in a cluster worker: the primary stops handing us connections) and give
+    // requests in flight up to `ms` to finish, so that no client sees a request fail:
+    // - a kept-alive connection carries at most one more request, answered with `Connection: close`
+    //   (Node keeps serving kept-alive connections after `server.close()` and would otherwise hold
+    //   the drain to its end, then cut whatever is in flight); the client then connects anew and
+    //   the primary hands that connection to a worker that stays;
+    // - connections left idle are closed once nothing has come in for a moment (Node closes those
+    //   idle at `close()` itself; the proxy retries an idempotent request that meets one);
+    // - progress streams end cleanly after a short grace (most spawns finish within it), and their
+    //   EventSource reconnects elsewhere (api/progress.ts).
     drain = ms => new Promise<void>(resolve => {
-      const timer = setTimeout(resolve, ms)
-      server.close(() => { clearTimeout(timer); resolve() })
-      server.closeIdleConnections()
+      draining = true
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close')
+      const streams = setTimeout(() => drainSignal.abort(), Math.min(DRAIN_STREAM_GRACE_MS, ms / 2))
+      const quiet = setInterval(() => {
+        if (inFlight.size === 0 && performance.now() - lastRequestAt >= DRAIN_QUIET_MS) server.closeIdleConnections()
+      }, 100)
+      const done = () => { clearTimeout(timer); clearTimeout(streams); clearInterval(quiet); drainSignal.abort(); resolve() }
+      const timer = setTimeout(done, ms)
+      server.close(done)
     })
     const hubUrl = `http://${config.hubIp}:${hubPort}`
     const hubConnectUrl = (config.hubConnectUrl ?? hubUrl).replace(/\/+$/, '')
@@ -177,7 +207,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     queueStats = () => ({ running: spawns.runningSpawns, queued: spawns.queuedSpawns })
     cleanups.push(() => o.spawner.close())
     const ctx: HubContext = {
-      db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics,
+      db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics, draining: drainSignal.signal,
       authenticator: o.authenticator ?? configuredAuthenticator(config, db, log, publicUrl),
       settings: {
         sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator && config.authenticator === 'dev',

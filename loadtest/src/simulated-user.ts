@@ -48,6 +48,9 @@ export interface UserTally {
 const REQUEST_TIMEOUT_MS = 60_000
 const ECHO_TIMEOUT_MS = 15_000
 const MAX_REDIRECTS = 10
+/** A progress stream ended early is opened again at most this many times, this long apart (the hub's SSE `retry:`). */
+const PROGRESS_REOPENS = 20
+const PROGRESS_RETRY_MS = 500
 
 export class UserError extends Error {
   constructor(readonly code: string, message: string) { super(message) }
@@ -149,14 +152,24 @@ export class SimulatedUser {
     this.o.recorder.count('spawn_ok')
   }
 
-  /** Read the event stream to its end; the last event must say ready. */
+  /**
+   * Read the event stream to its end; the last event must say ready. A stream that ends with no
+   * outcome (a hub draining in a rolling restart ends its streams early) is opened again, as the
+   * spawn-pending page's EventSource does, and counted as `progress_reopened`.
+   */
   async followProgress(path: string, referer: string, deadline: number): Promise<void> {
-    const res = await this.request('GET', path, { headers: { referer, accept: 'text/event-stream' } }, Math.max(1000, deadline - performance.now()))
-    if (res.status !== 200) throw new UserError('progress_refused', `GET progress: ${res.status}`)
-    const events = res.body.split('\n\n').filter(c => c.startsWith('data: '))
-      .map(c => { try { return JSON.parse(c.slice(6)) as { ready?: boolean; failed?: boolean; message?: string } } catch { return {} } })
-    const last = events[events.length - 1]
-    if (!last?.ready) throw new UserError('spawn_failed', `spawn did not become ready: ${last?.message ?? 'no events'}`)
+    for (let i = 0; i <= PROGRESS_REOPENS; i++) {
+      const res = await this.request('GET', path, { headers: { referer, accept: 'text/event-stream' } }, Math.max(1000, deadline - performance.now()))
+      if (res.status !== 200) throw new UserError('progress_refused', `GET progress: ${res.status}`)
+      const events = res.body.split('\n\n').filter(c => c.startsWith('data: '))
+        .map(c => { try { return JSON.parse(c.slice(6)) as { ready?: boolean; failed?: boolean; message?: string } } catch { return {} } })
+      const last = events[events.length - 1]
+      if (last?.ready) return
+      if (last?.failed || performance.now() >= deadline) throw new UserError('spawn_failed', `spawn did not become ready: ${last?.message ?? 'no events'}`)
+      this.o.recorder.count('progress_reopened')
+      await new Promise(r => setTimeout(r, PROGRESS_RETRY_MS))
+    }
+    throw new UserError('spawn_failed', `the progress stream ended ${PROGRESS_REOPENS + 1} times without an outcome`)
   }
 
   /** `GET /user/<name>/` through the proxy, following the OAuth redirects back to the page. */

@@ -2,6 +2,8 @@
  * GET /hub/api/users/<name>/server/progress (contract §6): an event stream of the spawn's progress.
  * A keep-alive `\n\n` at once and every 8 s; events as `data: <json>\n\n`; ends after ready/failed.
  * While the spawn waits in the admission queue, the user's place in line is sent when it changes.
+ * A hub that drains ends its open streams early, with a short `retry:`: an EventSource (the
+ * spawn-pending page) opens the stream again, on a hub that stays, and sees the spawn through.
  */
 import type { Request, Response } from 'express'
 import type { HubContext } from '../context.js'
@@ -14,6 +16,8 @@ import { notFound, badRequest } from '../errors.js'
 const KEEPALIVE_MS = 8000
 const QUEUE_TICK_MS = 1000
 const MIRROR_CHECK_MS = 3000
+/** How soon a client should reconnect a stream this hub ended because it is draining (SSE `retry`). */
+const DRAIN_RETRY_MS = 500
 
 function readyEvent(user: string, server: string): ProgressEvent {
   const url = serverPrefix(user, server)
@@ -63,9 +67,15 @@ export async function streamProgress(ctx: HubContext, req: Request, res: Respons
     if (poll) clearInterval(poll)
     if (follow) clearInterval(follow)
     unsubscribe()
+    ctx.draining?.removeEventListener('abort', onDrain)
     res.end()
   }
+  // No final event: the spawn goes on (on this hub until it is done, or on another); the client
+  // reconnects and follows it from wherever its request lands.
+  const onDrain = () => { if (!ended) { res.write(`retry: ${DRAIN_RETRY_MS}\n\n`); finish() } }
   req.on('close', finish)
+  if (ctx.draining?.aborted) return onDrain()
+  ctx.draining?.addEventListener('abort', onDrain, { once: true })
   // Follow the server row until it settles: the spawn runs on another hub of the fleet.
   const followRow = (everyMs: number) => setInterval(async () => {
     const now = await findServerById(ctx.db, server.id).catch(() => undefined)
