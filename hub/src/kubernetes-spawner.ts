@@ -1,5 +1,4 @@
-import type { Spawner } from '../../spawner/src/index.js'
-import { createKubernetesSpawner, type KubernetesSpawnerConfigInput } from '../../spawner/src/kubernetes.js'
+import { loadKubernetesSpawner, type KubernetesSpawnerConfigInput, type Spawner } from '../../spawner/src/index.js'
 import type { HubConfig } from './config.js'
 import type { Logger } from './log.js'
 
@@ -10,7 +9,7 @@ import type { Logger } from './log.js'
  */
 export async function createHubKubernetesSpawner(config: HubConfig, log: Logger, env: Readonly<Record<string, string | undefined>>): Promise<Spawner> {
   const input = { startTimeoutMs: config.startTimeout * 1000, ...config.kubernetes } as KubernetesSpawnerConfigInput
-  const spawner = createKubernetesSpawner(input, { log, env })
+  const spawner = await loadKubernetesSpawner(input, { log, env })
   // Without a first list the hub cannot tell running pods from stopped ones: wait for it, bounded.
   const timeoutMs = 120_000
   let timer: NodeJS.Timeout | undefined

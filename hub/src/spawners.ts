@@ -1,6 +1,5 @@
 import path from 'node:path'
-import type { Spawner } from '../../spawner/src/index.js'
-import { createLocalProcessSpawner, defaultSingleUserCommand } from '../../spawner/src/local-process.js'
+import { createLocalProcessSpawner, defaultSingleUserCommand, type Spawner } from '../../spawner/src/index.js'
 import type { HubConfig } from './config.js'
 import type { Logger } from './log.js'
 

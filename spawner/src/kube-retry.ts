@@ -126,3 +126,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
+
+/** A short human description of an API failure (ApiException.body is a JSON string). */
+export function describeApiError(err: unknown): string {
+  const status = statusOf(err)
+  const body = (err as { body?: unknown })?.body
+  if (status !== undefined) {
+    let message: string | undefined
+    if (typeof body === 'string') { try { message = JSON.parse(body).message } catch { message = body.slice(0, 200) } }
+    else if (body !== null && typeof body === 'object') message = (body as { message?: string }).message
+    return `HTTP ${status}${message !== undefined ? `: ${message}` : ''}`
+  }
+  return (err as Error)?.message ?? String(err)
+}

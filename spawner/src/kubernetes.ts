@@ -1,25 +1,31 @@
 /**
  * The Kubernetes spawner: a pod per server (plus an optional per-user PVC), watched through ONE
- * pod informer and ONE event informer per spawner (per namespace), never polled per user.
+ * pod informer and ONE event stream per spawner (per namespace), never polled per user.
  *
  * Why it is built this way (spec/anchors.md §3, §9.7):
  * - poll() reads the informer cache only, and waits for the first LIST before answering: a poll
  *   before that would report running servers as gone after a hub restart (kubespawner #786).
- * - start waits on informer callbacks, not on API calls; progress comes from the cached events.
+ * - start waits on informer callbacks, not on API calls; progress comes from the streamed events.
  * - every API call goes through a shared token bucket and honours 429 Retry-After, so a class
  *   start does not exceed a managed control plane's rate cap.
- * - the informer is restarted with backoff after watch errors (the client's ListWatch does not
- *   restart itself on errors other than 410), and re-lists on 410 Gone.
+ * - the watches are restarted with backoff after errors (the client's ListWatch does not
+ *   restart itself on errors other than 410), and re-list on 410 Gone.
  *
- * This is the only file that imports `@kubernetes/client-node`.
+ * The parts: kube-informer.ts (pods), kube-event-stream.ts (events), kube-restarter.ts (their
+ * shared restart with backoff), kube-start-watcher.ts (one start's progress and outcome).
+ * This is the only file that loads `@kubernetes/client-node` at runtime (the others import its
+ * types only), and it is loaded only when a hub is configured for Kubernetes (kube-load.ts).
  */
 import { CoreV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node'
-import type { CoreV1Event, KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node'
-import { slimPod } from './kube-slim.js'
+import type { CoreV1Event, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { kubernetesSpawnerConfig } from './kube-config.js'
 import type { KubernetesSpawnerConfig, KubernetesSpawnerConfigInput } from './kube-config.js'
-import { sleep, statusOf, TokenBucket, withRetry } from './kube-retry.js'
+import { EventStream } from './kube-event-stream.js'
+import { Informer } from './kube-informer.js'
+import { describeApiError, sleep, statusOf, TokenBucket, withRetry } from './kube-retry.js'
+import { slimPod } from './kube-slim.js'
+import { StartWatcher } from './kube-start-watcher.js'
 import {
   ANNOTATION_SERVER, ANNOTATION_USER, buildPodManifest, buildPvcManifest, labelSelector, listProfiles, podBelongsTo, podName, resolveProfile,
 } from './pod-spec.js'
@@ -59,16 +65,7 @@ export interface KubernetesSpawner extends Spawner {
   findOrphans(known: ReadonlyArray<{ user: string, serverName: string }>): Promise<OrphanPod[]>
 }
 
-/** Container waiting reasons after which a start cannot succeed by waiting. */
-const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff'])
-const INFORMER_MAX_BACKOFF_MS = 30_000
-const FATAL_EVENT_GRACE_MS = 1000
 const LIST_PAGE = 500
-
-/** Full-jitter exponential backoff for restarting a failed list/watch, capped. */
-function restartDelay(failures: number): number {
-  return Math.random() * Math.min(INFORMER_MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 10))
-}
 
 type PodListener = (pod: V1Pod | undefined, deleted: boolean) => void
 type EventListener = (event: CoreV1Event) => void
@@ -87,129 +84,12 @@ function loadKubeConfig(config: KubernetesSpawnerConfig, deps: KubernetesSpawner
   return kc
 }
 
-/** A ListWatch that restarts itself after errors, with backoff, and tells when it first listed. */
-class Informer<T extends KubernetesObject> {
-  readonly lw: ListWatch<T>
-  readonly #log: Logger
-  #failures = 0
-  #stopped = false
-  #timer: NodeJS.Timeout | undefined
-  #resolveReady!: () => void
-  readonly ready: Promise<void>
-
-  constructor(lw: ListWatch<T>, log: Logger) {
-    this.lw = lw
-    this.#log = log
-    this.ready = new Promise(resolve => { this.#resolveReady = resolve })
-    lw.on('error', err => this.#onError(err))
-    const healthy = (): void => { this.#failures = 0 }
-    lw.on('add', healthy); lw.on('update', healthy); lw.on('delete', healthy)
-  }
-
-  start(): void {
-    void this.#run().catch(err => this.#onError(err))
-  }
-
-  async #run(): Promise<void> {
-    if (this.#stopped) return
-    await this.lw.start()
-    // start() resolves after LIST + WATCH set-up, or after reporting an error (then the
-    // resourceVersion is still empty and #onError schedules the next attempt).
-    if (this.lw.latestResourceVersion() !== '') { this.#failures = 0; this.#resolveReady() }
-  }
-
-  #onError(err: unknown): void {
-    if (this.#stopped) return
-    this.#failures++
-    const delay = restartDelay(this.#failures)
-    this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => this.start(), delay)
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    await this.lw.stop()
-  }
-}
-
 /** A Watch that hands the informer slim pods (see kube-slim.ts); ERROR and BOOKMARK pass as they are. */
 class SlimWatch extends Watch {
   override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
     return super.watch(path, queryParams, (phase, obj, raw) => {
       callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? slimPod(obj) : obj, raw)
     }, done)
-  }
-}
-
-/**
- * A watch without a cache: get the current resourceVersion (a LIST with limit=1), then stream
- * from it; after a drop resume from the last version seen, after 410 Gone start again from now.
- */
-class EventStream {
-  readonly #watch: Watch
-  readonly #path: string
-  readonly #fieldSelector: string
-  readonly #currentVersion: () => Promise<string>
-  readonly #onEvent: (ev: CoreV1Event) => void
-  readonly #log: Logger
-  #rv = ''
-  #failures = 0
-  #stopped = false
-  #request: AbortController | undefined
-  #timer: NodeJS.Timeout | undefined
-  #resolveReady!: () => void
-  readonly ready: Promise<void>
-
-  constructor(watch: Watch, path: string, fieldSelector: string, currentVersion: () => Promise<string>, onEvent: (ev: CoreV1Event) => void, log: Logger) {
-    this.#watch = watch
-    this.#path = path
-    this.#fieldSelector = fieldSelector
-    this.#currentVersion = currentVersion
-    this.#onEvent = onEvent
-    this.#log = log
-    this.ready = new Promise(resolve => { this.#resolveReady = resolve })
-  }
-
-  start(): void {
-    void this.#run().catch(err => this.#retry(err))
-  }
-
-  async #run(): Promise<void> {
-    if (this.#stopped) return
-    if (this.#rv === '') this.#rv = await this.#currentVersion()
-    let ended = false
-    this.#request = await this.#watch.watch(this.#path, { resourceVersion: this.#rv, fieldSelector: this.#fieldSelector, allowWatchBookmarks: true },
-      (phase, obj) => {
-        if (phase === 'ERROR') { if (obj?.code === 410) this.#rv = ''; return }
-        if (obj?.metadata?.resourceVersion !== undefined) this.#rv = obj.metadata.resourceVersion
-        this.#failures = 0
-        if (phase === 'ADDED' || phase === 'MODIFIED') this.#onEvent(obj as CoreV1Event)
-      },
-      err => {
-        if (ended || this.#stopped) return
-        ended = true
-        if (statusOf(err) === 410) this.#rv = ''
-        if (err !== null && err !== undefined && statusOf(err) !== 410) this.#retry(err)
-        else this.start()
-      })
-    if (!ended) this.#resolveReady()
-  }
-
-  #retry(err: unknown): void {
-    if (this.#stopped) return
-    this.#failures++
-    const delay = restartDelay(this.#failures)
-    this.#log.warn({ err: (err as Error)?.message ?? String(err), status: statusOf(err), delayMs: Math.round(delay) }, 'watch failed; restarting')
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => this.start(), delay)
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    this.#request?.abort()
   }
 }
 
@@ -435,7 +315,6 @@ class KubeSpawner implements KubernetesSpawner {
     throw new SpawnerError('SPAWNER_POD_CONFLICT', `pod ${name} kept coming back; another process may be creating it`)
   }
 
-  /** Delete (404 = already gone -> false). */
   /**
    * Delete (false = nothing of ours to delete). With a uid, the API deletes only that pod: a
    * stop for an old server must not remove a newer pod that reuses the name (409 = not ours).
@@ -493,97 +372,6 @@ function addListener<F>(map: Map<string, Set<F>>, key: string, f: F): () => void
   }
 }
 
-/** Turns informer callbacks about one pod into progress events and a ready URL or a failure. */
-class StartWatcher {
-  readonly done: Promise<string>
-  #resolve!: (url: string) => void
-  #reject!: (err: SpawnerError) => void
-  #uid: string | undefined
-  #settled = false
-  readonly #early: CoreV1Event[] = []
-  readonly #seen = new Set<string>()
-  #progress = 10
-  #lastEvent = 'no events yet'
-  #lastEventWarning = false
-  #fatal: { code: string, why: string } | undefined
-  #fatalTimer: NodeJS.Timeout | undefined
-
-  constructor(readonly name: string, readonly port: number, readonly report: StartOptions['progress']) {
-    this.done = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject })
-    this.done.catch(() => undefined)
-  }
-
-  created(pod: V1Pod): void {
-    this.#uid = pod.metadata?.uid
-    for (const ev of this.#early.splice(0)) this.event(ev)
-    this.pod(pod, false)
-  }
-
-  event(ev: CoreV1Event): void {
-    if (this.#settled) return
-    if (this.#uid === undefined) { this.#early.push(ev); return }
-    const key = ev.metadata?.uid ?? `${ev.metadata?.name}/${ev.count ?? 1}`
-    if (ev.involvedObject?.uid !== this.#uid || this.#seen.has(key)) return
-    this.#seen.add(key)
-    const when = ev.lastTimestamp ?? ev.firstTimestamp ?? ev.eventTime
-    const ts = when === undefined || when === null ? '' : `${new Date(when as unknown as string).toISOString()} `
-    this.#lastEvent = `[${ev.type ?? 'Normal'}] ${ev.reason ?? ''}: ${ev.message ?? ''}`
-    this.#lastEventWarning = ev.type === 'Warning'
-    // KubeSpawner's progress curve: approach 90% by a third of the rest per event.
-    this.#progress += (90 - this.#progress) / 3
-    this.report({ progress: Math.round(this.#progress), message: `${ts}[${ev.type ?? 'Normal'}] ${ev.message ?? ev.reason ?? ''}` })
-    if (this.#fatal !== undefined && ev.type === 'Warning') this.#failFatal()
-  }
-
-  #failFatal(): void {
-    if (this.#fatal !== undefined) this.#fail(this.#fatal.code, `${this.#fatal.why}; last event: ${this.#lastEvent}`)
-  }
-
-  pod(pod: V1Pod | undefined, deleted: boolean): void {
-    if (this.#settled || this.#uid === undefined || pod?.metadata?.uid !== this.#uid) return
-    if (deleted) return this.#fail('SPAWNER_POD_DELETED', `pod ${this.name} was deleted while starting (last event: ${this.#lastEvent})`)
-    const status = pod.status
-    const waitingState = status?.containerStatuses?.[0]?.state?.waiting
-    if (waitingState?.reason !== undefined && FATAL_WAITING.has(waitingState.reason)) {
-      const code = waitingState.reason.includes('Image') ? 'SPAWNER_IMAGE_PULL' : 'SPAWNER_CONTAINER_FAILED'
-      const why = `pod ${this.name} cannot start: ${waitingState.reason}${waitingState.message !== undefined ? ` (${waitingState.message})` : ''}`
-      // Pod and event watches are separate streams: give the kubelet's Warning event (the
-      // detailed reason) a moment to arrive so the user sees it as progress and in the error.
-      if (this.#fatal === undefined) {
-        this.#fatal = { code, why }
-        if (this.#lastEventWarning) return this.#failFatal()
-        this.#fatalTimer = setTimeout(() => this.#failFatal(), FATAL_EVENT_GRACE_MS)
-      }
-      return
-    }
-    if (status?.phase === 'Failed' || status?.phase === 'Succeeded') {
-      return this.#fail('SPAWNER_POD_FAILED', `pod ${this.name} ${status.phase === 'Failed' ? 'failed' : 'exited'}: ${status.reason ?? ''} ${status.message ?? ''}; last event: ${this.#lastEvent}`.replace(/\s+/g, ' '))
-    }
-    const ready = status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
-    if (status?.phase === 'Running' && ready && status.podIP) {
-      this.#settled = true
-      const host = status.podIP.includes(':') ? `[${status.podIP}]` : status.podIP
-      this.report({ progress: 95, message: `Pod ${this.name} is running at ${status.podIP}` })
-      this.#resolve(`http://${host}:${this.port}`)
-    }
-  }
-
-  timeout(ms: number): void {
-    this.#fail('SPAWNER_START_TIMEOUT', `pod ${this.name} was not ready after ${Math.round(ms / 1000)}s; last event: ${this.#lastEvent}`)
-  }
-
-  abort(): void {
-    this.#fail('SPAWNER_START_CANCELLED', `start of ${this.name} was cancelled; last event: ${this.#lastEvent}`)
-  }
-
-  #fail(code: string, message: string): void {
-    clearTimeout(this.#fatalTimer)
-    if (this.#settled) return
-    this.#settled = true
-    this.#reject(new SpawnerError(code, message))
-  }
-}
-
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
@@ -591,17 +379,4 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true })
     p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) }, e => { signal.removeEventListener('abort', onAbort); reject(e) })
   })
-}
-
-/** A short human description of an API failure (ApiException.body is a JSON string). */
-export function describeApiError(err: unknown): string {
-  const status = statusOf(err)
-  const body = (err as { body?: unknown })?.body
-  if (status !== undefined) {
-    let message: string | undefined
-    if (typeof body === 'string') { try { message = JSON.parse(body).message } catch { message = body.slice(0, 200) } }
-    else if (body !== null && typeof body === 'object') message = (body as { message?: string }).message
-    return `HTTP ${status}${message !== undefined ? `: ${message}` : ''}`
-  }
-  return (err as Error)?.message ?? String(err)
 }
