@@ -12,6 +12,7 @@ import { oauthRouter } from './oauth/oauth.routes.js'
 import { pagesRouter } from './pages/pages.routes.js'
 import { adminRouter } from './admin/admin.routes.js'
 import { errorPage } from './pages/pages.js'
+import { createStaticAssets } from './pages/static-assets.js'
 import { identifyApi } from './auth/identify.js'
 import { needScope } from './api/guards.js'
 
@@ -49,7 +50,9 @@ export function createApp(ctx: HubContext, extraApiRouters: readonly Router[] = 
   app.use('/hub/api/oauth2', oauthRouter(ctx))
   app.use('/hub/api', apiRouter(ctx))
   for (const router of extraApiRouters) app.use('/hub/api', router)
-  app.use(adminRouter(ctx))
+  const assets = createStaticAssets()
+  app.use(assets.router)
+  app.use(adminRouter(ctx, assets))
   app.use(pagesRouter(ctx))
   app.use('/hub/api', (_req, _res, next) => next(new HttpError(404, 'HUB_NOT_FOUND', 'Not Found')))
   app.use((req, res) => {

@@ -1,6 +1,7 @@
 /**
  * The admin page's HTML: a shell only. Nothing per user is rendered on the server, so the page
- * costs the same with 50 or 50,000 users; admin.js fills the table one API page at a time.
+ * costs the same with 50 or 50,000 users; its script (browser/admin-page.ts, bundled at build time)
+ * fills the table one API page at a time.
  */
 import { html, jsonForScript, raw } from '../pages/html.js'
 import { layout } from '../pages/layout.js'
@@ -31,7 +32,8 @@ const STYLE = raw(`
   .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `)
 
-export function adminPage(o: { user: string }): string {
+/** `scriptSrc`: the URL of the bundled browser/admin-page.ts. */
+export function adminPage(o: { user: string; scriptSrc: string }): string {
   return layout({
     title: 'Admin', user: o.user, admin: true,
     head: html`<style>${STYLE}</style><script id="admin-config" type="application/json">${jsonForScript({ me: o.user })}</script>`,
@@ -123,7 +125,6 @@ export function adminPage(o: { user: string }): string {
   </table>
 </section>
 <noscript><p class="error">The admin page needs JavaScript. The REST API under /hub/api offers the same actions.</p></noscript>`,
-    script: undefined,
-    scriptSrc: '/hub/admin/admin.js',
+    scriptSrc: o.scriptSrc,
   })
 }

@@ -1,15 +1,16 @@
 /**
- * The admin page (/hub/admin), its script, and a small admin-only JSON endpoint with live server
- * counts. The page is a shell: the user table comes from the REST API one page at a time, so it
- * stays fast at 50,000 users (anchors §6 #14). Mounted before the pages router.
+ * The admin page (/hub/admin) and a small admin-only JSON endpoint with live server counts. The
+ * page is a shell: the user table comes from the REST API one page at a time, so it stays fast at
+ * 50,000 users (anchors §6 #14). Its script is a bundle from /hub/static/ (pages/static-assets.ts).
+ * Mounted before the pages router.
  */
 import { Router, type Request, type Response } from 'express'
 import { sql } from 'kysely'
 import type { HubContext } from '../context.js'
 import { identifyBrowser } from '../auth/identify.js'
 import { errorPage } from '../pages/pages.js'
+import type { StaticAssets } from '../pages/static-assets.js'
 import { adminPage } from './admin-page.js'
-import { ADMIN_SCRIPT } from './admin-script.js'
 
 export interface AdminStats {
   readonly running: number
@@ -40,7 +41,7 @@ function who(res: Response): Who {
   return id?.kind === 'user' && id.userId ? { name: id.name, admin: id.admin } : undefined
 }
 
-export function adminRouter(ctx: HubContext): Router {
+export function adminRouter(ctx: HubContext, assets: StaticAssets): Router {
   const r = Router()
   r.use('/hub/admin', identifyBrowser(ctx))
 
@@ -49,12 +50,7 @@ export function adminRouter(ctx: HubContext): Router {
     if (!me) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
     res.set('cache-control', 'no-store').type('html')
     if (!me.admin) return void res.status(403).send(errorPage({ status: 403, user: me.name, message: 'Only admins may open the admin page.' }))
-    res.status(200).send(adminPage({ user: me.name }))
-  })
-
-  // The code holds no data, so anyone may fetch it; the API it calls checks scopes.
-  r.get('/hub/admin/admin.js', (_req, res) => {
-    res.type('application/javascript').set('cache-control', 'no-cache').send(ADMIN_SCRIPT)
+    res.status(200).send(adminPage({ user: me.name, scriptSrc: assets.url('admin-page.js') }))
   })
 
   r.get('/hub/admin/stats', async (_req, res) => {

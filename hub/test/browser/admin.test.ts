@@ -176,6 +176,19 @@ if (!exe) {
       t.same(page.errors, [], 'no script errors')
     })
 
+    t.test('the page script is a content-hashed bundle under /hub/static, cached for a year', async t => {
+      const page = await chromium.newPage()
+      await signIn(page, base, 'root', '/hub/admin')
+      const src = await page.getAttribute('script[src]', 'src')
+      t.match(src, /^\/hub\/static\/admin-page-[A-Z0-9]+\.js$/)
+      const res = await fetch(`${base}${src}`)
+      t.equal(res.status, 200, 'anyone may fetch it: it holds code, no data')
+      t.match(res.headers.get('content-type'), /javascript/)
+      t.match(res.headers.get('cache-control'), /max-age=31536000.*immutable/)
+      t.equal((await fetch(`${base}/hub/static/admin-page-NOSUCH00.js`)).status, 404)
+      t.equal((await fetch(`${base}/hub/static/manifest.json`)).status, 404, 'only bundles are served')
+    })
+
     t.test('a non-admin gets 403 on the admin page and its stats', async t => {
       const page = await chromium.newPage()
       await signIn(page, base, 'student00007', '/hub/home')
