@@ -18,7 +18,7 @@ const COMMANDS: Record<string, Command> = {
   token: { summary: 'mint an API token for a user in the database and print it (like `jupyterhub token`)', load: async () => (await import('../hub/src/tokens/token-cli.js')).main },
   deploy: { summary: 'render the Kubernetes manifests: `deploy render -f values.yaml | kubectl apply -f -`', load: async () => (await import('../deploy/src/main.js')).main },
   loadtest: { summary: 'simulated users against fleethub or JupyterHub (--compare): class-start, steady, api, activity-storm, ramp; `loadtest sim-servers`', load: async () => (await import('../loadtest/src/main.js')).main },
-  'kube-sim': { summary: 'a simulated Kubernetes API server + kubelet for tests and load tests', load: async () => (await import('../loadtest/src/kube-sim/main.js')).main },
+  'kube-sim': { summary: 'a simulated Kubernetes API server + kubelet for tests and load tests', load: async () => (await import('../kube-sim/src/main.js')).main },
   cull: { summary: 'stop idle servers through the REST API (jupyterhub-idle-culler options; JUPYTERHUB_API_TOKEN)', load: async () => (await import('../hub/src/culler/cull-cli.js')).main },
   singleuser: { summary: 'run the built-in single-user server (configured by the JUPYTERHUB_* environment)', load: async () => (await import('../spawner/src/singleuser/main.js')).main },
 }

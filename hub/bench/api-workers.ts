@@ -22,8 +22,8 @@ import path from 'node:path'
 import autocannon from 'autocannon'
 import { sql } from 'kysely'
 import { createDb, migrateToLatest } from '../src/db.js'
-import { freeLowPort, startEmbeddedPostgres } from '../src/embedded-postgres.js'
-import { createLogger } from '../src/log.js'
+import { freeLowPort, startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
+import { createLogger } from '../../core/src/log.js'
 import { createToken } from '../src/tokens/token.repository.js'
 
 export interface CompareWorkersOptions {

@@ -26,14 +26,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { sql } from 'kysely'
-import { startEmbeddedPostgres } from '../src/embedded-postgres.js'
+import { startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 import { parseHubConfig } from '../src/config.js'
-import { createLogger } from '../src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { startHub } from '../src/stack.js'
 import { createToken } from '../src/tokens/token.repository.js'
 import { createInstantSpawner } from '../../test/helpers/instant-spawner.js'
 import { spawn } from 'node:child_process'
-import { freeLowPort } from '../src/embedded-postgres.js'
+import { freeLowPort } from '../../core/src/embedded-postgres.js'
 
 const USERS = 10_000
 const RUNNING = 2_000

@@ -33,10 +33,10 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { sql } from 'kysely'
 import { createDb, migrateToLatest } from '../src/db.js'
-import { freeLowPort, startEmbeddedPostgres } from '../src/embedded-postgres.js'
+import { freeLowPort, startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 import { connectionName, LOCK_SPACE, PROXY_LOCK_SPACE } from '../src/fleet/fleet.js'
 import { GRACE_MS } from '../src/servers/owner-sweep.js'
-import { createLogger } from '../src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { createToken } from '../src/tokens/token.repository.js'
 
 const { values } = parseArgs({ options: {

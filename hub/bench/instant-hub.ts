@@ -8,7 +8,7 @@
  */
 import cluster from 'node:cluster'
 import { parseHubConfig } from '../src/config.js'
-import { createLogger } from '../src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { ProxyProcess } from '../src/proxy/proxy-process.js'
 import { startHub, type HubStack } from '../src/stack.js'
 import { serveAsWorker, startPrimary, workerArgs, type Primary } from '../src/workers.js'

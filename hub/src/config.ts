@@ -8,7 +8,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultUrlProblem } from '../../spawner/src/index.js'
-import { OIDC_FLAGS, OIDC_HELP, parseOidcConfig, type OidcConfig } from './auth/oidc-config.js'
+import { HubError } from './errors.js'
+import type { OidcConfig } from './auth/oidc-config.js'
+import type { AuthenticatorEntry } from './auth/authenticator.js'
+import { AUTHENTICATOR_FLAGS, AUTHENTICATOR_NAMES, AUTHENTICATORS, type AuthenticatorName } from './auth/authenticators.js'
 
 export interface HubConfig {
   /** Public address of the proxy (JupyterHub `bind_url`). Default 127.0.0.1:8000. */
@@ -36,8 +39,8 @@ export interface HubConfig {
   /** The development authenticator's shared password (FLEETHUB_DEV_PASSWORD); random when unset. */
   readonly devPassword: string
   readonly devPasswordGenerated: boolean
-  /** `dev` (any username, one shared password), `native` (admin-created accounts, passwords set at first sign-in) or `oidc` (single sign-on). Default dev. */
-  readonly authenticator: 'dev' | 'native' | 'oidc'
+  /** How people sign in: a name in auth/authenticators.ts (`dev`, `native`, `oidc`). Default dev. */
+  readonly authenticator: AuthenticatorName
   /** The OpenID Connect settings (auth/oidc-config.ts); set only with `authenticator: oidc`. */
   readonly oidc: OidcConfig | undefined
   /** Admin user names (JupyterHub Authenticator.admin_users; FLEETHUB_ADMIN_USERS=alice,bob). */
@@ -118,7 +121,6 @@ const OPTIONS = {
   'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   'cull-idle': { type: 'boolean' }, 'cull-timeout': { type: 'string' }, 'cull-every': { type: 'string' }, 'cull-max-age': { type: 'string' },
   'cull-users': { type: 'boolean' }, 'cull-concurrency': { type: 'string' }, 'cull-admin-users': { type: 'boolean' }, 'cull-remove-named-servers': { type: 'boolean' },
-  ...OIDC_FLAGS,
 } as const
 
 export const HUB_HELP = `usage: fleethub start|hub [options]
@@ -133,10 +135,8 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --no-migrate                do not run database migrations on start
   --db-pool-size N            Postgres connections per hub (default 20; FLEETHUB_DB_POOL_SIZE)
   --admin-users a,b           admin user names
-  --authenticator dev|native|oidc  dev: any username + the dev password; native: accounts admins
-                              create, each password set at the user's first sign-in; oidc: single
-                              sign-on through an OpenID Connect provider (options below)
-  --spawner local|kubernetes  how user servers run (default local)
+  --authenticator ${AUTHENTICATOR_NAMES.join('|')}  how people sign in (default dev):
+${Object.values(AUTHENTICATORS).map((a: AuthenticatorEntry) => `                              ${a.help}\n`).join('')}  --spawner local|kubernetes  how user servers run (default local)
   --singleuser-cmd "CMD ARGS" command for local user servers
   --default-url PATH          where /user/<name>/ lands, e.g. /lab or /tree/home/{username}
                               (FLEETHUB_DEFAULT_URL; default: the server's own)
@@ -165,14 +165,17 @@ idle culler (stops servers with no activity; jupyterhub-idle-culler's options, r
   --no-cull-admin-users       leave admins' servers running
   --cull-remove-named-servers delete culled named servers, not just stop them
 
-${OIDC_HELP}
+${Object.values(AUTHENTICATORS).map((a: AuthenticatorEntry) => a.flagsHelp ?? '').join('')}
 environment: DATABASE_URL, CONFIGPROXY_AUTH_TOKEN, FLEETHUB_DEV_PASSWORD, FLEETHUB_ADMIN_USERS,
              FLEETHUB_DATA_DIR, FLEETHUB_SPAWNER, FLEETHUB_DEFAULT_URL, KUBECONFIG, FLEETHUB_AUTHENTICATOR, FLEETHUB_OIDC_ISSUER,
              FLEETHUB_OIDC_CLIENT_ID, FLEETHUB_OIDC_CLIENT_SECRET, FLEETHUB_OIDC_STATE_SECRET
 `
 
-export class ConfigError extends Error {
-  readonly code = 'HUB_BAD_CONFIG'
+export class ConfigError extends HubError {
+  constructor(message: string) {
+    super('HUB_BAD_CONFIG', message)
+    this.name = 'ConfigError'
+  }
 }
 
 type Raw = Record<string, unknown>
@@ -181,7 +184,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   const problems: string[] = []
   let values: Raw
   try {
-    values = parseArgs({ args: [...argv], options: OPTIONS, allowNegative: true, strict: true }).values as Raw
+    values = parseArgs({ args: [...argv], options: { ...OPTIONS, ...AUTHENTICATOR_FLAGS }, allowNegative: true, strict: true }).values as Raw
   } catch (err) {
     throw new ConfigError((err as Error).message)
   }
@@ -232,8 +235,8 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   }
   const roles = parseRoles(file.roles, problems)
   const services = parseServices(file.services, env, problems)
-  const authenticator = oneOf('authenticator', 'FLEETHUB_AUTHENTICATOR', 'authenticator', ['dev', 'native', 'oidc'] as const, 'dev')
-  const oidc = authenticator === 'oidc' ? parseOidcConfig(values, env, file.oidc, problems) : undefined
+  const authenticator = oneOf('authenticator', 'FLEETHUB_AUTHENTICATOR', 'authenticator', AUTHENTICATOR_NAMES, 'dev')
+  const authOptions = (AUTHENTICATORS[authenticator] as AuthenticatorEntry | undefined)?.parseOptions?.(values, env, file, problems) ?? {}
   const config = {
     help: values.help === true,
     ip: str('ip', undefined, 'ip', '127.0.0.1'),
@@ -251,7 +254,7 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     devPassword: devFromEnv ?? randomBytes(9).toString('base64url'),
     devPasswordGenerated: devFromEnv === undefined,
     authenticator,
-    oidc,
+    oidc: authOptions.oidc,
     adminUsers: list(values['admin-users'] ?? env.FLEETHUB_ADMIN_USERS ?? file.adminUsers),
     spawner: oneOf('spawner', 'FLEETHUB_SPAWNER', 'spawner', ['local', 'kubernetes'] as const, 'local'),
     singleuserCmd: Array.isArray(cmd) ? cmd.map(String) : typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : undefined,

@@ -1,7 +1,7 @@
 import type { Db } from './db.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../../core/src/log.js'
 import type { RequestAuth } from './auth/request-auth.js'
-import type { Authenticator } from './auth/dev-authenticator.js'
+import type { Authenticator } from './auth/authenticator.js'
 import type { SpawnManager } from './servers/spawn-manager.js'
 import type { ActivityBuffer } from './servers/activity.js'
 import type { RouteSync, RoutesApi } from './proxy/route-sync.js'
@@ -12,7 +12,7 @@ export interface HubContext {
   readonly db: Db
   readonly log: Logger
   readonly auth: RequestAuth
-  readonly authenticator: Authenticator
+  readonly authenticator: Authenticator<HubContext>
   readonly spawns: SpawnManager
   readonly activity: ActivityBuffer
   readonly routes: RouteSync
@@ -31,8 +31,6 @@ export interface HubSettings {
   /** Seconds a browser session lasts. */
   readonly sessionMaxAge: number
   readonly adminUsers: ReadonlySet<string>
-  /** Show the "any username, dev password" hint on the login page. */
-  readonly devLogin: boolean
   /** How long `GET /hub/spawn` waits for a quick spawn before showing the progress page, ms. */
   readonly spawnPageWaitMs: number
   /** How long the API waits before answering 202 instead of 201 (JupyterHub slow_spawn_timeout), ms. */

@@ -2,8 +2,8 @@
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { createDb, migrateDown, migrateToLatest } from './db.js'
-import { createLogger } from './log.js'
-import { attachEmbeddedPostgres } from './embedded-postgres.js'
+import { createLogger } from '../../core/src/log.js'
+import { attachEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 
 const HELP = `usage: fleethub db migrate [--down] [--steps N] [--data-dir DIR]
 

@@ -1,6 +1,6 @@
 import { loadKubernetesSpawner, type KubernetesSpawnerConfigInput, type Spawner } from '../../spawner/src/index.js'
 import type { HubConfig } from './config.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../../core/src/log.js'
 
 /**
  * The Kubernetes spawner with the hub's settings: the `kubernetes` section of the config file,

@@ -6,10 +6,11 @@ import cluster from 'node:cluster'
 import os from 'node:os'
 import path from 'node:path'
 import { ConfigError, HUB_HELP, parseHubConfig, type HubConfig } from './config.js'
-import { createLogger, type Logger } from './log.js'
-import { startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js'
+import { createLogger, type Logger } from '../../core/src/log.js'
+import { startEmbeddedPostgres, type RunningPostgres } from '../../core/src/embedded-postgres.js'
 import { createConfiguredSpawner } from './spawners.js'
 import { startHub, type HubStack } from './stack.js'
+import { AUTHENTICATORS } from './auth/authenticators.js'
 import { createDb, migrateToLatest } from './db.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
 import { reportWorkerFailure, serveAsWorker, startPrimary, workerArgs, type Primary } from './workers.js'
@@ -18,11 +19,7 @@ function banner(publicUrl: string, config: HubConfig): string {
   const url = publicUrl.replace('//127.0.0.1:', '//localhost:')
   const lines = [
     '', `  fleethub is running at ${url}${config.workers > 1 ? ` (${config.workers} hub workers)` : ''}`, '',
-    config.authenticator === 'native' ? '  sign-in: native accounts (passwords hashed in the database)'
-      : config.authenticator === 'oidc' ? `  sign-in: OpenID Connect (${config.oidc?.issuer ?? 'issuer from config'})`
-      : config.devPasswordGenerated
-        ? `  development login: any username (lowercase letters, digits, . _ -), password: ${config.devPassword}`
-        : '  development login: any username, with the password in FLEETHUB_DEV_PASSWORD',
+    `  ${AUTHENTICATORS[config.authenticator].describe(config)}`,
     `  data: ${config.dataDir}${config.databaseUrl ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`,
     '  press Ctrl-C to stop', '',
   ]

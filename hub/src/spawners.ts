@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { createLocalProcessSpawner, defaultSingleUserCommand, type Spawner } from '../../spawner/src/index.js'
 import type { HubConfig } from './config.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../../core/src/log.js'
 
 /** The configured spawner. Kubernetes is loaded only when asked for (its client is large). */
 export async function createConfiguredSpawner(config: HubConfig, log: Logger, env: Readonly<Record<string, string | undefined>>): Promise<Spawner> {

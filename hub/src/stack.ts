@@ -13,12 +13,14 @@ import { createProxyClient, type ProxyClient } from '../../proxy/src/client.js'
 import type { HubConfig } from './config.js'
 import type { HubContext } from './context.js'
 import { createApp } from './app.js'
+import { HttpError } from './errors.js'
+import { jsonErrorBody } from './error-handler.js'
+import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.js'
 import { createDb, migrateToLatest, type Db } from './db.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../../core/src/log.js'
 import { RequestAuth } from './auth/request-auth.js'
-import { createDevAuthenticator, type Authenticator } from './auth/dev-authenticator.js'
-import { createNativeAuthenticator } from './auth/native-authenticator.js'
-import { createOidcAuthenticator } from './auth/oidc-authenticator.js'
+import type { Authenticator } from './auth/authenticator.js'
+import { AUTHENTICATORS } from './auth/authenticators.js'
 import { ActivityBuffer } from './servers/activity.js'
 import { SpawnManager } from './servers/spawn-manager.js'
 import { createProgressRelay } from './servers/progress-relay.js'
@@ -114,9 +116,10 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     // Listen first (the app is attached below): servers and the proxy need the real port. Until
     // then every request gets a 503 with Retry-After, never a connection that hangs.
     const server = http.createServer()
-    const starting = (_req: http.IncomingMessage, res: http.ServerResponse) => {
-      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' })
-      res.end(JSON.stringify({ status: 503, message: 'The hub is starting; try again in a moment', code: 'HUB_STARTING' }))
+    const starting = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const err = new HttpError('HUB_STARTING'), reqId = requestIdFrom(req)
+      res.writeHead(err.statusCode, { ...err.headers, 'content-type': 'application/json', connection: 'close', [REQUEST_ID_HEADER]: reqId })
+      res.end(JSON.stringify(jsonErrorBody(err.statusCode, err.message, err.code, reqId)))
     }
     server.on('request', starting)
     server.keepAliveTimeout = 65_000
@@ -208,9 +211,9 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     cleanups.push(() => o.spawner.close())
     const ctx: HubContext = {
       db, log, auth, spawns, activity, routes, proxyRoutes: proxyClient, metrics, draining: drainSignal.signal,
-      authenticator: o.authenticator ?? configuredAuthenticator(config, db, log, publicUrl),
+      authenticator: o.authenticator ?? AUTHENTICATORS[config.authenticator].create(config, { db, log, publicUrl }),
       settings: {
-        sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers), devLogin: !o.authenticator && config.authenticator === 'dev',
+        sessionMaxAge: config.sessionMaxAge, adminUsers: new Set(config.adminUsers),
         spawnPageWaitMs: 1000, slowSpawnTimeoutMs: o.slowSpawnTimeoutMs ?? 10_000, slowStopTimeoutMs: config.slowStopTimeout * 1000,
         allowNamedServers: config.allowNamedServers, namedServerLimitPerUser: config.namedServerLimitPerUser,
         services: config.services.map(s => ({ name: s.name, roles: s.roles })), spawnerKind: o.spawner.kind,
@@ -264,13 +267,4 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     await close()
     throw err
   }
-}
-
-/** The authenticator the config names. OIDC's redirect URL defaults to the public URL known only now (JupyterHub's oauth_callback_url). */
-function configuredAuthenticator(config: HubConfig, db: Db, log: Logger, publicUrl: string): Authenticator {
-  if (config.authenticator === 'native') return createNativeAuthenticator(db)
-  if (config.authenticator === 'oidc' && config.oidc) {
-    return createOidcAuthenticator(config.oidc, { log: log.child({ component: 'oidc' }), redirectUrl: config.oidc.redirectUrl ?? `${publicUrl}/hub/oauth_callback` })
-  }
-  return createDevAuthenticator(config.devPassword)
 }

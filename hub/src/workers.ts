@@ -24,7 +24,7 @@ import cluster, { type Worker } from 'node:cluster'
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import type { HubConfig } from './config.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../../core/src/log.js'
 import type { HubStack } from './stack.js'
 
 /** primary -> worker */

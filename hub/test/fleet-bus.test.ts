@@ -6,7 +6,7 @@
  * cache is bypassed, and once it is back the whole cache is dropped.
  */
 import t from 'tap'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { createNotifyBus, MAX_PAYLOAD_BYTES } from '../../hub/src/fleet/notify-bus.js'
 import { CACHE_CHANNEL, packEvents, syncCaches } from '../../hub/src/fleet/cache-sync.js'
 import type { InvalidateBy } from '../../hub/src/auth/request-auth.js'

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { createLeases, type Leases } from '../../hub/src/fleet/leases.js'
 import { createTestDatabase } from '../../test/helpers/db.js'
 import { cutConnection, fleetMetrics, msUntil, startFleetHub, startSharedProxy, userToken } from '../../test/helpers/fleet.js'
@@ -61,7 +61,7 @@ t.test('two lease holders in one process: one holds, the other takes over on a c
 /** A holder in its own process (the built lease module from dist/): prints "held" once it holds x. */
 function startHolder(url: string, name: string, tickMs: number): Promise<ChildProcess> {
   const leases = path.resolve('dist/hub/src/fleet/leases.js')
-  const logMod = path.resolve('dist/hub/src/log.js')
+  const logMod = path.resolve('dist/core/src/log.js')
   const code = `
     const { createLeases } = await import(${JSON.stringify(leases)})
     const { createLogger } = await import(${JSON.stringify(logMod)})

@@ -7,9 +7,9 @@
  */
 import t from 'tap'
 import { sql } from 'kysely'
-import { createKubeSim } from '../../loadtest/src/kube-sim/index.js'
+import { createKubeSim } from '../../kube-sim/src/index.js'
 import { createKubernetesSpawner } from '../../spawner/src/kubernetes.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { startHub } from '../../hub/src/stack.js'
 import { parseHubConfig } from '../../hub/src/config.js'
 import { createToken } from '../../hub/src/tokens/token.repository.js'

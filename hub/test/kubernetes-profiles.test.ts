@@ -4,9 +4,9 @@
  * that profile's default URL in place of the hub's `--default-url`.
  */
 import t from 'tap'
-import { createKubeSim } from '../../loadtest/src/kube-sim/index.js'
+import { createKubeSim } from '../../kube-sim/src/index.js'
 import { createKubernetesSpawner } from '../../spawner/src/kubernetes.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { createToken } from '../../hub/src/tokens/token.repository.js'
 import { ensureUser } from '../../hub/src/users/user.repository.js'
 import { Browser } from '../../test/helpers/browser.js'

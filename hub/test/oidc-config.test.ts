@@ -14,7 +14,7 @@ import { claimAt, decide, groupsFrom, usernameFrom } from '../../hub/src/auth/oi
 import { createOidcAuthenticator, decodeState, encodeState } from '../../hub/src/auth/oidc-authenticator.js'
 import type { OidcConfig } from '../../hub/src/auth/oidc-config.js'
 import { HttpError } from '../../hub/src/errors.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 
 const BASE = ['--authenticator', 'oidc', '--oidc-issuer', 'https://login.uni.example/realms/main', '--oidc-client-id', 'hub', '--oidc-allowed-groups', 'students']
 

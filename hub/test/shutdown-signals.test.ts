@@ -16,7 +16,7 @@ import {
 
 const singleuser = which('jupyterhub-singleuser')
 // Without util-linux's setpriv, fleethub keeps Postgres and the proxy in its own process group, as
-// before (hub/src/guarded-command.ts): a group signal then reaches them directly.
+// before (core/src/guarded-command.ts): a group signal then reaches them directly.
 const NO_SETPRIV = which('setpriv') ? false as const : 'setpriv (util-linux) is not installed, so Postgres and the proxy share fleethub\'s process group'
 
 const servers = [

@@ -4,7 +4,7 @@
  * never a connection that hangs: a health check or a load balancer must not wait forever.
  */
 import t from 'tap'
-import { freeLowPort } from '../src/embedded-postgres.js'
+import { freeLowPort } from '../../core/src/embedded-postgres.js'
 import { startTestHub } from '../../test/helpers/hub.js'
 
 t.test('requests during start-up get 503 HUB_STARTING, then the hub answers', async t => {

@@ -2,7 +2,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { freeLowPort } from '../src/embedded-postgres.js'
+import { freeLowPort } from '../../core/src/embedded-postgres.js'
 import { waitForHttp } from '../src/servers/wait-for-http.js'
 
 t.test('5xx is retried; the first status below 500 (a redirect, unanswered) is the answer', async t => {

@@ -91,7 +91,7 @@ t.test('two workers: sign in and spawn, lose a worker, roll both, stop with Ctrl
 
   // Ctrl-C: the whole group gets SIGINT; the primary stops the workers (one of them the user servers), the proxy, then Postgres.
   // (Without util-linux's setpriv, Postgres and the proxy stay in fleethub's group, as before
-  // hub/src/guarded-command.ts, and a group signal reaches them at once: signal the primary alone.)
+  // core/src/guarded-command.ts, and a group signal reaches them at once: signal the primary alone.)
   const stack = stackOf(hub.pid)
   hub.seen.push(...stack)
   process.kill(which('setpriv') ? -hub.pid : hub.pid, 'SIGINT')

@@ -1,6 +1,6 @@
 # JupyterHub 3.0 for fleethub's load test (`fleethub loadtest --target jupyterhub` / `--compare jupyterhub`).
 #
-# The harness (loadtest/src/target.ts) starts `jupyterhub -f <this file>` with its parameters in
+# The harness (loadtest/src/targets/jupyterhub.ts) starts `jupyterhub -f <this file>` with its parameters in
 # LOADTEST_JH_* environment variables, in a fresh temporary working directory. The spawner below
 # asks `fleethub loadtest sim-servers` for each user's server: the same virtual single-user servers
 # (spawner/src/singleuser, each on its own 127.x.y.z:8888 address) that fleethub gets from kube-sim,

@@ -14,16 +14,20 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import type { Logger } from '../../hub/src/log.js'
-import type { LoadtestConfig } from './config.js'
+import type { Logger } from '../../core/src/log.js'
+import type { LoadtestConfig } from './loadtest-config.js'
 import { LiveDisplay } from './live.js'
 import { appendIndexLine, charts, mdTablesToHtml, renderMarkdown, reportDirFor } from './report.js'
 import { ResourceSampler } from './resources.js'
-import { acceptQueueLine, isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, startTarget, gitSha, type RunResult } from './run.js'
+import { acceptQueueLine, isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, gitSha } from './run.js'
+import type { RunResult } from './run-result.js'
 import { monotonicUs } from './hub-profile.js'
+import { scenarioOf } from './scenarios/index.js'
 import type { SimulatedUser } from './simulated-user.js'
 import type { StepResult } from './step.js'
-import { jupyterhubUnavailable, TargetUnavailable } from './target.js'
+import { jupyterhubUnavailable } from './targets/jupyterhub.js'
+import { startTarget } from './targets/start-target.js'
+import { TargetUnavailable } from './targets/target.js'
 
 export const COMPARED = ['fleethub', 'jupyterhub'] as const
 export type Compared = typeof COMPARED[number]
@@ -223,7 +227,7 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
     for (let i = 0; i < config.steps.length; i++) {
       for (const t of COMPARED) {
         const run = runs[t]
-        if (config.scenario === 'ramp' && run.breakingStep !== null) continue
+        if (scenarioOf(config).stopsAtBreakingStep && run.breakingStep !== null) continue
         const profileDir = t === 'fleethub' && config.profile === 'hub' ? path.join(reportDir, `profile-hub-step${i + 1}`) : undefined
         live.message(`[${NAMES[t]}] step ${i + 1} (${config.steps[i]} users): starting the target`)
         const target = await startTarget(t, config, profileDir, workDir, deps.log)

@@ -3,59 +3,11 @@
  * ConfigError listing every problem. Durations take `ms`, `s`, `m`, `h` suffixes (bare = seconds).
  */
 import { parseArgs } from 'node:util'
-import { parseRange as parseKubeSimRange } from './kube-sim/config.js'
+import { parseRange as parseKubeSimRange } from '../../kube-sim/src/config.js'
+import type { LoadtestConfig } from './loadtest-config.js'
+import { DEFAULTS } from './scenarios/scenario.js'
+import { findScenario, SCENARIOS } from './scenarios/index.js'
 import type { LeaveMode } from './simulated-user.js'
-
-export const SCENARIOS = ['class-start', 'steady', 'api', 'activity-storm', 'ramp'] as const
-export type ScenarioName = typeof SCENARIOS[number]
-
-/** Service-level objectives that mark a step healthy (shared/LOADTEST.md). */
-export interface Slo {
-  /** Hub API p99, ms. Default 1000. */
-  readonly hubApiP99Ms: number
-  /** Proxy added latency p99, ms. Default 50. */
-  readonly proxyAddedP99Ms: number
-  /** Websocket echo p99, ms. Default 250. */
-  readonly wsEchoP99Ms: number
-}
-
-export interface LoadtestConfig {
-  readonly scenario: ScenarioName
-  /** Users per step (one step unless --steps). Default 20. */
-  readonly steps: readonly number[]
-  /** Arrivals spread uniformly over this many ms. Default 120 s (class-start), 30 s otherwise. */
-  readonly arrivalMs: number
-  /** How long users work after the last arrival (class-start, steady), or the load time (api, activity-storm). */
-  readonly durationMs: number
-  /** `fleethub`: start the whole stack; `jupyterhub`: JupyterHub 3.0 + CHP + sim-servers; else the public URL of a running hub. */
-  readonly target: 'fleethub' | 'jupyterhub' | string
-  /** `jupyterhub`: run every step against fleethub and JupyterHub, alternately, and report ratios. */
-  readonly compare: 'jupyterhub' | undefined
-  /** `local` or `kube-sim` (default kube-sim with --compare or --target jupyterhub, so both hubs get the same virtual servers; else local). */
-  readonly spawner: 'local' | 'kube-sim'
-  /** JupyterHub's database: `sqlite` (its default) or `postgres` (an embedded Postgres of its own, as fleethub's). */
-  readonly jupyterhubDb: 'sqlite' | 'postgres'
-  /** Each user server's start time, ms (uniform range): kube-sim's container start and sim-servers' start. Default 0. */
-  readonly serverStartTime: { readonly min: number; readonly max: number }
-  readonly leaveMix: Readonly<Record<LeaveMode, number>>
-  /** JUPYTERHUB_ACTIVITY_INTERVAL given to the user servers, ms. Default 300 s (30 s for activity-storm is typical). */
-  readonly activityIntervalMs: number
-  readonly messageIntervalMs: number
-  readonly httpIntervalMs: number
-  readonly messageBytes: number
-  /** Connections for the autocannon scenarios. Default 20. */
-  readonly connections: number
-  readonly concurrentSpawnLimit: number
-  /** fleethub's hub processes: `fleethub start --workers N` (--workers, else FLEETHUB_WORKERS, else 1). */
-  readonly workers: number
-  readonly profile: 'hub' | 'none'
-  readonly label: string
-  readonly out: string
-  readonly password: string | undefined
-  readonly slo: Slo
-  readonly live: 'auto' | 'tty' | 'lines' | 'off'
-  readonly help: boolean
-}
 
 export class ConfigError extends Error {
   readonly code = 'LOADTEST_BAD_CONFIG'
@@ -63,7 +15,7 @@ export class ConfigError extends Error {
 
 export const LOADTEST_HELP = `usage: fleethub loadtest <scenario> [options]
 
-scenarios: class-start | steady | api | activity-storm | ramp (see shared/LOADTEST.md)
+scenarios: ${SCENARIOS.map(s => s.name).join(' | ')} (see shared/LOADTEST.md)
 (fleethub loadtest sim-servers --help: the virtual-server host JupyterHub's spawner uses)
 
   --users N                 users per step (default 20)
@@ -163,16 +115,18 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   const attempt = <T>(fn: () => T, fallback: T): T => {
     try { return fn() } catch (err) { problems.push((err as Error).message); return fallback }
   }
-  const scenario = parsed.positionals[0] as ScenarioName | undefined
-  if (!help && (scenario === undefined || !SCENARIOS.includes(scenario))) problems.push(`scenario: expected one of ${SCENARIOS.join(', ')}, got ${JSON.stringify(scenario ?? '')}`)
+  const scenario = parsed.positionals[0]
+  const known = findScenario(scenario)
+  if (!help && !known) problems.push(`scenario: expected one of ${SCENARIOS.map(s => s.name).join(', ')}, got ${JSON.stringify(scenario ?? '')}`)
   if (parsed.positionals.length > 1) problems.push(`unexpected arguments: ${parsed.positionals.slice(1).join(' ')}`)
-  const defaultSteps = scenario === 'ramp' ? [600, 1000, 2000, 5000, 10_000, 20_000] : [20]
+  const defaults = known?.defaults ?? DEFAULTS
+  const defaultSteps = [...defaults.steps]
   const steps = v.steps !== undefined
     ? attempt(() => v.steps!.split(',').map(s => positiveInt(s, '--steps')), defaultSteps)
     : v.users !== undefined ? attempt(() => [positiveInt(v.users!, '--users')], defaultSteps) : defaultSteps
   if (v.steps !== undefined && v.users !== undefined) problems.push('give --users or --steps, not both')
-  const arrivalMs = attempt(() => parseDuration(v.arrival ?? (scenario === 'class-start' ? '120s' : '30s'), '--arrival'), 0)
-  const durationMs = attempt(() => parseDuration(v.duration ?? (scenario === 'steady' ? '10m' : '60s'), '--duration'), 0)
+  const arrivalMs = attempt(() => parseDuration(v.arrival ?? defaults.arrival, '--arrival'), 0)
+  const durationMs = attempt(() => parseDuration(v.duration ?? defaults.duration, '--duration'), 0)
   const target = v.target
   const started = target === 'fleethub' || target === 'jupyterhub' // a stack this run starts (and knows the password of)
   if (!started && !/^https?:\/\//.test(target)) problems.push(`--target: fleethub, jupyterhub or an http(s) URL, got ${JSON.stringify(target)}`)

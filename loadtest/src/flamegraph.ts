@@ -8,7 +8,7 @@
  * a core, so it can exceed the CPU time the process was given (the report's CPU % says that one).
  * Pure: where a frame's code lives is asked of `locate` (hub-profile.ts maps it to the repository).
  */
-import { escapeHtml as escapeXml } from '../../hub/src/pages/html.js'
+import { escapeHtml as escapeXml } from '../../core/src/html.js'
 
 export interface CpuProfile {
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number }; children?: number[] }>

@@ -1,6 +1,6 @@
 /**
  * The hub's CPU profile after a `--profile hub` run. The hub runs under `node --cpu-prof`
- * (target.ts), which writes one `.cpuprofile` when the process exits; this keeps it gzipped next to
+ * (targets/fleethub.ts), which writes one `.cpuprofile` when the process exits; this keeps it gzipped next to
  * the report (the raw data: gunzip it and open it in Chrome DevTools' Performance panel or
  * speedscope) and renders the flamegraph of the load's window from it, with frames named by their
  * place in the repository: `hub/src/app.ts:12` through dist/'s source maps, `node_modules/pg/...`.
@@ -27,7 +27,24 @@ import { renderFlamegraph, type CpuProfile, type Locate, type ProfileSummary, ty
  * tap's) has a loader worker whose profile, under a fixed --cpu-prof-name, overwrote the hub's.
  */
 export function mainThreadProfile(files: readonly string[]): string | undefined {
-  return files.filter(f => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)).sort().at(-1)
+  return mainThreadProfiles(files).at(-1)
+}
+
+/** Every main thread's profile: one per process (`--workers N`: the cluster primary and each worker, which inherit `--cpu-prof`). */
+export function mainThreadProfiles(files: readonly string[]): string[] {
+  return files.filter(f => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)).sort()
+}
+
+/** Samples that were not idle, in `window` when given: how busy the process was. */
+export function busySamples(profile: CpuProfile, window?: ProfileWindow): number {
+  const idle = new Set(profile.nodes.filter(n => n.callFrame.functionName === '(idle)').map(n => n.id))
+  let t = profile.startTime ?? 0, busy = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i] ?? 0
+    if (window && (t < window.fromUs || t > window.toUs)) continue
+    if (!idle.has(profile.samples[i]!)) busy++
+  }
+  return busy
 }
 
 /** What a profiled run keeps: file names in the report folder, and the flamegraph's figures. */
@@ -102,13 +119,24 @@ export async function keepHubProfile(profileDir: string, reportDir: string, o: {
   const name = o.name ?? 'flamegraph.html'
   const raw = o.raw ?? name.replace(/\.html$/, '') + '.cpuprofile.gz'
   try {
-    const file = mainThreadProfile(await fs.readdir(profileDir).catch(() => []))
-    if (file === undefined) return undefined
-    const text = await fs.readFile(path.join(profileDir, file), 'utf8')
-    const profile = JSON.parse(text) as CpuProfile
+    // With `--workers N` every hub process writes one: draw the busiest over the window (a worker;
+    // the primary only accepts connections), and say how busy each was.
+    const files = mainThreadProfiles(await fs.readdir(profileDir).catch(() => []))
+    let profile: CpuProfile | undefined
+    let chosen = { busy: -1, pid: '' }
+    const processes: string[] = []
+    for (const file of files) {
+      const p = JSON.parse(await fs.readFile(path.join(profileDir, file), 'utf8')) as CpuProfile
+      const busy = busySamples(p, o.window)
+      const pid = file.split('.')[3]!
+      processes.push(`pid ${pid}: ${busy} busy samples`)
+      if (busy > chosen.busy) { profile = p; chosen = { busy, pid } }
+    }
+    if (profile === undefined) return undefined
     await fs.writeFile(path.join(reportDir, raw), await gzip(JSON.stringify(withRepoRelativeUrls(profile, o.repo)), { level: 9 }))
     const window = o.window && profile.startTime !== undefined ? o.window : undefined
-    const note = window ? 'Only the load is drawn: the samples from the first step\'s start to the last step\'s end (start-up and shutdown are in the raw profile).' : ''
+    const which = files.length > 1 ? ` Of the ${files.length} hub processes (${processes.join(', ')}), the busiest is drawn: pid ${chosen.pid}.` : ''
+    const note = (window ? 'Only the load is drawn: the samples from the first step\'s start to the last step\'s end (start-up and shutdown are in the raw profile).' : '') + which
     const { html, summary } = renderFlamegraph(profile, o.title, { window, locate: repoLocator(o.repo), note })
     await fs.writeFile(path.join(reportDir, name), html)
     return { flamegraph: name, raw, summary, ...(window ? { window } : {}) }

@@ -3,8 +3,9 @@
  * the live display on stderr and the summary table on stdout; exit 0 when every step held its
  * SLOs, 1 when one did not (or the run failed), 2 on bad usage.
  */
-import { ConfigError, LOADTEST_HELP, parseLoadtestConfig, type LoadtestConfig } from './config.js'
-import { createLogger, prettyStream } from '../../hub/src/log.js'
+import { ConfigError, LOADTEST_HELP, parseLoadtestConfig } from './config.js'
+import type { LoadtestConfig } from './loadtest-config.js'
+import { createLogger, prettyStream } from '../../core/src/log.js'
 import { runLoadtest } from './run.js'
 import { renderMarkdown } from './report.js'
 import { renderCompareMarkdown, runCompare } from './compare.js'

@@ -6,10 +6,10 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { LatencySummary } from './histogram.js'
-import type { RunResult } from './run.js'
+import type { RunResult } from './run-result.js'
 import type { StepResult } from './step.js'
 import { lineChart, type ChartSeries } from './svg-chart.js'
-import { escapeHtml } from '../../hub/src/pages/html.js'
+import { escapeHtml } from '../../core/src/html.js'
 
 /** A fresh folder `<out>/<date>-<scenario>-<label>[-n]` (never overwrites an earlier run). */
 export async function reportDirFor(out: string, scenario: string, label: string, date = new Date()): Promise<string> {

@@ -7,42 +7,23 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import type { Logger } from '../../hub/src/log.js'
-import type { LoadtestConfig } from './config.js'
+import type { Logger } from '../../core/src/log.js'
+import type { LoadtestConfig } from './loadtest-config.js'
 import { Recorder } from './histogram.js'
 import { LiveDisplay } from './live.js'
 import { ResourceSampler, type ResourcePoint } from './resources.js'
 import { AcceptQueueSampler } from './accept-queue.js'
-import { runActivityStormStep, runApiStep } from './scenarios/api.js'
-import { runUsersStep } from './scenarios/users.js'
+import { scenarioOf } from './scenarios/index.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
 import { keepHubProfile, monotonicUs, type HubProfile } from './hub-profile.js'
 import type { ProfileWindow } from './flamegraph.js'
+import type { RunResult } from './run-result.js'
 import type { AutocannonSummary, ProcessSummary, StepContext, StepResult } from './step.js'
 import { reportDirFor, writeReport } from './report.js'
-import { clusterNodesFor, externalTarget, jupyterhubUnavailable, REPO, startFleethubTarget, startJupyterhubTarget, TargetUnavailable, type Target } from './target.js'
-
-export interface RunResult {
-  readonly scenario: string
-  readonly label: string
-  readonly command: string
-  readonly startedAt: string
-  readonly finishedAt: string
-  readonly config: LoadtestConfig
-  readonly machine: Readonly<Record<string, unknown>>
-  readonly versions: Readonly<Record<string, string>>
-  readonly target: Readonly<Record<string, unknown>>
-  readonly steps: StepResult[]
-  /** Index of the first unhealthy step, or null when every step held. */
-  readonly breakingStep: number | null
-  readonly resources: ResourcePoint[]
-  /** Where the report went (set by the caller after writing). */
-  reportDir?: string
-  /** With --profile hub: the flamegraph's file name in the report folder. */
-  flamegraph?: string
-  /** With --profile hub: the flamegraph, the raw profile and their figures; `missing` when the hub wrote none. */
-  profile?: HubProfile | { readonly missing: string }
-}
+import { jupyterhubUnavailable } from './targets/jupyterhub.js'
+import { REPO } from './targets/processes.js'
+import { startTarget } from './targets/start-target.js'
+import { TargetUnavailable, type Target } from './targets/target.js'
 
 export interface RunDeps {
   readonly log: Logger
@@ -123,12 +104,6 @@ export function judgeStep(config: LoadtestConfig, s: Pick<StepResult, 'counts' |
   return { healthy: f.length === 0, failures: f }
 }
 
-function stepFunction(config: LoadtestConfig): (ctx: StepContext) => Promise<void> {
-  if (config.scenario === 'api') return runApiStep
-  if (config.scenario === 'activity-storm') return runActivityStormStep
-  return runUsersStep
-}
-
 export async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: SimulatedUser[]): Promise<StepResult> {
   const recorder = new Recorder()
   const states: Record<string, number> = {}
@@ -154,7 +129,7 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
     live.update({ elapsedS: (now - runT0) / 1000, step: index, steps: config.steps.length, usersTotal: users, states: { 'not-arrived': users - created.length, ...states }, recorder, resources: sampler.points[sampler.points.length - 1], spawnsPerS: rate })
   }, 1000)
   try {
-    await stepFunction(config)(ctx)
+    await scenarioOf(config).runStep(ctx)
   } finally {
     clearInterval(tick)
     await queues.stop()
@@ -217,7 +192,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
       live.message(`step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}${acceptQueueLine(step)}`)
       if (!step.slo.healthy && breakingStep === null) {
         breakingStep = i + 1
-        if (config.scenario === 'ramp') break
+        if (scenarioOf(config).stopsAtBreakingStep) break
       }
     }
     window.toUs = monotonicUs()
@@ -237,21 +212,6 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   await writeReport(result, reportDir, path.join(config.out, 'README.md'))
   live.message(`report: ${reportDir}/report.md (.json, .html)`)
   return result
-}
-
-/** Start (or reach) one target: the whole fleethub stack, JupyterHub 3.0 + CHP + sim-servers, or a URL. */
-export async function startTarget(kind: string, config: LoadtestConfig, profileDir: string | undefined, workDir: string, log: Logger): Promise<Target> {
-  if (kind === 'fleethub') {
-    return startFleethubTarget({
-      spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin',
-      profile: profileDir ? config.profile : 'none', profileDir, serverStartTime: config.serverStartTime, workDir, log,
-      kubeNodes: clusterNodesFor(config.steps), workers: config.workers,
-    })
-  }
-  if (kind === 'jupyterhub') {
-    return startJupyterhubTarget({ activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin', serverStartTime: config.serverStartTime, database: config.jupyterhubDb, workDir, log })
-  }
-  return externalTarget(kind, config.password!)
 }
 
 /** The flamegraph's title: what ran, with paths relative to the repository (never this machine's). */

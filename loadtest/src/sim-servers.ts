@@ -20,8 +20,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
-import { parseRange } from './kube-sim/config.js'
-import { IpAllocator, startVirtualServer, type VirtualServer, type VirtualServerExtra } from './virtual-server.js'
+import { parseRange } from '../../kube-sim/src/config.js'
+import { IpAllocator, startVirtualServer, type VirtualServer, type VirtualServerExtra } from '../../kube-sim/src/virtual-server.js'
 
 export interface Range { readonly min: number; readonly max: number }
 

@@ -1,10 +1,10 @@
 /** What a scenario step gets from the runner, and what one step records. */
 import type { AcceptQueueSummary } from './accept-queue.js'
-import type { LoadtestConfig } from './config.js'
+import type { LoadtestConfig } from './loadtest-config.js'
 import type { LatencySummary, Recorder, SeriesPoint } from './histogram.js'
 import type { ResourcePoint } from './resources.js'
 import type { SimulatedUser, UserState } from './simulated-user.js'
-import type { Target } from './target.js'
+import type { Target } from './targets/target.js'
 
 export interface StepContext {
   readonly config: LoadtestConfig

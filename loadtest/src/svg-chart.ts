@@ -2,7 +2,7 @@
  * A small line chart as inline SVG (no scripts, no external files), for the HTML report.
  * Each series is a list of [x, y] points; axes are linear from 0 to the largest value.
  */
-import { escapeHtml as esc } from '../../hub/src/pages/html.js'
+import { escapeHtml as esc } from '../../core/src/html.js'
 
 export interface ChartSeries {
   readonly name: string

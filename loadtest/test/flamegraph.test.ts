@@ -6,7 +6,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { callTree, flamegraphHtml, renderFlamegraph, type CpuProfile } from '../src/flamegraph.js'
-import { mainThreadProfile, repoLocator } from '../src/hub-profile.js'
+import { busySamples, keepHubProfile, mainThreadProfile, mainThreadProfiles, repoLocator } from '../src/hub-profile.js'
 
 const frame = (functionName: string, url = 'file:///work/main/dist/hub/src/x.js', lineNumber = 0) => ({ functionName, url, lineNumber })
 
@@ -82,6 +82,33 @@ t.test('the main thread\'s profile, not a loader worker\'s', async t => {
   // node --import <hooks> --cpu-prof: the hooks run in worker thread 1, which writes its own profile
   t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile', 'CPU.20261201.220134.19812.0.001.cpuprofile', 'notes.txt']), 'CPU.20261201.220134.19812.0.001.cpuprofile')
   t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile']), undefined)
+})
+
+t.test('with --workers N every hub process writes a profile: the busiest in the window is drawn, and all are named', async t => {
+  // primary, worker A (busy inside the window), worker B (busy, but before the window)
+  const profileOf = (busyAt: number[]): CpuProfile => ({
+    nodes: [{ id: 1, callFrame: frame('(root)', ''), children: [2, 3] }, { id: 2, callFrame: frame('(idle)', '') }, { id: 3, callFrame: frame('handle') }],
+    startTime: 0, endTime: 100, samples: Array.from({ length: 10 }, (_, i) => busyAt.includes(i) ? 3 : 2), timeDeltas: Array.from({ length: 10 }, () => 10),
+  })
+  const window = { fromUs: 45, toUs: 100 }
+  const files = {
+    'CPU.20261202.010000.100.0.001.cpuprofile': profileOf([]),
+    'CPU.20261202.010000.101.0.002.cpuprofile': profileOf([5, 6, 7]),
+    'CPU.20261202.010000.102.0.003.cpuprofile': profileOf([0, 1, 2, 3]),
+    'CPU.20261202.010000.102.1.004.cpuprofile': profileOf([0, 1, 2, 3, 4, 5, 6, 7, 8]),
+  }
+  t.same(mainThreadProfiles(Object.keys(files)), Object.keys(files).slice(0, 3), 'one per process, loader threads left out')
+  t.equal(busySamples(files['CPU.20261202.010000.101.0.002.cpuprofile'], window), 3)
+  t.equal(busySamples(files['CPU.20261202.010000.102.0.003.cpuprofile'], window), 0, 'samples before the window do not count')
+  t.equal(busySamples(files['CPU.20261202.010000.102.0.003.cpuprofile']), 4, 'without a window, all do')
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-profiles-'))
+  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'fleethub-report-'))
+  t.teardown(() => fs.rm(out, { recursive: true, force: true }))
+  for (const [name, p] of Object.entries(files)) await fs.writeFile(path.join(dir, name), JSON.stringify(p))
+  const kept = await keepHubProfile(dir, out, { repo: '/work/main', title: 'hub', window })
+  t.equal(kept?.summary.busyS !== undefined, true, 'a flamegraph was drawn')
+  const html = await fs.readFile(path.join(out, 'flamegraph.html'), 'utf8')
+  t.match(html, /Of the 3 hub processes \(pid 100: 0 busy samples, pid 101: 3 busy samples, pid 102: 0 busy samples\), the busiest is drawn: pid 101\./)
 })
 
 t.test('a real profile of this process renders with the function that burned the CPU', async t => {

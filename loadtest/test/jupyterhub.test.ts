@@ -10,10 +10,11 @@ import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import t from 'tap'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { parseLoadtestConfig } from '../src/config.js'
 import { runLoadtest } from '../src/run.js'
-import { jupyterhubUnavailable, psycopg2Available, type Target } from '../src/target.js'
+import { jupyterhubUnavailable, psycopg2Available } from '../src/targets/jupyterhub.js'
+import type { Target } from '../src/targets/target.js'
 import { missingPackage, needs } from '../../test/helpers/requirements.js'
 
 const log = createLogger('silent')

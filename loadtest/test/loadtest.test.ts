@@ -11,9 +11,9 @@ import path from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { parseLoadtestConfig } from '../src/config.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { runLoadtest } from '../src/run.js'
-import type { Target } from '../src/target.js'
+import type { Target } from '../src/targets/target.js'
 
 const log = createLogger('silent')
 const sink = { write: () => true } as unknown as NodeJS.WritableStream

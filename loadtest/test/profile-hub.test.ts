@@ -11,12 +11,12 @@ import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import t from 'tap'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { parseLoadtestConfig } from '../src/config.js'
 import type { CpuProfile, ProfileSummary } from '../src/flamegraph.js'
 import type { HubProfile } from '../src/hub-profile.js'
 import { runLoadtest } from '../src/run.js'
-import { REPO } from '../src/target.js'
+import { REPO } from '../src/targets/processes.js'
 
 const log = createLogger('silent')
 const sink = { write: () => true } as unknown as NodeJS.WritableStream

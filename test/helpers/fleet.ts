@@ -5,7 +5,7 @@
  */
 import { sql } from 'kysely'
 import type { Db } from '../../hub/src/db.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { ProxyProcess } from '../../hub/src/proxy/proxy-process.js'
 import { createToken } from '../../hub/src/tokens/token.repository.js'
 import { connectionName, type FleetOptions } from '../../hub/src/fleet/fleet.js'

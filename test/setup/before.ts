@@ -3,9 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
-import { startEmbeddedPostgres } from '../../hub/src/embedded-postgres.js'
+import { startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 import { migrateToLatest } from '../../hub/src/db.js'
-import { createLogger } from '../../hub/src/log.js'
+import { createLogger } from '../../core/src/log.js'
 import { dataRoot, infoFile, TEMPLATE_DB, type SharedPostgresInfo } from './shared-postgres.js'
 
 const log = createLogger('warn')

@@ -3,7 +3,7 @@
  * costs the same with 50 or 50,000 users; its script (browser/admin-page.ts, bundled at build time)
  * fills the table one API page at a time.
  */
-import { html, jsonForScript, raw } from '../pages/html.js'
+import { html, jsonForScript, raw } from '../../../core/src/html.js'
 import { layout } from '../pages/layout.js'
 
 const STYLE = raw(`

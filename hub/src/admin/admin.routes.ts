@@ -8,7 +8,7 @@ import { Router, type Request, type Response } from 'express'
 import { sql } from 'kysely'
 import type { HubContext } from '../context.js'
 import { identifyBrowser } from '../auth/identify.js'
-import { errorPage } from '../pages/pages.js'
+import { HttpError } from '../errors.js'
 import type { StaticAssets } from '../pages/static-assets.js'
 import { adminPage } from './admin-page.js'
 
@@ -49,14 +49,15 @@ export function adminRouter(ctx: HubContext, assets: StaticAssets): Router {
     const me = who(res)
     if (!me) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
     res.set('cache-control', 'no-store').type('html')
-    if (!me.admin) return void res.status(403).send(errorPage({ status: 403, user: me.name, message: 'Only admins may open the admin page.' }))
+    if (!me.admin) throw new HttpError('HUB_FORBIDDEN', 'Only admins may open the admin page.')
     res.status(200).send(adminPage({ user: me.name, scriptSrc: assets.url('admin-page.js') }))
   })
 
   r.get('/hub/admin/stats', async (_req, res) => {
     const me = who(res)
     res.set('cache-control', 'no-store')
-    if (!me?.admin) return void res.status(403).json({ status: 403, code: 'HUB_FORBIDDEN', message: 'Only admins may read the admin stats.' })
+    res.locals.errorFormat = 'json' // the admin page's script reads it
+    if (!me?.admin) throw new HttpError('HUB_FORBIDDEN', 'Only admins may read the admin stats.')
     res.json(await readAdminStats(ctx))
   })
 

@@ -10,7 +10,7 @@ import { JUPYTERHUB_API_VERSION } from '../context.js'
 import { identifyApi } from '../auth/identify.js'
 import { tokensRouter } from './tokens.routes.js'
 import { groupsRouter } from './groups.routes.js'
-import { badRequest, HttpError, notFound, userNotFound } from '../errors.js'
+import { HttpError, userNotFound } from '../errors.js'
 import { findUserByName, type User } from '../users/user.repository.js'
 import { findServer } from '../servers/server.repository.js'
 import { caller, needScope } from './guards.js'
@@ -38,13 +38,13 @@ const SERVER_NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
 /** Named servers: enabled by config, names safe in URLs and pod names, at most N per user. */
 async function checkNamedServer(ctx: HubContext, userId: string, serverName: string): Promise<void> {
-  if (!ctx.settings.allowNamedServers) throw badRequest('Named servers are not enabled.', 'HUB_NAMED_SERVERS_DISABLED')
-  if (!SERVER_NAME_RULE.test(serverName)) throw badRequest(`Invalid server name: '${serverName}' (1-63 letters, digits, . _ -)`, 'HUB_BAD_SERVER_NAME')
+  if (!ctx.settings.allowNamedServers) throw new HttpError('HUB_NAMED_SERVERS_DISABLED')
+  if (!SERVER_NAME_RULE.test(serverName)) throw new HttpError('HUB_BAD_SERVER_NAME', `Invalid server name: '${serverName}' (1-63 letters, digits, . _ -)`)
   const limit = ctx.settings.namedServerLimitPerUser
   if (limit > 0) {
     const existing = await ctx.db.selectFrom('servers').select('name').where('user_id', '=', userId).where('name', '<>', '').execute()
     if (!existing.some(s => s.name === serverName) && existing.length >= limit) {
-      throw badRequest(`User already has the maximum of ${limit} named servers. One must be deleted before a new server can be created`, 'HUB_NAMED_SERVER_LIMIT')
+      throw new HttpError('HUB_NAMED_SERVER_LIMIT', `User already has the maximum of ${limit} named servers. One must be deleted before a new server can be created`)
     }
   }
 }
@@ -70,7 +70,7 @@ export function apiRouter(ctx: HubContext): Router {
     const found = await ctx.activity.target(name, report.servers.keys())
     if (!found) throw userNotFound(name)
     for (const serverName of report.servers.keys()) {
-      if (!found.servers.has(serverName)) throw badRequest(`No such server '${serverName}' for user ${name}`)
+      if (!found.servers.has(serverName)) throw new HttpError('HUB_BAD_REQUEST', `No such server '${serverName}' for user ${name}`)
     }
     if (report.lastActivity) ctx.activity.recordUser(found.userId, report.lastActivity)
     for (const [serverName, at] of report.servers) {
@@ -99,11 +99,11 @@ export function apiRouter(ctx: HubContext): Router {
     const options = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? req.body as Record<string, unknown> : {}
     const outcome = await ctx.spawns.spawn(user, serverName, options)
     const label = serverName ? `${name}:${serverName}` : name
-    if (outcome.status === 'running') throw badRequest(`${label} is already running`, 'HUB_SERVER_ALREADY_RUNNING')
+    if (outcome.status === 'running') throw new HttpError('HUB_SERVER_ALREADY_RUNNING', `${label} is already running`)
     if (outcome.status === 'started') {
       const p = ctx.spawns.progressFor(outcome.server.id)
       if (p && !p.done) await within(p.finished, ctx.settings.slowSpawnTimeoutMs)
-      if (p?.phase === 'failed') throw new HttpError(500, 'HUB_SPAWN_FAILED', p.events[p.events.length - 1]?.message ?? 'Spawn failed')
+      if (p?.phase === 'failed') throw new HttpError('HUB_SPAWN_FAILED', p.events[p.events.length - 1]?.message ?? 'Spawn failed')
       if (p?.phase === 'ready') return void res.status(201).type('text/plain').end()
     }
     res.status(202).type('text/plain').end()
@@ -117,12 +117,12 @@ export function apiRouter(ctx: HubContext): Router {
     const user = await loadUser(ctx, name)
     const server = await findServer(ctx.db, user.id, serverName)
     if (!server) {
-      if (serverName) throw notFound(`${name} has no server named '${serverName}'`)
+      if (serverName) throw new HttpError('HUB_NOT_FOUND', `${name} has no server named '${serverName}'`)
       return void res.status(204).end()
     }
-    if (server.state === 'pending') throw badRequest(`${serverName ? `${name}:${serverName}` : name} is pending spawn, please wait`, 'HUB_SERVER_PENDING')
+    if (server.state === 'pending') throw new HttpError('HUB_SERVER_PENDING', `${serverName ? `${name}:${serverName}` : name} is pending spawn, please wait`)
     const remove = (req.body as { remove?: unknown } | undefined)?.remove === true
-    if (remove && !serverName) throw badRequest('Cannot delete the default server', 'HUB_DEFAULT_SERVER')
+    if (remove && !serverName) throw new HttpError('HUB_DEFAULT_SERVER')
     const stopped = ctx.spawns.stop(server, 'stopped through the API').then(async result => {
       if (remove && result !== 'stopping') {
         await ctx.db.deleteFrom('servers').where('id', '=', server.id).where('state', '=', 'stopped').execute()

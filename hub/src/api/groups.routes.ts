@@ -9,7 +9,7 @@ import type { HubContext } from '../context.js'
 import type { Db } from '../db.js'
 import type { Identity } from '../auth/request-auth.js'
 import { grants, scopeFilters } from '../auth/scopes.js'
-import { badRequest, conflict, missingScope, notFound } from '../errors.js'
+import { HttpError, missingScope } from '../errors.js'
 import { caller } from './guards.js'
 import { needScopeOn } from './tokens.routes.js'
 import { paginate, parsePage } from './pagination.js'
@@ -23,39 +23,39 @@ interface GroupRow { readonly id: string; readonly name: string; readonly proper
 type Tx = Db
 
 function noSuchGroup(name: string) {
-  return notFound(`No such group: ${name}`, 'HUB_GROUP_NOT_FOUND')
+  return new HttpError('HUB_GROUP_NOT_FOUND', `No such group: ${name}`)
 }
 
 /** 1-255 characters, no `/` (it would split the URL path). */
 function checkGroupName(name: unknown): string {
   if (typeof name !== 'string' || name.length < 1 || name.length > 255 || name.includes('/')) {
-    throw badRequest(`Invalid group name: ${JSON.stringify(name)?.slice(0, 300)} (1-255 characters, no '/')`, 'HUB_BAD_GROUP_NAME')
+    throw new HttpError('HUB_BAD_GROUP_NAME', `Invalid group name: ${JSON.stringify(name)?.slice(0, 300)} (1-255 characters, no '/')`)
   }
   return name
 }
 
 function bodyObject(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null) return {}
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Body must be a JSON dict or empty')
+  if (typeof body !== 'object' || Array.isArray(body)) throw new HttpError('HUB_BAD_REQUEST', 'Body must be a JSON dict or empty')
   return body as Record<string, unknown>
 }
 
 /** JupyterHub's `_check_group_model`: only known keys, each of the right type. */
 function checkKeys(b: Record<string, unknown>, allowed: readonly string[]): void {
   const extra = Object.keys(b).filter(k => !allowed.includes(k))
-  if (extra.length > 0) throw badRequest(`Invalid JSON keys: ${extra.join(', ')}`, 'HUB_BAD_JSON_KEYS')
+  if (extra.length > 0) throw new HttpError('HUB_BAD_JSON_KEYS', `Invalid JSON keys: ${extra.join(', ')}`)
 }
 
 function nameList(value: unknown, key: string): string[] {
   if (value === undefined || value === null) return []
-  if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw badRequest(`${key} must be a list of strings`)
-  if (value.length > MAX_NAMES) throw badRequest(`${key}: at most ${MAX_NAMES} names per request`)
+  if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw new HttpError('HUB_BAD_REQUEST', `${key} must be a list of strings`)
+  if (value.length > MAX_NAMES) throw new HttpError('HUB_BAD_REQUEST', `${key}: at most ${MAX_NAMES} names per request`)
   return [...new Set(value as string[])]
 }
 
 function properties(value: unknown): Record<string, unknown> | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('properties must be a JSON dict')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError('HUB_BAD_REQUEST', 'properties must be a JSON dict')
   return value as Record<string, unknown>
 }
 
@@ -65,7 +65,7 @@ async function userIds(tx: Tx, names: readonly string[]): Promise<string[]> {
   const rows = await tx.selectFrom('users').select(['id', 'name']).where('name', 'in', names).execute()
   const byName = new Map(rows.map(r => [r.name, r.id]))
   const missing = names.find(n => !byName.has(n))
-  if (missing !== undefined) throw badRequest(`No such user: ${missing}`, 'HUB_USER_NOT_FOUND')
+  if (missing !== undefined) throw new HttpError('HUB_USER_NOT_FOUND', `No such user: ${missing}`, { status: 400 }) // JupyterHub: a bad member list is 400
   return names.map(n => byName.get(n)!)
 }
 
@@ -132,14 +132,14 @@ export function groupsRouter(ctx: HubContext): Router {
     const b = bodyObject(req.body)
     checkKeys(b, ['groups', 'users', 'properties'])
     const names = nameList(b.groups, 'groups').map(checkGroupName)
-    if (names.length === 0) throw badRequest('Must specify at least one group to create', 'HUB_NO_GROUPS')
+    if (names.length === 0) throw new HttpError('HUB_NO_GROUPS', 'Must specify at least one group to create')
     const users = nameList(b.users, 'users')
     const props = properties(b.properties) ?? {}
     const created = await ctx.db.transaction().execute(async tx => {
       const ids = await userIds(tx, users)
       const rows = await tx.insertInto('groups').values(names.map(name => ({ name, properties: JSON.stringify(props) })))
         .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'properties']).execute()
-      if (rows.length === 0) throw conflict(`All ${names.length} groups already exist`, 'HUB_GROUP_EXISTS')
+      if (rows.length === 0) throw new HttpError('HUB_GROUP_EXISTS', `All ${names.length} groups already exist`)
       await addMembers(tx, rows.map(g => g.id), ids)
       return rows
     })
@@ -162,14 +162,14 @@ export function groupsRouter(ctx: HubContext): Router {
     checkGroupName(name)
     const b = bodyObject(req.body)
     checkKeys(b, ['users', 'properties', 'name'])
-    if (b.name !== undefined && b.name !== name) throw badRequest(`Group name in body (${String(b.name)}) does not match the URL (${name})`)
+    if (b.name !== undefined && b.name !== name) throw new HttpError('HUB_BAD_REQUEST', `Group name in body (${String(b.name)}) does not match the URL (${name})`)
     const users = nameList(b.users, 'users')
     const props = properties(b.properties) ?? {}
     await ctx.db.transaction().execute(async tx => {
       const ids = await userIds(tx, users)
       const row = await tx.insertInto('groups').values({ name, properties: JSON.stringify(props) })
         .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
-      if (!row) throw conflict(`Group ${name} already exists`, 'HUB_GROUP_EXISTS')
+      if (!row) throw new HttpError('HUB_GROUP_EXISTS', `Group ${name} already exists`)
       await addMembers(tx, [row.id], ids)
     })
     if (users.length > 0) ctx.auth.invalidateAll()
@@ -192,7 +192,7 @@ export function groupsRouter(ctx: HubContext): Router {
     const id = needScopeOn(res, ['groups'], { group: name })
     const b = bodyObject(req.body)
     checkKeys(b, ['users'])
-    if (b.users === undefined) throw badRequest(`Must specify users to ${mode === 'add' ? 'add' : 'delete'}`, 'HUB_NO_USERS')
+    if (b.users === undefined) throw new HttpError('HUB_NO_USERS', `Must specify users to ${mode === 'add' ? 'add' : 'delete'}`)
     const users = nameList(b.users, 'users')
     await ctx.db.transaction().execute(async tx => {
       const g = await findGroup(tx, name, true)
@@ -212,7 +212,7 @@ export function groupsRouter(ctx: HubContext): Router {
   r.put('/groups/:group/properties', groupBody, async (req, res) => {
     const name = req.params.group as string
     const id: Identity = needScopeOn(res, ['groups'], { group: name })
-    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw badRequest('properties must be a JSON dict')
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new HttpError('HUB_BAD_REQUEST', 'properties must be a JSON dict')
     const updated = await ctx.db.updateTable('groups').set({ properties: JSON.stringify(req.body) }).where('name', '=', name).returning('id').executeTakeFirst()
     if (!updated) throw noSuchGroup(name)
     ctx.log.info({ group: name, by: id.name }, 'group properties set')

@@ -1,12 +1,12 @@
 import type { Response } from 'express'
 import type { Identity } from '../auth/request-auth.js'
 import { grants, type ScopeTarget } from '../auth/scopes.js'
-import { forbidden, missingScope } from '../errors.js'
+import { HttpError, missingScope } from '../errors.js'
 
 /** The caller, or 403 Forbidden (never 401: 3.0 single-user servers treat 401 as a hard error). */
 export function caller(res: Response): Identity {
   const id = res.locals.identity
-  if (!id) throw forbidden()
+  if (!id) throw new HttpError('HUB_FORBIDDEN')
   return id
 }
 

@@ -3,7 +3,7 @@ import { Router } from 'express'
 import type { HubContext } from '../context.js'
 import { JUPYTERHUB_API_VERSION } from '../context.js'
 import { grants } from '../auth/scopes.js'
-import { notFound } from '../errors.js'
+import { HttpError } from '../errors.js'
 import { needScope } from './guards.js'
 import { serviceModel } from './models.js'
 import { paginate, parsePage } from './pagination.js'
@@ -50,7 +50,7 @@ export function hubRouter(ctx: HubContext): Router {
   r.get('/services/:name', (req, res) => {
     const id = needScope(res, ['read:services', 'read:services:name'])
     const s = ctx.settings.services.find(x => x.name === req.params.name)
-    if (!s) throw notFound(`No such service: ${req.params.name}`, 'HUB_SERVICE_NOT_FOUND')
+    if (!s) throw new HttpError('HUB_SERVICE_NOT_FOUND', `No such service: ${req.params.name}`)
     res.json(serviceModel(id.scopes, s))
   })
 

@@ -4,7 +4,7 @@
  * `Accept: application/jupyterhub-pagination+json`. `next.url` is absolute, from the request Host.
  */
 import type { Request } from 'express'
-import { badRequest } from '../errors.js'
+import { HttpError } from '../errors.js'
 
 export const PAGINATION_MEDIA_TYPE = 'application/jupyterhub-pagination+json'
 export const DEFAULT_LIMIT = 50
@@ -15,7 +15,7 @@ export interface Page { readonly offset: number; readonly limit: number; readonl
 function int(v: unknown, name: string, def: number): number {
   if (v === undefined || v === '') return def
   const n = Number(v)
-  if (!Number.isInteger(n) || n < 0) throw badRequest(`${name} must be a non-negative integer`, 'HUB_BAD_PAGINATION')
+  if (!Number.isInteger(n) || n < 0) throw new HttpError('HUB_BAD_PAGINATION', `${name} must be a non-negative integer`)
   return n
 }
 

@@ -11,7 +11,7 @@ import type { ServerRecord } from '../servers/server.repository.js'
 import { findServerById } from '../servers/server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import type { ProgressEvent } from '../servers/progress.js'
-import { notFound, badRequest } from '../errors.js'
+import { HttpError } from '../errors.js'
 
 const KEEPALIVE_MS = 8000
 const QUEUE_TICK_MS = 1000
@@ -31,7 +31,7 @@ function open(res: Response): (e: ProgressEvent | null) => void {
 }
 
 export async function streamProgress(ctx: HubContext, req: Request, res: Response, server: ServerRecord | undefined): Promise<void> {
-  if (!server) throw notFound()
+  if (!server) throw new HttpError('HUB_NOT_FOUND')
   if (server.state === 'running') {
     const send = open(res)
     send(readyEvent(server.userName, server.name))
@@ -49,9 +49,9 @@ export async function streamProgress(ctx: HubContext, req: Request, res: Respons
       send({ progress: 100, failed: true, message: `Spawn failed: ${server.lastError}` })
       return void res.end()
     }
-    throw notFound()
+    throw new HttpError('HUB_NOT_FOUND')
   }
-  if (server.state === 'stopping') throw badRequest(`${server.userName} is not starting...`)
+  if (server.state === 'stopping') throw new HttpError('HUB_BAD_REQUEST', `${server.userName} is not starting...`)
   const send = open(res)
   send(null)
   let lastPosition = 0

@@ -6,8 +6,8 @@
 import express, { Router, type Response } from 'express'
 import type { HubContext } from '../context.js'
 import type { Identity } from '../auth/request-auth.js'
-import { expandScopes, grants, grantsAny, intersectScopes, ScopeError, validateScope, type ScopeTarget } from '../auth/scopes.js'
-import { badRequest, missingScope, notFound, userNotFound } from '../errors.js'
+import { expandScopes, grants, grantsAny, intersectScopes, validateScope, type ScopeTarget } from '../auth/scopes.js'
+import { HttpError, missingScope, userNotFound } from '../errors.js'
 import { createToken, deleteToken, findTokenById, listUserTokens, type TokenRecord } from '../tokens/token.repository.js'
 import { findUserByName, type User } from '../users/user.repository.js'
 import { caller } from './guards.js'
@@ -33,7 +33,7 @@ export function needScopeOn(res: Response, scopes: readonly string[], target: Sc
 }
 
 function noScope(id: Identity, scopes: readonly string[]) {
-  if (scopes.some(s => grantsAny(id.scopes, s))) return notFound('No access to resources or resources not found', 'HUB_NO_ACCESS')
+  if (scopes.some(s => grantsAny(id.scopes, s))) return new HttpError('HUB_NO_ACCESS')
   return missingScope(scopes)
 }
 
@@ -92,28 +92,28 @@ interface TokenRequest {
 
 function stringList(value: unknown, key: string): string[] | undefined {
   if (value === undefined || value === null) return undefined
-  if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw badRequest(`${key} must be a list of strings`)
-  if (value.length > 200) throw badRequest(`${key}: at most 200 entries`)
+  if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw new HttpError('HUB_BAD_REQUEST', `${key} must be a list of strings`)
+  if (value.length > 200) throw new HttpError('HUB_BAD_REQUEST', `${key}: at most 200 entries`)
   return [...new Set(value as string[])]
 }
 
 /** Validate the POST body's shape; scopes and roles are checked against the owner afterwards. */
 export function parseTokenRequest(body: unknown): TokenRequest {
   if (body === undefined || body === null) return {}
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Body must be a JSON dict or empty')
+  if (typeof body !== 'object' || Array.isArray(body)) throw new HttpError('HUB_BAD_REQUEST', 'Body must be a JSON dict or empty')
   const b = body as Record<string, unknown>
   const unknown = Object.keys(b).filter(k => !BODY_KEYS.has(k))
-  if (unknown.length > 0) throw badRequest(`Invalid JSON keys: ${unknown.join(', ')}`)
+  if (unknown.length > 0) throw new HttpError('HUB_BAD_REQUEST', `Invalid JSON keys: ${unknown.join(', ')}`)
   let note: string | undefined
   if (b.note !== undefined && b.note !== null) {
-    if (typeof b.note !== 'string') throw badRequest('note must be a string')
-    if (b.note.length > MAX_NOTE) throw badRequest(`note must be at most ${MAX_NOTE} characters`)
+    if (typeof b.note !== 'string') throw new HttpError('HUB_BAD_REQUEST', 'note must be a string')
+    if (b.note.length > MAX_NOTE) throw new HttpError('HUB_BAD_REQUEST', `note must be at most ${MAX_NOTE} characters`)
     note = b.note || undefined
   }
   let expiresIn: number | undefined
   if (b.expires_in !== undefined && b.expires_in !== null) {
     if (typeof b.expires_in !== 'number' || !Number.isInteger(b.expires_in) || b.expires_in <= 0 || b.expires_in > MAX_EXPIRES_IN) {
-      throw badRequest(`expires_in must be a positive integer number of seconds (at most ${MAX_EXPIRES_IN})`)
+      throw new HttpError('HUB_BAD_REQUEST', `expires_in must be a positive integer number of seconds (at most ${MAX_EXPIRES_IN})`)
     }
     expiresIn = b.expires_in
   }
@@ -131,23 +131,16 @@ function holderLabel(id: Identity): string {
  */
 export function resolveTokenScopes(ctx: HubContext, owner: User, by: Identity, req: TokenRequest): { scopes: string[]; roles: string[] } {
   const roles = req.roles ?? []
-  for (const r of roles) if (!ctx.auth.hasRole(r)) throw badRequest(`No such role: ${r}`, 'HUB_NO_SUCH_ROLE')
-  for (const s of req.scopes ?? []) {
-    try {
-      validateScope(s)
-    } catch (err) {
-      if (err instanceof ScopeError) throw badRequest(err.message, err.code)
-      throw err
-    }
-  }
+  for (const r of roles) if (!ctx.auth.hasRole(r)) throw new HttpError('HUB_NO_SUCH_ROLE', `No such role: ${r}`)
+  for (const s of req.scopes ?? []) validateScope(s) // a ScopeError is HUB_BAD_SCOPE, 400, at the edge
   const scopes = req.scopes?.length || roles.length ? [...(req.scopes ?? [])] : ['inherit']
   const ownerScopes = ctx.auth.userScopes(owner)
   const requested = [...scopes, ...roles.flatMap(r => ctx.auth.roleScopes(r) ?? [])]
   const expanded = expandScopes(requested, { kind: 'user', name: owner.name }, { inherit: [...ownerScopes] })
   const notOwner = intersectScopes(expanded, ownerScopes).refused
-  if (notOwner.length > 0) throw badRequest(`Not assigning requested scopes ${notOwner.join(',')} not held by User ${owner.name}`, 'HUB_SCOPES_NOT_HELD')
+  if (notOwner.length > 0) throw new HttpError('HUB_SCOPES_NOT_HELD', `Not assigning requested scopes ${notOwner.join(',')} not held by User ${owner.name}`)
   const notCaller = intersectScopes(expanded, by.scopes).refused
-  if (notCaller.length > 0) throw badRequest(`Not assigning requested scopes ${notCaller.join(',')} not held by ${holderLabel(by)}`, 'HUB_SCOPES_NOT_HELD')
+  if (notCaller.length > 0) throw new HttpError('HUB_SCOPES_NOT_HELD', `Not assigning requested scopes ${notCaller.join(',')} not held by ${holderLabel(by)}`)
   return { scopes, roles: [...roles] }
 }
 
@@ -155,7 +148,7 @@ async function ownedToken(ctx: HubContext, user: User, param: unknown): Promise<
   const id = tokenRowId(param)
   const t = id === undefined ? undefined : await findTokenById(ctx.db, id)
   // someone else's token, or an expired one, is as absent as a missing one
-  if (!t || t.userId !== user.id || (t.expiresAt && t.expiresAt.getTime() <= Date.now())) throw notFound('Token not found', 'HUB_TOKEN_NOT_FOUND')
+  if (!t || t.userId !== user.id || (t.expiresAt && t.expiresAt.getTime() <= Date.now())) throw new HttpError('HUB_TOKEN_NOT_FOUND')
   return t
 }
 
@@ -179,7 +172,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const note = body.note ?? (by.kind === 'user' && by.name === user.name ? 'Requested via api' : `Requested via api by ${by.kind} ${by.name}`)
     const { token, id } = await createToken(ctx.db, { kind: 'api', userId: user.id, scopes, roles, note, expiresInSeconds: body.expiresIn })
     const created = await findTokenById(ctx.db, id)
-    if (!created) throw notFound('Token not found', 'HUB_TOKEN_NOT_FOUND') // deleted in between by another request
+    if (!created) throw new HttpError('HUB_TOKEN_NOT_FOUND') // deleted in between by another request
     ctx.log.info({ user: user.name, by: by.name, tokenId: id }, 'token created')
     res.status(201).json({ ...tokenModel(ctx, created), token })
   })
@@ -196,7 +189,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const by = await needUserScope(ctx, res, ['tokens'], name)
     const user = await loadUser(ctx, name)
     const t = await ownedToken(ctx, user, req.params.id)
-    if (!await deleteToken(ctx.db, t.id)) throw notFound('Token not found', 'HUB_TOKEN_NOT_FOUND')
+    if (!await deleteToken(ctx.db, t.id)) throw new HttpError('HUB_TOKEN_NOT_FOUND')
     ctx.auth.invalidate({ tokenId: t.id })
     ctx.log.info({ user: user.name, by: by.name, tokenId: t.id }, 'token revoked')
     res.status(204).end()

@@ -4,9 +4,9 @@
  */
 import { Router, type Request } from 'express'
 import type { HubContext } from '../context.js'
-import { USERNAME_RULE } from '../auth/dev-authenticator.js'
+import { USERNAME_RULE } from '../auth/username.js'
 import { grants, scopeFilters } from '../auth/scopes.js'
-import { badRequest, conflict, HttpError, notFound, userNotFound } from '../errors.js'
+import { HttpError, userNotFound } from '../errors.js'
 import { findUserByName } from '../users/user.repository.js'
 import { listUsers, type UserSort, type UserStateFilter } from '../users/user-list.js'
 import { listUserServers } from '../servers/server.repository.js'
@@ -25,12 +25,12 @@ function flag(req: Request, name: string): boolean {
 }
 
 function checkNames(names: unknown): string[] {
-  if (!Array.isArray(names) || names.length === 0) throw badRequest('Must specify at least one user to create')
-  if (names.length > 10_000) throw badRequest('At most 10000 users per request')
+  if (!Array.isArray(names) || names.length === 0) throw new HttpError('HUB_BAD_REQUEST', 'Must specify at least one user to create')
+  if (names.length > 10_000) throw new HttpError('HUB_BAD_REQUEST', 'At most 10000 users per request')
   const out: string[] = []
   for (const n of names) {
     const name = typeof n === 'string' ? n.trim().toLowerCase() : ''
-    if (!USERNAME_RULE.test(name)) throw badRequest(`Invalid username: ${JSON.stringify(n)}`, 'HUB_BAD_USERNAME')
+    if (!USERNAME_RULE.test(name)) throw new HttpError('HUB_BAD_USERNAME', `Invalid username: ${JSON.stringify(n)}`)
     out.push(name)
   }
   return [...new Set(out)]
@@ -38,7 +38,7 @@ function checkNames(names: unknown): string[] {
 
 function bodyObject(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body))) return (body ?? {}) as Record<string, unknown>
-  throw badRequest('body must be a json dict')
+  throw new HttpError('HUB_BAD_REQUEST', 'body must be a json dict')
 }
 
 export function usersRouter(ctx: HubContext): Router {
@@ -55,11 +55,11 @@ export function usersRouter(ctx: HubContext): Router {
     const id = needScope(res, ['list:users'], {})
     const page = parsePage(req)
     const state = req.query.state
-    if (state !== undefined && (typeof state !== 'string' || !STATES.has(state))) throw badRequest(`Unrecognized state filter: '${String(state)}'`, 'HUB_BAD_STATE_FILTER')
+    if (state !== undefined && (typeof state !== 'string' || !STATES.has(state))) throw new HttpError('HUB_BAD_STATE_FILTER', `Unrecognized state filter: '${String(state)}'`)
     let sort = typeof req.query.sort === 'string' ? req.query.sort : 'id'
     const descending = sort.startsWith('-')
     if (descending) sort = sort.slice(1)
-    if (!SORTS.has(sort)) throw badRequest(`Unrecognized sort: '${String(req.query.sort)}'`, 'HUB_BAD_SORT')
+    if (!SORTS.has(sort)) throw new HttpError('HUB_BAD_SORT', `Unrecognized sort: '${String(req.query.sort)}'`)
     const nameFilter = typeof req.query.name_filter === 'string' ? req.query.name_filter.slice(0, 255) : undefined
     const filters = scopeFilters(id.scopes, 'list:users')
     const { users, total } = await listUsers(ctx.db, {
@@ -75,10 +75,10 @@ export function usersRouter(ctx: HubContext): Router {
     needScope(res, ['admin:users'])
     const body = bodyObject(req.body)
     const names = checkNames(body.usernames)
-    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw new HttpError('HUB_BAD_REQUEST', 'admin must be true or false')
     const created = await ctx.db.insertInto('users').values(names.map(name => ({ name, admin: body.admin === true })))
       .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'admin', 'created', 'last_activity']).execute()
-    if (created.length === 0) throw conflict(`All ${names.length} users already exist`, 'HUB_USERS_EXIST')
+    if (created.length === 0) throw new HttpError('HUB_USERS_EXIST', `All ${names.length} users already exist`)
     const users = created.map(u => ({ id: u.id, name: u.name, admin: u.admin, created: u.created, lastActivity: u.last_activity }))
     res.status(201).json(await userModels(ctx, caller(res).scopes, users))
   })
@@ -90,7 +90,7 @@ export function usersRouter(ctx: HubContext): Router {
     if (!model) {
       if (['read:users', 'read:users:name', 'admin:users'].some(s => grants(id.scopes, s, { user: name }))) throw userNotFound(name)
       // filtered scopes cannot tell "no such user" from "not yours" (contract §7.1)
-      if (['read:users', 'read:users:name'].some(s => [...id.scopes].some(h => h.startsWith(`${s}!`)))) throw notFound('No access to resources or resources not found')
+      if (['read:users', 'read:users:name'].some(s => [...id.scopes].some(h => h.startsWith(`${s}!`)))) throw new HttpError('HUB_NOT_FOUND', 'No access to resources or resources not found')
       needScope(res, ['read:users'], { user: name })
     }
     res.json(model)
@@ -101,10 +101,10 @@ export function usersRouter(ctx: HubContext): Router {
     needScope(res, ['admin:users'], { user: name })
     const [checked] = checkNames([name])
     const body = bodyObject(req.body)
-    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+    if (body.admin !== undefined && typeof body.admin !== 'boolean') throw new HttpError('HUB_BAD_REQUEST', 'admin must be true or false')
     const row = await ctx.db.insertInto('users').values({ name: checked!, admin: body.admin === true })
       .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
-    if (!row) throw conflict(`User ${name} already exists`, 'HUB_USER_EXISTS')
+    if (!row) throw new HttpError('HUB_USER_EXISTS', `User ${name} already exists`)
     res.status(201).json(await modelOf(caller(res).scopes, checked!))
   })
 
@@ -116,13 +116,13 @@ export function usersRouter(ctx: HubContext): Router {
     if (!user) throw userNotFound(name)
     const update: { admin?: boolean; name?: string } = {}
     if (body.admin !== undefined) {
-      if (typeof body.admin !== 'boolean') throw badRequest('admin must be true or false')
+      if (typeof body.admin !== 'boolean') throw new HttpError('HUB_BAD_REQUEST', 'admin must be true or false')
       update.admin = body.admin
     }
     if (body.name !== undefined && body.name !== name) {
       const [newName] = checkNames([body.name])
-      if (await findUserByName(ctx.db, newName!)) throw badRequest(`User ${newName} already exists, username must be unique`, 'HUB_USER_EXISTS')
-      if ((await listUserServers(ctx.db, user.id)).some(s => s.state !== 'stopped')) throw badRequest(`Cannot rename ${name} while a server is running`, 'HUB_USER_BUSY')
+      if (await findUserByName(ctx.db, newName!)) throw new HttpError('HUB_USER_EXISTS', `User ${newName} already exists, username must be unique`, { status: 400 }) // JupyterHub: 400 on rename
+      if ((await listUserServers(ctx.db, user.id)).some(s => s.state !== 'stopped')) throw new HttpError('HUB_USER_BUSY', `Cannot rename ${name} while a server is running`)
       update.name = newName
     }
     if (Object.keys(update).length > 0) {
@@ -140,7 +140,7 @@ export function usersRouter(ctx: HubContext): Router {
     if (!user) throw userNotFound(name)
     for (const s of await listUserServers(ctx.db, user.id)) {
       if (s.state === 'pending' || s.state === 'running') await ctx.spawns.stop(s, 'user deleted')
-      else if (s.state === 'stopping') throw new HttpError(400, 'HUB_USER_BUSY', `${name}'s server is stopping; try again in a moment`)
+      else if (s.state === 'stopping') throw new HttpError('HUB_USER_BUSY', `${name}'s server is stopping; try again in a moment`)
     }
     await ctx.db.deleteFrom('users').where('id', '=', user.id).execute()
     ctx.auth.invalidate({ userId: user.id })

@@ -1,35 +1,10 @@
 /**
- * The development authenticator: any valid username, one shared password. Usernames follow the
- * rule below so they are safe in URLs, routes, pod names and file names without escaping.
+ * The development authenticator (`--authenticator dev`, the default): any valid username, one
+ * shared password (FLEETHUB_DEV_PASSWORD, or a random one printed at start).
  */
 import { timingSafeEqual, createHash } from 'node:crypto'
-
-export const USERNAME_RULE = /^[a-z0-9][a-z0-9._-]{0,63}$/
-
-export interface LoginResult {
-  readonly ok: boolean
-  readonly name?: string
-  /** Shown on the login page when not ok. */
-  readonly error?: string
-}
-
-/** What any login method implements: check a submitted form, return the user name or why not. */
-export interface Authenticator {
-  readonly kind: string
-  authenticate(username: string, password: string): Promise<LoginResult>
-}
-
-export function normalizeUsername(raw: string): string {
-  return raw.trim().toLowerCase()
-}
-
-export function checkUsername(name: string): string | undefined {
-  if (name === '') return 'Enter a username.'
-  if (!USERNAME_RULE.test(name)) {
-    return 'Usernames are 1-64 characters: lowercase letters, digits, and . _ - (starting with a letter or digit).'
-  }
-  return undefined
-}
+import type { Authenticator, AuthenticatorEntry } from './authenticator.js'
+import { checkUsername, normalizeUsername } from './username.js'
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
@@ -37,6 +12,7 @@ export function createDevAuthenticator(password: string): Authenticator {
   const expected = digest(password)
   return {
     kind: 'dev',
+    login: { kind: 'password', hint: 'dev-password' },
     async authenticate(username, submitted) {
       const name = normalizeUsername(username)
       const bad = checkUsername(name)
@@ -45,4 +21,12 @@ export function createDevAuthenticator(password: string): Authenticator {
       return { ok: true, name }
     },
   }
+}
+
+export const devAuthenticator: AuthenticatorEntry = {
+  help: 'dev: any username + the dev password',
+  describe: s => s.devPasswordGenerated
+    ? `development login: any username (lowercase letters, digits, . _ -), password: ${s.devPassword}`
+    : 'development login: any username, with the password in FLEETHUB_DEV_PASSWORD',
+  create: s => createDevAuthenticator(s.devPassword),
 }

@@ -7,7 +7,8 @@
  */
 import bcrypt from 'bcryptjs'
 import type { Db } from '../db.js'
-import { checkUsername, normalizeUsername, type Authenticator, type LoginResult } from './dev-authenticator.js'
+import type { Authenticator, AuthenticatorEntry, LoginResult } from './authenticator.js'
+import { checkUsername, normalizeUsername } from './username.js'
 
 export const MIN_PASSWORD_LENGTH = 8
 const BCRYPT_COST = 10
@@ -70,6 +71,7 @@ export function createNativeAuthenticator(db: Db, options: NativeAuthOptions = {
   }
   return {
     kind: 'native',
+    login: { kind: 'password', hint: 'first-sign-in' },
     async authenticate(username, password) {
       const name = normalizeUsername(username)
       const bad = checkUsername(name)
@@ -97,4 +99,10 @@ export function createNativeAuthenticator(db: Db, options: NativeAuthOptions = {
       return { ok: true, name }
     },
   }
+}
+
+export const nativeAuthenticator: AuthenticatorEntry = {
+  help: 'native: accounts admins create, each password set at the user\'s first sign-in',
+  describe: () => 'sign-in: native accounts (passwords hashed in the database)',
+  create: (_settings, deps) => createNativeAuthenticator(deps.db),
 }

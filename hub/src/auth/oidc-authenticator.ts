@@ -10,22 +10,21 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import * as client from 'openid-client'
-import type { Logger } from '../log.js'
-import { HttpError } from '../errors.js'
-import type { Authenticator } from './dev-authenticator.js'
+import type { Logger } from '../../../core/src/log.js'
+import { HttpError, HubError } from '../errors.js'
+import type { HubContext } from '../context.js'
+import type { Authenticator, AuthenticatorEntry } from './authenticator.js'
 import type { Claims } from './oidc-claims.js'
-import type { OidcConfig } from './oidc-config.js'
+import { OIDC_FLAGS, OIDC_HELP, parseOidcConfig, STATE_MAX_AGE, type OidcConfig } from './oidc-config.js'
+import { oidcRouter } from '../pages/oidc.routes.js'
 
-export const OIDC_STATE_COOKIE = 'fleethub-oidc-state'
-/** Seconds a started sign-in stays valid (time to type a password and pass MFA at the provider). */
-export const STATE_MAX_AGE = 600
 const DISCOVERY_ATTEMPTS = 2
 const DISCOVERY_RETRY_MS = 300
 const HTTP_TIMEOUT_S = 10
 
 interface FlowState { readonly state: string; readonly nonce: string; readonly verifier: string; readonly next: string; readonly exp: number }
 
-export interface OidcAuthenticator extends Authenticator {
+export interface OidcAuthenticator extends Authenticator<HubContext> {
   readonly kind: 'oidc'
   readonly config: OidcConfig
   /** The redirect URL registered at the provider. */
@@ -35,12 +34,6 @@ export interface OidcAuthenticator extends Authenticator {
   /** Completes a sign-in from the callback's query string; the merged ID token + userinfo claims and where to go next. */
   finish(query: URLSearchParams, cookie: string | undefined): Promise<{ claims: Claims; next: string }>
 }
-
-export function isOidcAuthenticator(a: Authenticator): a is OidcAuthenticator {
-  return a.kind === 'oidc' && typeof (a as OidcAuthenticator).begin === 'function'
-}
-
-const oidcError = (status: number, code: string, message: string, cause?: unknown) => new HttpError(status, code, message, { cause })
 
 /** fetch's network failures (refused, reset, DNS) and timeouts: the provider is unreachable. */
 function isNetworkError(err: unknown): boolean {
@@ -71,7 +64,7 @@ function createDiscovery(o: OidcConfig, log: Logger): () => Promise<client.Confi
     cached ??= discover().catch(err => {
       cached = undefined
       log.error({ issuer: o.issuer, err: String(err), cause: String((err as Error).cause ?? '') }, 'oidc discovery failed')
-      throw oidcError(502, 'HUB_OIDC_UNREACHABLE', 'The sign-in service cannot be reached right now. Please try again in a minute; if it keeps failing, tell the hub administrators.', err)
+      throw new HttpError('HUB_OIDC_UNREACHABLE', 'The sign-in service cannot be reached right now. Please try again in a minute; if it keeps failing, tell the hub administrators.', { cause: err })
     })
     return cached
   }
@@ -107,9 +100,9 @@ function providerRefused(query: URLSearchParams): HttpError {
   const error = query.get('error') ?? ''
   const description = (query.get('error_description') ?? '').slice(0, 300)
   if (error === 'access_denied') {
-    return oidcError(403, 'HUB_OIDC_ACCESS_DENIED', `The sign-in was cancelled or refused at the identity provider${description ? `: ${description}` : '.'} You have not been signed in.`)
+    return new HttpError('HUB_OIDC_ACCESS_DENIED', `The sign-in was cancelled or refused at the identity provider${description ? `: ${description}` : '.'} You have not been signed in.`)
   }
-  return oidcError(400, 'HUB_OIDC_PROVIDER_ERROR', `The identity provider could not sign you in (${error.slice(0, 60)}${description ? `: ${description}` : ''}). Please try again.`)
+  return new HttpError('HUB_OIDC_PROVIDER_ERROR', `The identity provider could not sign you in (${error.slice(0, 60)}${description ? `: ${description}` : ''}). Please try again.`)
 }
 
 /** Errors from the code exchange and token validation, sorted into what the user can do about them. */
@@ -117,29 +110,31 @@ function exchangeFailed(err: unknown, log: Logger): HttpError {
   if (err instanceof HttpError) return err
   if (isNetworkError(err)) {
     log.error({ err: String(err) }, 'oidc provider unreachable during sign-in')
-    return oidcError(502, 'HUB_OIDC_UNREACHABLE', 'The sign-in service did not answer. Please try again in a minute.', err)
+    return new HttpError('HUB_OIDC_UNREACHABLE', 'The sign-in service did not answer. Please try again in a minute.', { cause: err })
   }
   if (err instanceof client.ResponseBodyError && err.error === 'invalid_grant') {
     log.info({ error: err.error }, 'oidc code rejected')
-    return oidcError(400, 'HUB_OIDC_CODE_REJECTED', 'This sign-in link has expired or was already used. Please sign in again.', err)
+    return new HttpError('HUB_OIDC_CODE_REJECTED', undefined, { cause: err })
   }
   if (err instanceof client.ResponseBodyError) {
     // invalid_client and friends: the hub's registration at the provider is wrong; that is the operator's to fix
     log.error({ error: err.error, status: err.status }, 'oidc token request refused')
-    return oidcError(502, 'HUB_OIDC_TOKEN_REFUSED', 'The identity provider refused the hub\'s request. Please tell the hub administrators.', err)
+    return new HttpError('HUB_OIDC_TOKEN_REFUSED', undefined, { cause: err })
   }
   log.warn({ err: String(err), code: (err as { code?: string }).code }, 'oidc response failed validation')
-  return oidcError(400, 'HUB_OIDC_INVALID_RESPONSE', 'The answer from the identity provider could not be verified, so you have not been signed in. Please try again.', err)
+  return new HttpError('HUB_OIDC_INVALID_RESPONSE', undefined, { cause: err })
 }
 
 export function createOidcAuthenticator(config: OidcConfig, deps: { log: Logger; redirectUrl: string }): OidcAuthenticator {
   const { log, redirectUrl } = deps
   const discovery = createDiscovery(config, log)
   const key = config.stateSecret ? createHmac('sha256', 'fleethub-oidc-state').update(config.stateSecret).digest() : randomBytes(32)
-  return {
+  const oidc: OidcAuthenticator = {
     kind: 'oidc',
+    login: { kind: 'provider', providerName: config.providerName, startPath: '/hub/oauth_login', autoLogin: config.autoLogin },
     config,
     redirectUrl,
+    routes: ctx => oidcRouter(ctx, oidc),
     async authenticate() {
       return { ok: false, error: `This hub signs in with ${config.providerName}; use the button above.` }
     },
@@ -161,10 +156,10 @@ export function createOidcAuthenticator(config: OidcConfig, deps: { log: Logger;
       const flow = decodeState(key, cookie)
       // State first, so that even a provider error is only believed for the browser that asked.
       if (!flow || query.get('state') !== flow.state) {
-        throw oidcError(400, 'HUB_OIDC_BAD_STATE', 'This sign-in did not start in this browser, or it took too long. Please sign in again.')
+        throw new HttpError('HUB_OIDC_BAD_STATE')
       }
       if (query.has('error')) throw providerRefused(query)
-      if (!query.get('code')) throw oidcError(400, 'HUB_OIDC_NO_CODE', 'The identity provider sent no sign-in code. Please sign in again.')
+      if (!query.get('code')) throw new HttpError('HUB_OIDC_NO_CODE')
       const c = await discovery()
       const current = new URL(redirectUrl)
       current.search = query.toString()
@@ -173,7 +168,7 @@ export function createOidcAuthenticator(config: OidcConfig, deps: { log: Logger;
           pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce, idTokenExpected: true,
         })
         const idClaims = tokens.claims()
-        if (!idClaims) throw oidcError(502, 'HUB_OIDC_NO_ID_TOKEN', 'The identity provider sent no ID token. Please tell the hub administrators.')
+        if (!idClaims) throw new HttpError('HUB_OIDC_NO_ID_TOKEN')
         let userinfo: Claims = {}
         if (c.serverMetadata().userinfo_endpoint) userinfo = await client.fetchUserInfo(c, tokens.access_token, idClaims.sub)
         // userinfo adds what the ID token lacks (groups, usernames); the ID token's validated claims win
@@ -183,4 +178,19 @@ export function createOidcAuthenticator(config: OidcConfig, deps: { log: Logger;
       }
     },
   }
+  return oidc
+}
+
+export const oidcAuthenticator: AuthenticatorEntry = {
+  help: 'oidc: single sign-on through an OpenID Connect provider (options below)',
+  flags: OIDC_FLAGS,
+  flagsHelp: OIDC_HELP,
+  parseOptions: (flags, env, file, problems) => ({ oidc: parseOidcConfig(flags, env, file.oidc, problems) }),
+  describe: s => `sign-in: OpenID Connect (${s.oidc?.issuer ?? 'issuer from config'})`,
+  create(settings, deps) {
+    // parseHubConfig refuses `oidc` without its settings, so this is a caller's mistake
+    if (!settings.oidc) throw new HubError('HUB_BAD_CONFIG', 'the oidc authenticator needs its settings (parseHubConfig reads them)')
+    const redirectUrl = settings.oidc.redirectUrl ?? `${deps.publicUrl}/hub/oauth_callback` // JupyterHub's oauth_callback_url
+    return createOidcAuthenticator(settings.oidc, { log: deps.log.child({ component: 'oidc' }), redirectUrl })
+  },
 }

@@ -2,14 +2,14 @@
  * From a provider's claims to a hub user: the username, the groups, and whether this person may
  * sign in and is an admin. Pure, so every rule is unit-tested without a provider.
  */
-import { checkUsername } from './dev-authenticator.js'
+import { checkUsername } from './username.js'
 import type { OidcConfig } from './oidc-config.js'
 
 export type Claims = Readonly<Record<string, unknown>>
 
 export type ClaimDecision =
   | { readonly ok: true; readonly name: string; readonly groups: readonly string[]; readonly admin: boolean | undefined }
-  | { readonly ok: false; readonly status: 403; readonly code: string; readonly message: string; readonly name?: string }
+  | { readonly ok: false; readonly status: 403; readonly code: 'HUB_OIDC_BAD_USERNAME' | 'HUB_OIDC_NOT_ALLOWED'; readonly message: string; readonly name?: string }
 
 /** A claim by name, or by dotted path into nested objects (Keycloak's `realm_access.roles`). A literal key with dots wins. */
 export function claimAt(claims: Claims, path: string): unknown {

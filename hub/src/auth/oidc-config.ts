@@ -43,6 +43,9 @@ export interface OidcConfig {
   readonly stateSecret: string | undefined
 }
 
+/** Seconds a started sign-in stays valid (time to type a password and pass MFA at the provider). */
+export const STATE_MAX_AGE = 600
+
 type Raw = Record<string, unknown>
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -87,7 +90,7 @@ function checkUrl(name: string, value: string, allowHttp: boolean, problems: str
   else if (!isLoopbackHost(u.hostname)) problems.push(`${name}: plain http is allowed only on a loopback address (127.0.0.1, ::1, localhost), not '${u.hostname}'`)
 }
 
-export function parseOidcConfig(flags: Raw, env: Env, fileValue: unknown, problems: string[]): OidcConfig | undefined {
+export function parseOidcConfig(flags: Readonly<Raw>, env: Env, fileValue: unknown, problems: string[]): OidcConfig | undefined {
   if (fileValue !== undefined && (typeof fileValue !== 'object' || fileValue === null || Array.isArray(fileValue))) {
     problems.push('oidc: expected an object'); return undefined
   }

@@ -4,6 +4,7 @@
  * roles. Pure functions over strings; the hub keeps scopes expanded so a check is a set lookup.
  * See shared/spec/anchors.md §1.2 and the contract §7.2/§7.11.
  */
+import { HubError } from '../errors.js'
 
 /** scope -> the scopes it directly implies (JupyterHub's scope_definitions). */
 const SUBSCOPES: Readonly<Record<string, readonly string[]>> = {
@@ -65,8 +66,12 @@ export interface ScopeOwner {
   readonly name: string
 }
 
-export class ScopeError extends Error {
-  readonly code = 'HUB_BAD_SCOPE'
+/** An unknown scope or a malformed filter: HUB_BAD_SCOPE, 400 at the edge. */
+export class ScopeError extends HubError {
+  constructor(message: string) {
+    super('HUB_BAD_SCOPE', message)
+    this.name = 'ScopeError'
+  }
 }
 
 export function parseScope(scope: string): { name: string; filter?: string } {

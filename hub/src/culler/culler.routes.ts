@@ -9,9 +9,9 @@ import type { HubContext } from '../context.js'
 import { identifyApi } from '../auth/identify.js'
 import { needScope } from '../api/guards.js'
 import { isoTime } from '../api/models.js'
-import { badRequest, HttpError } from '../errors.js'
+import { HttpError } from '../errors.js'
 import { listEvents, type CullEvent } from './cull-queries.js'
-import { CullerError, type Culler, type CullReport } from './culler.js'
+import type { Culler, CullReport } from './culler.js'
 
 const SCOPE = ['admin:servers']
 const MAX_LIMIT = 1000
@@ -37,30 +37,24 @@ export function reportModel(r: CullReport): Record<string, unknown> {
 function parseLimit(v: unknown): number {
   if (v === undefined) return 100
   const n = typeof v === 'string' && /^\d{1,6}$/.test(v) ? Number(v) : NaN
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw badRequest(`limit must be an integer from 1 to ${MAX_LIMIT}`, 'HUB_CULL_BAD_LIMIT')
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new HttpError('HUB_CULL_BAD_LIMIT', `limit must be an integer from 1 to ${MAX_LIMIT}`)
   return n
 }
 
 function parseBefore(v: unknown): string | undefined {
   if (v === undefined) return undefined
-  if (typeof v !== 'string' || !/^\d{1,18}$/.test(v)) throw badRequest('before must be an event id', 'HUB_CULL_BAD_BEFORE')
+  if (typeof v !== 'string' || !/^\d{1,18}$/.test(v)) throw new HttpError('HUB_CULL_BAD_BEFORE')
   return v
 }
 
 function parseDryRun(b: unknown): boolean {
   if (b === undefined || b === null || (typeof b === 'object' && !Array.isArray(b) && Object.keys(b as object).length === 0)) return false
-  if (typeof b !== 'object' || Array.isArray(b)) throw badRequest('body must be a JSON object like {"dry_run": true}', 'HUB_CULL_BAD_BODY')
+  if (typeof b !== 'object' || Array.isArray(b)) throw new HttpError('HUB_CULL_BAD_BODY', 'body must be a JSON object like {"dry_run": true}')
   const extra = Object.keys(b as object).filter(k => k !== 'dry_run')
-  if (extra.length > 0) throw badRequest(`unknown field(s): ${extra.join(', ')}`, 'HUB_CULL_BAD_BODY')
+  if (extra.length > 0) throw new HttpError('HUB_CULL_BAD_BODY', `unknown field(s): ${extra.join(', ')}`)
   const d = (b as { dry_run?: unknown }).dry_run
-  if (d !== undefined && typeof d !== 'boolean') throw badRequest('dry_run must be true or false', 'HUB_CULL_BAD_BODY')
+  if (d !== undefined && typeof d !== 'boolean') throw new HttpError('HUB_CULL_BAD_BODY', 'dry_run must be true or false')
   return d === true
-}
-
-/** A culler failure at the edge: no fresh activity is 503 (try again), shutting down is 503 too. */
-function toHttp(err: unknown): unknown {
-  if (err instanceof CullerError) return new HttpError(503, err.code, err.message, { cause: err })
-  return err
 }
 
 export function cullerRouter(ctx: HubContext, culler: Culler): Router {
@@ -78,15 +72,12 @@ export function cullerRouter(ctx: HubContext, culler: Culler): Router {
   r.post('/cull', body, async (req, res) => {
     needScope(res, SCOPE)
     const dryRun = parseDryRun(req.body)
-    try {
-      if (dryRun) {
-        const candidates = await culler.preview()
-        res.json({ dry_run: true, servers: candidates.map(c => ({ user: c.userName, server: c.serverName, admin: c.admin, idle_seconds: c.idleSeconds, age_seconds: c.ageSeconds, rule: c.rule })) })
-      } else {
-        res.json(reportModel(await culler.sweep({ by: 'api' })))
-      }
-    } catch (err) {
-      throw toHttp(err)
+    // A CullerError (no fresh activity, shutting down) is a 503 at the edge: try again.
+    if (dryRun) {
+      const candidates = await culler.preview()
+      res.json({ dry_run: true, servers: candidates.map(c => ({ user: c.userName, server: c.serverName, admin: c.admin, idle_seconds: c.idleSeconds, age_seconds: c.ageSeconds, rule: c.rule })) })
+    } else {
+      res.json(reportModel(await culler.sweep({ by: 'api' })))
     }
   })
 

@@ -18,7 +18,8 @@
  * events with `dry_run = true`, so the log tells trials apart from real culls.
  */
 import type { Db } from '../db.js'
-import type { Logger } from '../log.js'
+import { HubError } from '../errors.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { InvalidateBy } from '../auth/request-auth.js'
 import type { ServerRecord } from '../servers/server.repository.js'
 import {
@@ -89,12 +90,11 @@ export interface Culler {
   close(): Promise<void>
 }
 
-export class CullerError extends Error {
-  readonly code: string
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+/** A sweep that cannot run (no fresh activity, shutting down): 503 at the edge, try again. */
+export class CullerError extends HubError {
+  constructor(code: 'HUB_CULL_NO_ACTIVITY' | 'HUB_SHUTTING_DOWN', message?: string, options?: { cause?: unknown }) {
+    super(code, message, options)
     this.name = 'CullerError'
-    this.code = code
   }
 }
 
@@ -122,7 +122,7 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
       await deps.routes.check()
     } catch (err) {
       // Never cull on stale activity: without the proxy's numbers an active user looks idle.
-      throw new CullerError('HUB_CULL_NO_ACTIVITY', 'could not read route activity from the proxy; nothing culled', { cause: err })
+      throw new CullerError('HUB_CULL_NO_ACTIVITY', undefined, { cause: err })
     }
     await deps.activity.flush()
     harvestedAt = startedAt
@@ -208,7 +208,7 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   }
 
   const sweep = (o: { dryRun?: boolean; by?: CullBy } = {}): Promise<CullReport> => {
-    if (closed) return Promise.reject(new CullerError('HUB_SHUTTING_DOWN', 'The hub is shutting down'))
+    if (closed) return Promise.reject(new CullerError('HUB_SHUTTING_DOWN'))
     const next = current.catch(() => undefined).then(async () => {
       running = true
       try { return await run(o.dryRun === true, o.by ?? 'api') } finally { running = false }

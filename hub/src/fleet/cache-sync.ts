@@ -14,7 +14,7 @@
  * Published after the change commits, from the hub that made it. A hub that dies between its
  * commit and its publish leaves other hubs' entries to their TTL (5 s for identities).
  */
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { InvalidateBy } from '../auth/request-auth.js'
 import { MAX_PAYLOAD_BYTES, type NotifyBus } from './notify-bus.js'
 

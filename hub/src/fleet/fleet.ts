@@ -13,7 +13,7 @@
  *           every hub using it contends; a child proxy by this hub's id, so its own hub always holds it.
  */
 import { createHash } from 'node:crypto'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import { createNotifyBus, type NotifyBus, type Queryable } from './notify-bus.js'
 import { createLeases, type LeaseSpec, type Leases } from './leases.js'
 import { syncCaches, type IdentityCache, type TargetCache } from './cache-sync.js'

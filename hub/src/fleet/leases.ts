@@ -17,7 +17,7 @@
  * hub loses the connection finishes (each step of it is guarded by row claims in the database).
  */
 import pg from 'pg'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 
 export interface LeaseSpec {
   /** Metric label and log name: culler, routes, poll, prune. */

@@ -16,7 +16,7 @@
  * same event-loop turn leave in one round trip.
  */
 import pg from 'pg'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 
 /** Postgres refuses NOTIFY payloads of 8000 bytes or more. */
 export const MAX_PAYLOAD_BYTES = 7999

@@ -11,17 +11,10 @@ import { grants } from '../auth/scopes.js'
 import { hashToken, newOauthToken, sameHash } from '../auth/tokens.js'
 import { createToken } from '../tokens/token.repository.js'
 import { findServerById } from '../servers/server.repository.js'
-import { errorPage } from '../pages/pages.js'
 import { HttpError } from '../errors.js'
 
 const CODE_TTL_MS = 10 * 60 * 1000
 const ACCESS_TOKEN_TTL_S = 14 * 24 * 3600
-
-class OAuthError extends HttpError {
-  constructor(readonly oauthError: string, description: string, status = 400) {
-    super(status, `HUB_OAUTH_${oauthError.toUpperCase()}`, description)
-  }
-}
 
 export function oauthRouter(ctx: HubContext): Router {
   const r = Router()
@@ -31,19 +24,19 @@ export function oauthRouter(ctx: HubContext): Router {
     const clientId = typeof q.client_id === 'string' ? q.client_id : ''
     const redirectUri = typeof q.redirect_uri === 'string' ? q.redirect_uri : ''
     const state = typeof q.state === 'string' ? q.state : undefined
-    if (q.response_type !== 'code') throw new OAuthError('unsupported_response_type', 'response_type must be code')
+    if (q.response_type !== 'code') throw new HttpError('HUB_OAUTH_UNSUPPORTED_RESPONSE_TYPE')
     const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', clientId).executeTakeFirst()
     // Never redirect to an unregistered URI: that would hand the code to whoever named it.
-    if (!client) throw new OAuthError('invalid_client', `No such client: ${clientId}`)
-    if (client.redirect_uri !== redirectUri) throw new OAuthError('invalid_request', 'redirect_uri does not match the registered one')
+    if (!client) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', `No such client: ${clientId}`)
+    if (client.redirect_uri !== redirectUri) throw new HttpError('HUB_OAUTH_INVALID_REQUEST', 'redirect_uri does not match the registered one')
     const id = res.locals.identity
     if (!id || id.kind !== 'user') return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
     const server = client.server_id ? await findServerById(ctx.db, client.server_id) : undefined
-    if (!server) throw new OAuthError('invalid_client', 'This client no longer has a server')
+    if (!server) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', 'This client no longer has a server')
     const target = { user: server.userName, server: `${server.userName}/${server.name}` }
     if (!grants(id.scopes, 'access:servers', target)) {
-      res.status(403).type('html').send(errorPage({ status: 403, user: id.name, message: `You do not have access to the server of ${server.userName}.` }))
-      return
+      res.locals.errorFormat = 'html' // a person in a browser, on their way to a server
+      throw new HttpError('HUB_FORBIDDEN', `You do not have access to the server of ${server.userName}.`)
     }
     const code = newOauthToken()
     await ctx.db.insertInto('oauth_codes').values({
@@ -59,13 +52,13 @@ export function oauthRouter(ctx: HubContext): Router {
     res.set({ 'cache-control': 'no-store', pragma: 'no-cache' })
     const b = (req.body ?? {}) as Record<string, unknown>
     const s = (k: string) => (typeof b[k] === 'string' ? b[k] as string : '')
-    if (s('grant_type') !== 'authorization_code') throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code')
+    if (s('grant_type') !== 'authorization_code') throw new HttpError('HUB_OAUTH_UNSUPPORTED_GRANT_TYPE')
     const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', s('client_id')).executeTakeFirst()
-    if (!client || !sameHash(client.secret_hash, hashToken(s('client_secret')))) throw new OAuthError('invalid_client', 'client authentication failed', 401)
+    if (!client || !sameHash(client.secret_hash, hashToken(s('client_secret')))) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', 'client authentication failed', { status: 401 }) // RFC 6749 §5.2
     // Single use: the code row is deleted as it is read, so a replay finds nothing.
     const code = await ctx.db.deleteFrom('oauth_codes').where('code_hash', '=', hashToken(s('code')))
       .where('expires_at', '>', sql<Date>`now()`).returningAll().executeTakeFirst()
-    if (!code || code.client_id !== client.id || code.redirect_uri !== s('redirect_uri')) throw new OAuthError('invalid_grant', 'invalid, expired or already used code')
+    if (!code || code.client_id !== client.id || code.redirect_uri !== s('redirect_uri')) throw new HttpError('HUB_OAUTH_INVALID_GRANT')
     const user = await ctx.db.selectFrom('users').select('name').where('id', '=', code.user_id).executeTakeFirst()
     const { token } = await createToken(ctx.db, {
       kind: 'oauth', userId: code.user_id, sessionId: code.session_id ?? undefined, oauthClientId: client.id,
@@ -77,11 +70,6 @@ export function oauthRouter(ctx: HubContext): Router {
       scope: code.scopes.map(sc => sc.replace(`!user=${name}`, '!user')).join(' '),
     })
   })
-
-  r.use(((err, _req, res, next) => {
-    if (!(err instanceof OAuthError)) return next(err)
-    res.status(err.statusCode).json({ error: err.oauthError, error_description: err.message })
-  }) as express.ErrorRequestHandler)
 
   return r
 }

@@ -1,4 +1,4 @@
-import { html, raw, type SafeHtml } from './html.js'
+import { html, raw, type SafeHtml } from '../../../core/src/html.js'
 
 const STYLE = raw(`
   :root { color-scheme: light dark; --accent: #1f6feb; --bad: #c62828; --muted: #666; }

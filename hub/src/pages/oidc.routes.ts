@@ -7,18 +7,29 @@
 import { Router } from 'express'
 import type { HubContext } from '../context.js'
 import { clearCookie, parseCookies, setCookie, SESSION_COOKIE } from '../auth/cookies.js'
-import { OIDC_STATE_COOKIE, STATE_MAX_AGE, type OidcAuthenticator } from '../auth/oidc-authenticator.js'
-import { decide } from '../auth/oidc-claims.js'
+import { decide, type Claims } from '../auth/oidc-claims.js'
+import { STATE_MAX_AGE, type OidcConfig } from '../auth/oidc-config.js'
 import { HttpError } from '../errors.js'
 import { createSession } from '../sessions/session.repository.js'
 import { ensureUser } from '../users/user.repository.js'
-import { safeNext } from './pages.routes.js'
+import { safeNext } from './safe-next.js'
+
+/** The flow's secrets between login and callback, in the browser that started it (auth/oidc-authenticator.ts). */
+const OIDC_STATE_COOKIE = 'fleethub-oidc-state'
+
+/** What these routes need of the OIDC authenticator (auth/oidc-authenticator.ts implements it). */
+export interface OidcFlow {
+  readonly config: OidcConfig
+  readonly redirectUrl: string
+  begin(next: string): Promise<{ url: string; cookie: string }>
+  finish(query: URLSearchParams, cookie: string | undefined): Promise<{ claims: Claims; next: string }>
+}
 
 function hostnameOf(host: string | undefined): string {
   try { return new URL(`http://${host ?? ''}`).hostname } catch { return '' }
 }
 
-export function oidcRouter(ctx: HubContext, oidc: OidcAuthenticator): Router {
+export function oidcRouter(ctx: HubContext, oidc: OidcFlow): Router {
   const r = Router()
   const secure = oidc.redirectUrl.startsWith('https:')
 
@@ -44,7 +55,7 @@ export function oidcRouter(ctx: HubContext, oidc: OidcAuthenticator): Router {
     const d = decide(claims, oidc.config, ctx.settings.adminUsers)
     if (!d.ok) {
       ctx.log.info({ user: d.name, code: d.code }, 'oidc login refused')
-      throw new HttpError(d.status, d.code, d.message)
+      throw new HttpError(d.code, d.message)
     }
     const user = await ensureUser(ctx.db, d.name, { admin: d.admin ?? ctx.settings.adminUsers.has(d.name) })
     if (d.admin === false && user.admin) {

@@ -1,4 +1,4 @@
-import { html, jsonForScript, raw } from './html.js'
+import { html, jsonForScript, raw } from '../../../core/src/html.js'
 import { layout } from './layout.js'
 
 export interface ServerView {
@@ -146,10 +146,12 @@ const STATUS_TEXT: Record<number, string> = {
   424: 'Server not running', 429: 'Too many requests', 500: 'Internal error', 502: 'Bad gateway', 503: 'Service unavailable',
 }
 
-export function errorPage(o: { status: number; message: string; user?: string; url?: string }): string {
+/** `requestId`: shown on a 5xx, for the user to quote when reporting it. */
+export function errorPage(o: { status: number; message: string; user?: string; url?: string; requestId?: string }): string {
   const title = `${o.status} ${STATUS_TEXT[o.status] ?? 'Error'}`
   const hint = o.status === 503 && o.url
     ? html`<p>The server behind <code>${o.url}</code> is not answering. It may be starting or may have stopped; <a href="/hub/home">go home</a> to check.</p>`
     : ''
-  return layout({ title, user: o.user, body: html`<h1>${title}</h1><p id="error-message">${o.message}</p>${hint}<p><a href="/hub/home">Home</a></p>` })
+  const id = o.requestId ? html`<p class="request-id">Request id: <code>${o.requestId}</code></p>` : ''
+  return layout({ title, user: o.user, body: html`<h1>${title}</h1><p id="error-message">${o.message}</p>${hint}${id}<p><a href="/hub/home">Home</a></p>` })
 }

@@ -2,7 +2,7 @@
  * /hub/token: a user's API tokens. The page is a shell; its script lists, mints and revokes
  * through /hub/api/users/<me>/tokens with the session cookie. A new token is shown once.
  */
-import { html, jsonForScript, raw } from './html.js'
+import { html, jsonForScript, raw } from '../../../core/src/html.js'
 import { layout } from './layout.js'
 
 const SCRIPT = String.raw`

@@ -10,8 +10,8 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { guardedCommand } from '../guarded-command.js'
-import type { Logger } from '../log.js'
+import { guardedCommand } from '../../../core/src/guarded-command.js'
+import type { Logger } from '../../../core/src/log.js'
 
 export interface ProxyProcessOptions {
   readonly ip: string

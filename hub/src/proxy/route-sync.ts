@@ -5,7 +5,7 @@
  * proxy's per-route `last_activity` into the activity buffer.
  */
 import type { Db } from '../db.js'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { ActivityBuffer } from '../servers/activity.js'
 import { listActiveServers, type ServerRecord } from '../servers/server.repository.js'
 import { urlEscape } from '../servers/url-escape.js'

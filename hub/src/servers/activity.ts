@@ -12,7 +12,7 @@
  */
 import { sql } from 'kysely'
 import type { Db } from '../db.js'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import { findUserAndServerIds } from '../users/user-parts.repository.js'
 
 export interface ActivityTarget {

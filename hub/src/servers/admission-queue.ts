@@ -6,8 +6,14 @@
  * Admission is synchronous (`enter`), so two requests racing for the last place cannot both get
  * it; the work itself runs later, when the returned pass says so.
  */
-export class QueueFullError extends Error {
-  readonly code = 'HUB_SPAWN_QUEUE_FULL'
+import { HubError } from '../errors.js'
+
+/** HUB_SPAWN_QUEUE_FULL: 429 with Retry-After at the edge; `waiting` is for the log. */
+export class QueueFullError extends HubError {
+  constructor(readonly waiting?: number) {
+    super('HUB_SPAWN_QUEUE_FULL')
+    this.name = 'QueueFullError'
+  }
 }
 
 export interface QueuePass {
@@ -45,7 +51,7 @@ export class AdmissionQueue {
       state = 'running'
       return this.#pass(Promise.resolve(), () => 0, () => { if (state === 'running') { state = 'done'; this.#finish() } })
     }
-    if (this.#waiting.length >= this.#maxQueued) throw new QueueFullError(`spawn queue is full (${this.#waiting.length} waiting)`)
+    if (this.#waiting.length >= this.#maxQueued) throw new QueueFullError(this.#waiting.length)
     const ticket = this.#nextTicket++
     let waiter!: Waiter
     const ready = new Promise<void>((resolve, reject) => {

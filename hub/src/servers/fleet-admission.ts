@@ -16,7 +16,7 @@
  */
 import type { Db } from '../db.js'
 import { runPrepared } from '../db.js'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { NotifyBus } from '../fleet/notify-bus.js'
 import { LOCK_SPACE } from '../fleet/fleet.js'
 import { sql } from 'kysely'
@@ -128,7 +128,7 @@ export class FleetAdmission {
         where (select count(*) from spawn_queue) < ${this.#o.maxQueued}::int returning id::text as id`.execute(trx)
       return rows[0]
     })
-    if (!ticket) throw new QueueFullError('spawn queue is full')
+    if (!ticket) throw new QueueFullError()
     let waiter!: Waiter
     const ready = new Promise<void>((resolve, reject) => { waiter = { start: resolve, fail: reject, position: 1 } })
     ready.catch(() => undefined)

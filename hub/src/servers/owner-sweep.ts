@@ -18,7 +18,7 @@
  */
 import type { Spawner, SpawnerState } from '../../../spawner/src/index.js'
 import type { Db } from '../db.js'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import { ownerKey, OWNER_LOCK_SPACE } from '../fleet/fleet.js'
 import type { RouteSync } from '../proxy/route-sync.js'
 import { heldLockKeys, listInFlight, markStopped, type InFlightServer, type ServerRecord } from './server.repository.js'

@@ -13,7 +13,7 @@
  * server row now and then (api/progress.ts), and a late subscriber whose hub saw nothing of the
  * spawn follows the row alone.
  */
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { NotifyBus } from '../fleet/notify-bus.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
 

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_URL_ENV, expandDefaultUrl, type Spawner, type SpawnerState, type SpawnSpec } from '../../../spawner/src/index.js'
 import type { Db } from '../db.js'
-import type { Logger } from '../log.js'
+import type { Logger } from '../../../core/src/log.js'
 import type { RequestAuth } from '../auth/request-auth.js'
 import { hashToken, newToken, tokenPrefix } from '../auth/tokens.js'
 import { HttpError, userNotFound } from '../errors.js'
@@ -120,9 +120,9 @@ export class SpawnManager {
    * left out: the claim finds the user by name in the same statement, and an unknown name is a 404.
    */
   async spawn(user: { id?: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
-    if (this.#closing) throw new HttpError(503, 'HUB_SHUTTING_DOWN', 'The hub is shutting down')
+    if (this.#closing) throw new HttpError('HUB_SHUTTING_DOWN')
     // A hub that cannot prove itself alive to the fleet would own spawns the others fail as orphans.
-    if (this.#ownerLive && !this.#ownerLive()) throw new HttpError(503, 'HUB_NOT_READY', 'The hub is not ready to start servers; try again in a moment', { headers: { 'retry-after': '1' } })
+    if (this.#ownerLive && !this.#ownerLive()) throw new HttpError('HUB_NOT_READY')
     let userId = user.id
     const idOf = async (): Promise<string> => {
       userId ??= (await findUserByName(this.#db, user.name))?.id
@@ -141,7 +141,7 @@ export class SpawnManager {
       const { n } = await this.#db.selectFrom('servers').select(sql<string>`count(*)`.as('n')).where('state', '<>', 'stopped').executeTakeFirstOrThrow()
       if (Number(n) >= this.#config.activeServerLimit) {
         this.#metrics?.spawnRejected.inc({ reason: 'active-server-limit' })
-        throw new HttpError(429, 'HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`, { headers: { 'retry-after': '30' } })
+        throw new HttpError('HUB_ACTIVE_SERVER_LIMIT', `Active server limit (${this.#config.activeServerLimit}) reached; try again later`)
       }
     }
     // The server's API token and its OAuth client (whose secret is that token) are written with the claim.
@@ -157,7 +157,7 @@ export class SpawnManager {
     if (!server) {
       const now = await current()
       if (now) return now
-      throw new HttpError(409, 'HUB_SPAWN_CONFLICT', 'The server changed state while starting; try again')
+      throw new HttpError('HUB_SPAWN_CONFLICT')
     }
     let pass: QueuePass
     try {
@@ -167,7 +167,7 @@ export class SpawnManager {
       await markStopped(this.#db, server.id, null, { owner: this.#replicaId, states: ['pending'] }).catch(e => this.#log.error({ err: e }, 'could not undo a refused claim'))
       if (!(err instanceof QueueFullError)) throw err
       this.#metrics?.spawnRejected.inc({ reason: 'queue-full' })
-      throw new HttpError(429, 'HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
+      throw new HttpError('HUB_SPAWN_QUEUE_FULL', 'Too many servers are starting right now; try again shortly', { headers: { 'retry-after': String(retryAfterSeconds()) } })
     }
     const progress = new SpawnProgress()
     this.#progress.set(server.id, progress)

@@ -1,8 +1,8 @@
 /**
- * The user-driven scenarios (class-start, steady, each step of ramp): `users` simulated students
- * arrive uniformly over the arrival window, log in, spawn, open their server, work until the end
- * of the step's hold, then leave by the configured mix. Meanwhile a probe times the same hub
- * request through the proxy and directly, which gives the proxy's added latency.
+ * The step of the user-driven scenarios (class-start.ts, steady.ts, ramp.ts): `users` simulated
+ * students arrive uniformly over the arrival window, log in, spawn, open their server, work until
+ * the end of the step's hold, then leave by the configured mix. Meanwhile a probe times the same
+ * hub request through the proxy and directly, which gives the proxy's added latency.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Recorder } from '../histogram.js'

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
-import { IpAllocator, startVirtualServer, type VirtualServerExtra } from '../virtual-server.js'
+import { IpAllocator, startVirtualServer, type VirtualServerExtra } from './virtual-server.js'
 
 export interface ContainerSpec {
   readonly namespace: string

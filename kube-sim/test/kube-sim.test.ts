@@ -2,9 +2,9 @@ import t from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pino from 'pino'
-import { createKubeSim, singleUserRuntime } from '../src/kube-sim/index.js'
-import type { KubeSim, KubeSimOptions } from '../src/kube-sim/index.js'
-import { parseKubeSimConfig, parseRange } from '../src/kube-sim/config.js'
+import { createKubeSim, singleUserRuntime } from '../src/index.js'
+import type { KubeSim, KubeSimOptions } from '../src/index.js'
+import { parseKubeSimConfig, parseRange } from '../src/config.js'
 
 async function sim(t: Tap.Test, options: KubeSimOptions = {}): Promise<KubeSim> {
   const s = await createKubeSim({ namespaces: ['hub'], ...options })

@@ -22,7 +22,10 @@ export function prettyStream(out: NodeJS.WritableStream = process.stdout): pino.
   }
 }
 
-/** The hub's root logger. Secrets never reach the log: cookies and tokens are redacted. */
+/**
+ * The hub's root logger (also the load tests' and the test setup's). Secrets never reach the log:
+ * cookies and tokens are redacted.
+ */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino({
     level,

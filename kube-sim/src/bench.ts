@@ -5,7 +5,7 @@
  *  2. "storm": 1,000 servers started at once through the spawner (pull times 0-2 s, the API
  *     capped at 200 req/s like a managed control plane); time to ready and API requests per minute.
  *
- *   npm run build && node dist/loadtest/src/kube-sim/bench.js [--pods 10000] [--storm 1000] [--window 30] [--out DIR]
+ *   npm run build && node dist/kube-sim/src/bench.js [--pods 10000] [--storm 1000] [--window 30] [--out DIR]
  *
  * The driver (this process) runs kube-sim; the spawner runs in a forked worker (same file with
  * --worker) so its CPU and memory are its own, read from /proc.
@@ -18,8 +18,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { kubernetesSpawnerConfig } from '../../../spawner/src/kube-config.js'
-import { buildPodManifest, resolveProfile } from '../../../spawner/src/pod-spec.js'
+import { kubernetesSpawnerConfig } from '../../spawner/src/kube-config.js'
+import { buildPodManifest, resolveProfile } from '../../spawner/src/pod-spec.js'
 import { createKubeSim } from './index.js'
 import type { KubeSim } from './index.js'
 
@@ -201,7 +201,7 @@ async function stormScenario(n: number, dir: string, window: number): Promise<Re
 
 /** The forked spawner process. */
 async function worker(kubeconfigFile: string): Promise<void> {
-  const { createKubernetesSpawner } = await import('../../../spawner/src/kubernetes.js')
+  const { createKubernetesSpawner } = await import('../../spawner/src/kubernetes.js')
   const kubeconfig = JSON.parse(await readFile(kubeconfigFile, 'utf8'))
   let spawner: Awaited<ReturnType<typeof createKubernetesSpawner>> | undefined
   process.on('message', async (m: any) => {
@@ -238,7 +238,7 @@ async function driver(argv: string[]): Promise<void> {
   const tmp = path.join(tmpdir(), `kube-bench-${process.pid}`)
   await mkdir(tmp, { recursive: true })
   await mkdir(out, { recursive: true })
-  const command = `node dist/loadtest/src/kube-sim/bench.js ${argv.join(' ')}`.trim()
+  const command = `node dist/kube-sim/src/bench.js ${argv.join(' ')}`.trim()
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
   const window = Number(values.window)
   const watch = await watchScenario(Number(values.pods), tmp, window)

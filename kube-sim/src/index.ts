@@ -1,7 +1,8 @@
 /**
  * kube-sim: a simulated Kubernetes API server with a scheduler and kubelet, good enough for
  * `@kubernetes/client-node` (and plausibly for kubectl). A measuring instrument, like kwok: the
- * real spawner and client run unchanged, only the cluster is simulated.
+ * real spawner and client run unchanged, only the cluster is simulated. Test infrastructure for the
+ * spawner, the hub, deploy and the load tests, hence a top-level folder of its own (README.md).
  */
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
