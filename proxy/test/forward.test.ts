@@ -2,7 +2,8 @@ import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
 import { addRoute, eventually, openWs, startTestProxy, startUpstream, wsRoundTrip } from './fixtures.js'
 
 interface Echo { name: string, url: string, method: string, headers: Record<string, string>, body: string }
@@ -276,6 +277,36 @@ t.test('the hub route has its own uncapped pool: held hub requests never queue o
   const queued = await fetch(`${proxy.url}/user/alice/api/status`, { signal: AbortSignal.timeout(500) }).then(() => 'answered', () => 'still queued')
   t.equal(queued, 'still queued', 'the third request to alice waits for a free socket')
   t.equal(alice.sockets.size, 2, 'and no third socket was opened to her server')
+})
+
+t.test('hub traffic spreads over every kept-alive hub socket, so several hub processes behind one port share it', async t => {
+  // Each connection the hub accepts is one hub process's (node:cluster hands connections out; a
+  // Service balances connections): the proxy's choice of socket is what spreads the requests.
+  const perSocket = new Map<Socket, number>()
+  const held: ServerResponse[] = []
+  const hub = await startUpstream('hub', (req, res) => {
+    perSocket.set(req.socket, (perSocket.get(req.socket) ?? 0) + 1)
+    if (!req.url?.includes('/hold')) return false
+    held.push(res)
+    return true
+  })
+  t.teardown(() => hub.close())
+  const proxy = await startTestProxy()
+  t.teardown(() => proxy.close())
+  t.equal(await addRoute(proxy, '/', { target: hub.url, hub: true }), 201)
+  // a burst (a class arriving) opens four sockets to the hub, which stay open once answered
+  const burst = Array.from({ length: 4 }, (_, i) => fetch(`${proxy.url}/hub/api/hold/${i}`).then(r => r.arrayBuffer()))
+  t.ok(await eventually(() => held.length === 4), 'four requests held at once: four sockets')
+  for (const res of held) res.end('{}')
+  await Promise.all(burst)
+  t.equal(hub.sockets.size, 4, 'kept alive')
+  perSocket.clear()
+  // then steady traffic, one request at a time (students working): reused last-in-first-out,
+  // every one of them would go to the socket used last, that is to one hub process
+  for (let i = 0; i < 40; i++) await fetch(`${proxy.url}/hub/api/user`).then(r => r.arrayBuffer())
+  const counts = [...perSocket.values()].sort((a, b) => b - a)
+  t.equal(counts.length, 4, `every kept socket carried requests (${JSON.stringify(counts)})`)
+  t.ok(counts[0]! <= 12, 'none carried much more than its share of 10')
 })
 
 t.test('idle sockets to the hub outlive those to user servers (--hub-free-socket-timeout)', async t => {

@@ -26,6 +26,7 @@ import {
   deleteIdleUser, findCandidates, pruneEvents, recheck, recordEvents, removeNamedServer,
   type Candidate, type CullBy, type CullEventRow, type CullRules,
 } from './cull-queries.js'
+import { mapLimit } from '../map-limit.js'
 
 export type { Candidate }
 
@@ -241,10 +242,3 @@ export function createCuller(deps: CullerDeps, options: CullerOptions): Culler {
   }
 }
 
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let i = 0
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (i < items.length) await fn(items[i++]!)
-  })
-  await Promise.all(workers)
-}

@@ -10,6 +10,7 @@ import type { ActivityBuffer } from '../servers/activity.js'
 import { listActiveServers, type ServerRecord } from '../servers/server.repository.js'
 import { urlEscape } from '../servers/url-escape.js'
 import type { HubMetrics } from '../metrics.js'
+import { mapLimit } from '../map-limit.js'
 
 export interface RouteEntry { target: string; last_activity?: string; [data: string]: unknown }
 
@@ -172,10 +173,7 @@ export class RouteSync {
       await this.restoreAll()
       return
     }
-    let next = 0
-    await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, repairs.length) }, async () => {
-      while (next < repairs.length) await repairs[next++]!()
-    }))
+    await mapLimit(repairs, REPAIR_CONCURRENCY, repair => repair())
   }
 
   /**

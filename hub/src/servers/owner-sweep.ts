@@ -22,6 +22,7 @@ import type { Logger } from '../../../core/src/log.js'
 import { ownerKey, OWNER_LOCK_SPACE } from '../fleet/fleet.js'
 import type { RouteSync } from '../proxy/route-sync.js'
 import { heldLockKeys, listInFlight, markStopped, type InFlightServer, type ServerRecord } from './server.repository.js'
+import { mapLimit } from '../map-limit.js'
 
 /** A claim this young is not swept: its hub may not hold its owner lock yet (it is taken as the hub starts). */
 export const GRACE_MS = 2000
@@ -60,14 +61,10 @@ export const SWEEP_CONCURRENCY = 32
 export async function sweepDeadOwners(d: OwnerSweepDeps, graceMs = GRACE_MS): Promise<number> {
   const orphans = await findOrphans(d.db, d.hubId, graceMs)
   let settled = 0
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, orphans.length) }, async () => {
-    while (next < orphans.length) {
-      const o = orphans[next++]!
-      const ok = o.server.state === 'pending' ? await failOrphanSpawn(d, o) : await finishOrphanStop(d, o)
-      if (ok) settled++
-    }
-  }))
+  await mapLimit(orphans, SWEEP_CONCURRENCY, async o => {
+    const ok = o.server.state === 'pending' ? await failOrphanSpawn(d, o) : await finishOrphanStop(d, o)
+    if (ok) settled++
+  })
   return settled
 }
 

@@ -21,6 +21,7 @@ import { urlEscape } from './url-escape.js'
 import { waitForHttp } from './wait-for-http.js'
 import { sql } from 'kysely'
 import type { HubMetrics } from '../metrics.js'
+import { mapLimit } from '../map-limit.js'
 
 export interface SpawnConfig {
   /** The hub API as user servers reach it, e.g. `http://127.0.0.1:8081/hub/api` (JUPYTERHUB_API_URL). */
@@ -401,12 +402,5 @@ function retryAfterSeconds(): number {
   return 10 + Math.floor(Math.random() * 20)
 }
 
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let i = 0
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!)
-  })
-  await Promise.all(workers)
-}
 
 export type { ProgressEvent }
