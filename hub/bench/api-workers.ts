@@ -24,7 +24,7 @@ import { sql } from 'kysely'
 import { createDb, migrateToLatest } from '../src/db.js'
 import { freeLowPort, startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 import { createLogger } from '../../core/src/log.js'
-import { createToken } from '../src/tokens/token.repository.js'
+import { apiCases, seedApiBench } from './api-cases.js'
 
 export interface CompareWorkersOptions {
   readonly workers: string
@@ -119,19 +119,8 @@ export async function compareWorkers(o: CompareWorkersOptions): Promise<void> {
     await migrateToLatest(db)
     const { users: USERS, running: RUNNING, spawns: SPAWNS } = o.seed
     o.progress(`seeding ${USERS} users, ${RUNNING} running servers`)
-    await sql`insert into users (name, last_activity) select 'user' || lpad(i::text, 5, '0'), now() - (i || ' seconds')::interval from generate_series(0, ${USERS - 1}) as i`.execute(db)
-    await sql`insert into servers (user_id, name, state, url, started, last_activity) select id, '', 'running', 'http://127.0.0.1:9', now(), now() from users order by id limit ${RUNNING}`.execute(db)
-    const admin = await db.insertInto('users').values({ name: 'admin', admin: true }).returning('id').executeTakeFirstOrThrow()
-    const token = (await createToken(db, { kind: 'api', userId: admin.id, scopes: ['inherit'] })).token
-    await sql`analyze`.execute(db)
-    const headers = { authorization: `token ${token}` }
-    const name = () => `user${String(Math.floor(Math.random() * USERS)).padStart(5, '0')}`
-    const cases: Array<{ key: string; request: () => { method: 'GET' | 'POST'; path: string; body?: string; headers: Record<string, string> } }> = [
-      { key: 'get_user', request: () => ({ method: 'GET', path: `/hub/api/users/${name()}`, headers }) },
-      { key: 'activity', request: () => ({ method: 'POST', path: `/hub/api/users/${name()}/activity`, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ last_activity: new Date().toISOString() }) }) },
-      { key: 'token_check', request: () => ({ method: 'GET', path: '/hub/api/user', headers }) },
-      { key: 'list_ready', request: () => ({ method: 'GET', path: `/hub/api/users?state=ready&offset=${Math.floor(Math.random() * 40) * 50}&limit=50`, headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } }) },
-    ]
+    const token = await seedApiBench(db, USERS, RUNNING)
+    const cases = apiCases(token, USERS)
     const env = { ...process.env, DATABASE_URL: pg.socketUrl, FLEETHUB_DEV_PASSWORD: 'x'.repeat(12), CONFIGPROXY_AUTH_TOKEN: 'bench-proxy-token-0123456789abcdef' }
     const hubArgs = async (workers: number) => {
       const [port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort()]

@@ -30,7 +30,7 @@ import { startEmbeddedPostgres } from '../../core/src/embedded-postgres.js'
 import { parseHubConfig } from '../src/config.js'
 import { createLogger } from '../../core/src/log.js'
 import { startHub } from '../src/stack.js'
-import { createToken } from '../src/tokens/token.repository.js'
+import { apiCases, seedApiBench } from './api-cases.js'
 import { createInstantSpawner } from '../../test/helpers/instant-spawner.js'
 import { spawn } from 'node:child_process'
 import { freeLowPort } from '../../core/src/embedded-postgres.js'
@@ -74,19 +74,9 @@ async function main(): Promise<void> {
       await new Promise(r => setTimeout(r, 100))
     }
     progress(`seeding ${USERS} users, ${RUNNING} running servers`)
-    await sql`insert into users (name, last_activity) select 'user' || lpad(i::text, 5, '0'), now() - (i || ' seconds')::interval from generate_series(0, ${USERS - 1}) as i`.execute(db)
-    await sql`insert into servers (user_id, name, state, url, started, last_activity) select id, '', 'running', 'http://127.0.0.1:9', now(), now() from users order by id limit ${RUNNING}`.execute(db)
-    const admin = await db.insertInto('users').values({ name: 'admin', admin: true }).returning('id').executeTakeFirstOrThrow()
-    const token = (await createToken(db, { kind: 'api', userId: admin.id, scopes: ['inherit'] })).token
-    await sql`analyze`.execute(db)
+    const token = await seedApiBench(db, USERS, RUNNING)
+    const cases = apiCases(token, USERS)
     const headers = { authorization: `token ${token}` }
-    const name = () => `user${String(Math.floor(Math.random() * USERS)).padStart(5, '0')}`
-    const cases: Array<{ key: string; request: () => { method: string; path: string; body?: string; headers: Record<string, string> } }> = [
-      { key: 'get_user', request: () => ({ method: 'GET', path: `/hub/api/users/${name()}`, headers }) },
-      { key: 'activity', request: () => ({ method: 'POST', path: `/hub/api/users/${name()}/activity`, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ last_activity: new Date().toISOString() }) }) },
-      { key: 'token_check', request: () => ({ method: 'GET', path: '/hub/api/user', headers }) },
-      { key: 'list_ready', request: () => ({ method: 'GET', path: `/hub/api/users?state=ready&offset=${Math.floor(Math.random() * 40) * 50}&limit=50`, headers: { ...headers, accept: 'application/jupyterhub-pagination+json' } }) },
-    ]
     for (const c of cases) {
       if (only && !only.has(c.key)) continue
       // 3 s not counted first: the hub's JIT, and its prepared statements on every pooled connection
