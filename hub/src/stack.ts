@@ -4,6 +4,7 @@
  * end-to-end tests run; everything it starts, `close()` stops, in reverse order.
  */
 import cluster from 'node:cluster'
+import { setMaxListeners } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
@@ -134,6 +135,8 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
       res.once('close', () => inFlight.delete(res))
     })
     const drainSignal = new AbortController()
+    // every open progress stream listens for the drain (and stops listening when it ends): no limit
+    setMaxListeners(0, drainSignal.signal)
     // A cluster worker (`--workers N`) is told its port and listens only once it is ready: the
     // primary hands connections to every worker that listens, and a new worker in a rolling
     // restart must not answer "starting" to traffic the old ones serve.
