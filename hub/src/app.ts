@@ -7,7 +7,7 @@ import type { HubContext } from './context.js'
 import { JUPYTERHUB_API_VERSION } from './context.js'
 import { HttpError } from './errors.js'
 import { errorHandler } from './error-handler.js'
-import { assignRequestId } from './request-id.js'
+import { requestLog } from './request-id.js'
 import { apiRouter } from './api/api.routes.js'
 import { oauthRouter } from './oauth/oauth.routes.js'
 import { pagesRouter } from './pages/pages.routes.js'
@@ -23,7 +23,8 @@ export function createApp(ctx: HubContext, extraApiRouters: readonly Router[] = 
   app.set('etag', false)
   app.set('query parser', 'simple')
 
-  app.use(assignRequestId(ctx.log))
+  const logRequests = requestLog(ctx.log)
+  if (logRequests) app.use(logRequests)
   app.use((req, res, next) => {
     const api = req.path.startsWith('/hub/api')
     res.set({

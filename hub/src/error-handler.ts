@@ -39,7 +39,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err) // express closes the connection
     const known = toHttpError(err)
-    const reqId = requestIdOf(res)
+    const reqId = requestIdOf(req, res)
     logFailure(log, req, reqId, err, known)
     const status = known?.statusCode ?? 500
     const code = known?.code ?? 'HUB_INTERNAL'

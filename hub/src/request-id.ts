@@ -1,7 +1,8 @@
 /**
- * Every request gets an id: the proxy's (or a load balancer's) `x-request-id` when it sends a sane
- * one, else a fresh UUID. It goes back in the `x-request-id` header, into the request's log line
- * and into the body of a 5xx, so a user's "it failed" can be found in the log.
+ * A request's id: the proxy's (or a load balancer's) `x-request-id` when it sends a sane one, else a
+ * fresh UUID. It goes back in the `x-request-id` header of every error answer (and of every
+ * response at debug level), into the log lines, and into the body of a 5xx, so a user's "it
+ * failed" can be found in the log.
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -27,20 +28,26 @@ export function requestIdFrom(req: IncomingMessage): string {
   return typeof incoming === 'string' && SANE_ID.test(incoming) ? incoming : randomUUID()
 }
 
-export function requestIdOf(res: Response): string {
-  return res.locals.requestId ?? ''
+/**
+ * This request's id, made on first ask (an error answer, a debug log line) and sent back in
+ * `x-request-id` from then on: a request that succeeds quietly costs nothing (no UUID, no header).
+ */
+export function requestIdOf(req: IncomingMessage, res: Response): string {
+  let id = res.locals.requestId
+  if (id === undefined) {
+    id = res.locals.requestId = requestIdFrom(req)
+    if (!res.headersSent) res.setHeader(REQUEST_ID_HEADER, id)
+  }
+  return id
 }
 
-/** Assigns the id, and at debug level logs one line per request when it ends. */
-export function assignRequestId(log: Logger): RequestHandler {
+/** At debug level, one line per request when it ends, with its id; undefined otherwise (nothing on the hot path). */
+export function requestLog(log: Logger): RequestHandler | undefined {
+  if (!log.isLevelEnabled('debug')) return undefined
   return (req, res, next) => {
-    const reqId = requestIdFrom(req)
-    res.locals.requestId = reqId
-    res.setHeader(REQUEST_ID_HEADER, reqId)
-    if (log.isLevelEnabled('debug')) {
-      const started = process.hrtime.bigint()
-      res.on('finish', () => log.debug({ reqId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request'))
-    }
+    const reqId = requestIdOf(req, res)
+    const started = process.hrtime.bigint()
+    res.on('finish', () => log.debug({ reqId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request'))
     next()
   }
 }

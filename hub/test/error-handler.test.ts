@@ -7,7 +7,7 @@ import t from 'tap'
 import express from 'express'
 import type { AddressInfo } from 'node:net'
 import { createLogger } from '../../core/src/log.js'
-import { assignRequestId } from '../src/request-id.js'
+import { requestLog } from '../src/request-id.js'
 import { errorHandler } from '../src/error-handler.js'
 import { HUB_ERRORS, HttpError, HubError } from '../src/errors.js'
 
@@ -18,7 +18,7 @@ async function startApp(t: T): Promise<{ url: string; lines: LogLine[] }> {
   const lines: LogLine[] = []
   const log = createLogger('debug', { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } })
   const app = express()
-  app.use(assignRequestId(log))
+  app.use(requestLog(log)!) // debug level: every request's id is made at once and logged
   app.get('/hub/api/boom', () => { throw new Error('secret detail') })
   app.get('/hub/boom', () => { throw new Error('secret detail') })
   app.get('/hub/api/scope', () => { throw new HubError('HUB_BAD_SCOPE', 'Unknown scope: nope') })

@@ -64,7 +64,7 @@ function kindOf(f: Pick<Frame, 'name' | 'where'>): Kind {
 }
 
 /** Each sample's node and the time it stands for, in the window (time deltas are microseconds since the previous sample). */
-function windowedSamples(profile: CpuProfile, window?: ProfileWindow): { selfUs: Map<number, number>; deltas: number[]; idleSamples: number } {
+export function windowedSamples(profile: CpuProfile, window?: ProfileWindow): { selfUs: Map<number, number>; deltas: number[]; idleSamples: number } {
   const idleIds = new Set(profile.nodes.filter(n => n.callFrame.functionName === '(idle)').map(n => n.id))
   const selfUs = new Map<number, number>()
   const deltas: number[] = []

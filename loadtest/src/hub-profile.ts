@@ -19,32 +19,22 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
-import { renderFlamegraph, type CpuProfile, type Locate, type ProfileSummary, type ProfileWindow } from './flamegraph.js'
+import { renderFlamegraph, windowedSamples, type CpuProfile, type Locate, type ProfileSummary, type ProfileWindow } from './flamegraph.js'
 
 /**
- * The main thread's profile among those `node --cpu-prof` left: `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`,
- * thread 0. Each thread writes its own, and a hub started with loader hooks in NODE_OPTIONS (tsx,
- * tap's) has a loader worker whose profile, under a fixed --cpu-prof-name, overwrote the hub's.
+ * The main threads' profiles among those `node --cpu-prof` left, `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`
+ * with thread 0: one per process (`--workers N`: the cluster primary and each worker, which inherit
+ * `--cpu-prof`). Each thread writes its own, and a hub started with loader hooks in NODE_OPTIONS
+ * (tsx, tap's) has a loader worker whose profile, under a fixed --cpu-prof-name, overwrote the hub's.
  */
-export function mainThreadProfile(files: readonly string[]): string | undefined {
-  return mainThreadProfiles(files).at(-1)
-}
-
-/** Every main thread's profile: one per process (`--workers N`: the cluster primary and each worker, which inherit `--cpu-prof`). */
 export function mainThreadProfiles(files: readonly string[]): string[] {
   return files.filter(f => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)).sort()
 }
 
 /** Samples that were not idle, in `window` when given: how busy the process was. */
 export function busySamples(profile: CpuProfile, window?: ProfileWindow): number {
-  const idle = new Set(profile.nodes.filter(n => n.callFrame.functionName === '(idle)').map(n => n.id))
-  let t = profile.startTime ?? 0, busy = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    t += profile.timeDeltas[i] ?? 0
-    if (window && (t < window.fromUs || t > window.toUs)) continue
-    if (!idle.has(profile.samples[i]!)) busy++
-  }
-  return busy
+  const { deltas, idleSamples } = windowedSamples(profile, window)
+  return deltas.length - idleSamples
 }
 
 /** What a profiled run keeps: file names in the report folder, and the flamegraph's figures. */

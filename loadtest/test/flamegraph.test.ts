@@ -6,7 +6,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { callTree, flamegraphHtml, renderFlamegraph, type CpuProfile } from '../src/flamegraph.js'
-import { busySamples, keepHubProfile, mainThreadProfile, mainThreadProfiles, repoLocator } from '../src/hub-profile.js'
+import { busySamples, keepHubProfile, mainThreadProfiles, repoLocator } from '../src/hub-profile.js'
 
 const frame = (functionName: string, url = 'file:///work/main/dist/hub/src/x.js', lineNumber = 0) => ({ functionName, url, lineNumber })
 
@@ -80,8 +80,8 @@ t.test('frames are named by their place in the repository, through dist source m
 
 t.test('the main thread\'s profile, not a loader worker\'s', async t => {
   // node --import <hooks> --cpu-prof: the hooks run in worker thread 1, which writes its own profile
-  t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile', 'CPU.20261201.220134.19812.0.001.cpuprofile', 'notes.txt']), 'CPU.20261201.220134.19812.0.001.cpuprofile')
-  t.equal(mainThreadProfile(['CPU.20261201.220134.19812.1.002.cpuprofile']), undefined)
+  t.same(mainThreadProfiles(['CPU.20261201.220134.19812.1.002.cpuprofile', 'CPU.20261201.220134.19812.0.001.cpuprofile', 'notes.txt']), ['CPU.20261201.220134.19812.0.001.cpuprofile'])
+  t.same(mainThreadProfiles(['CPU.20261201.220134.19812.1.002.cpuprofile']), [])
 })
 
 t.test('with --workers N every hub process writes a profile: the busiest in the window is drawn, and all are named', async t => {
