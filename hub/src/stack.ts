@@ -28,7 +28,7 @@ import { createProgressRelay } from './servers/progress-relay.js'
 import { FleetAdmission } from './servers/fleet-admission.js'
 import { RouteSync } from './proxy/route-sync.js'
 import { ProxyProcess } from './proxy/proxy-process.js'
-import { deleteExpiredSessions } from './sessions/session.repository.js'
+import { deleteExpiredSessions } from './auth/session.repository.js'
 import { listActiveServers } from './servers/server.repository.js'
 import { ensureUser } from './users/user.repository.js'
 import { createCuller } from './culler/culler.js'
@@ -152,7 +152,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     // - connections left idle are closed once nothing has come in for a moment (Node closes those
     //   idle at `close()` itself; the proxy retries an idempotent request that meets one);
     // - progress streams end cleanly after a short grace (most spawns finish within it), and their
-    //   EventSource reconnects elsewhere (api/progress.ts).
+    //   EventSource reconnects elsewhere (servers/progress-stream.ts).
     drain = ms => new Promise<void>(resolve => {
       draining = true
       for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close')

@@ -11,7 +11,7 @@ import { startTestHub, type TestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
 import { createCuller } from '../src/culler/culler.js'
-import { pruneEvents, withCullEvents } from '../src/culler/cull-queries.js'
+import { pruneEvents, withCullEvents } from '../src/culler/cull.repository.js'
 import { routePath } from '../src/proxy/route-sync.js'
 
 /** Records every stop; `gate` lets a test hold one stop open. */

@@ -11,7 +11,7 @@ import type { Spawner } from '../../spawner/src/index.js'
 import { startTestHub } from '../../test/helpers/hub.js'
 import { ensureUser } from '../src/users/user.repository.js'
 import { createToken } from '../src/tokens/token.repository.js'
-import { candidatesQuery } from '../src/culler/cull-queries.js'
+import { candidatesQuery } from '../src/culler/cull.repository.js'
 import { routePath } from '../src/proxy/route-sync.js'
 
 const N = 5000

@@ -9,7 +9,7 @@
  */
 import t from 'tap'
 import { SESSION_COOKIE } from '../../hub/src/auth/cookies.js'
-import { createSession } from '../../hub/src/sessions/session.repository.js'
+import { createSession } from '../../hub/src/auth/session.repository.js'
 import { asToken, msUntil, startFleetHub, startSharedProxy, userToken } from '../../test/helpers/fleet.js'
 
 const BOUND_MS = 1000

@@ -9,8 +9,8 @@
  * before its student closes it; both workers are replaced; Ctrl-C then stops everything.
  *
  * The students' progress stream is read as the spawn-pending page's EventSource reads it
- * (hub/src/pages/pages.ts): a stream that ends before its last event is opened again (a browser
- * does that by itself) and counted; a stream cut by an error is a failure.
+ * (hub/src/servers/server-pages.ts): a stream that ends before its last event is opened again (a
+ * browser does that by itself) and counted; a stream cut by an error is a failure.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'

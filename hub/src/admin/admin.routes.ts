@@ -5,12 +5,12 @@
  * Mounted before the pages router.
  */
 import { Router, type Request, type Response } from 'express'
-import { sql } from 'kysely'
 import type { HubContext } from '../context.js'
 import { identifyBrowser } from '../auth/identify.js'
 import { HttpError } from '../errors.js'
 import type { StaticAssets } from '../pages/static-assets.js'
 import { adminPage } from './admin-page.js'
+import { countActiveServersByState } from './admin.repository.js'
 
 export interface AdminStats {
   readonly running: number
@@ -23,11 +23,10 @@ export interface AdminStats {
   readonly queued: number
 }
 
-/** Counts by state in one query on the partial index `servers_active_idx` (O(active), not O(users)). */
+/** Server counts by state (one query, admin.repository.ts) and the spawn manager's live counts. */
 export async function readAdminStats(ctx: HubContext): Promise<AdminStats> {
-  const rows = await ctx.db.selectFrom('servers').select(['state', sql<string>`count(*)`.as('n')])
-    .where('state', '<>', 'stopped').groupBy('state').execute()
-  const count = (s: string) => Number(rows.find(r => r.state === s)?.n ?? 0)
+  const counts = await countActiveServersByState(ctx.db)
+  const count = (s: string) => counts.get(s) ?? 0
   return {
     running: count('running'), pending: count('pending'), stopping: count('stopping'),
     spawning: ctx.spawns.runningSpawns, queued: ctx.spawns.queuedSpawns,

@@ -8,6 +8,7 @@ import { grants } from '../auth/scopes.js'
 import { listServersOfUsers, type ServerRecord } from '../servers/server.repository.js'
 import type { User } from '../users/user.repository.js'
 import { findUserWithPartsById } from '../users/user-parts.repository.js'
+import { listGroupNamesOfUsers } from '../groups/group.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { urlEscape } from '../servers/url-escape.js'
 
@@ -71,12 +72,6 @@ export function userModel(viewer: ReadonlySet<string>, p: UserModelParts, o: { i
   return model
 }
 
-export async function userGroups(ctx: HubContext, userId: string): Promise<string[]> {
-  const rows = await ctx.db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id')
-    .select('groups.name').where('group_members.user_id', '=', userId).orderBy('groups.name').execute()
-  return rows.map(r => r.name)
-}
-
 /**
  * A service as `viewer` may see it (JupyterHub's service_model access map): kind, name and admin
  * always; `roles` (the configured role names) with read:roles:services; the rest with read:services.
@@ -108,17 +103,7 @@ export async function selfModel(ctx: HubContext, id: Identity): Promise<Record<s
 /** Models for a page of users: their servers and groups in two queries, not two per user. */
 export async function userModels(ctx: HubContext, viewer: ReadonlySet<string>, users: readonly User[], o: { includeStopped?: boolean } = {}): Promise<Record<string, unknown>[]> {
   const ids = users.map(u => u.id)
-  const [servers, groupRows] = await Promise.all([
-    listServersOfUsers(ctx.db, ids),
-    ids.length === 0 ? Promise.resolve([]) : ctx.db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id')
-      .select(['group_members.user_id', 'groups.name']).where('group_members.user_id', 'in', ids).orderBy('groups.name').execute(),
-  ])
-  const groups = new Map<string, string[]>()
-  for (const g of groupRows) {
-    const list = groups.get(g.user_id)
-    if (list) list.push(g.name)
-    else groups.set(g.user_id, [g.name])
-  }
+  const [servers, groups] = await Promise.all([listServersOfUsers(ctx.db, ids), listGroupNamesOfUsers(ctx.db, ids)])
   const out: Record<string, unknown>[] = []
   for (const u of users) {
     const m = userModel(viewer, { user: u, servers: servers.get(u.id) ?? [], groups: groups.get(u.id) ?? [], roles: ctx.auth.userRoles(u) }, o)

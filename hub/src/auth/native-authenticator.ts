@@ -9,6 +9,7 @@ import bcrypt from 'bcryptjs'
 import type { Db } from '../db.js'
 import type { Authenticator, AuthenticatorEntry, LoginResult } from './authenticator.js'
 import { checkUsername, normalizeUsername } from './username.js'
+import { findPasswordHash, setPasswordIfUnset } from '../users/user.repository.js'
 
 export const MIN_PASSWORD_LENGTH = 8
 const BCRYPT_COST = 10
@@ -79,22 +80,21 @@ export function createNativeAuthenticator(db: Db, options: NativeAuthOptions = {
       const key = `user:${name}`
       const wait = limiter.blockedFor(key)
       if (wait > 0) return { ok: false, error: `Too many failed attempts. Try again in ${wait} seconds.` }
-      const row = await db.selectFrom('users').select(['id', 'password_hash']).where('name', '=', name).executeTakeFirst()
+      const row = await findPasswordHash(db, name)
       if (!row) {
         // the same bcrypt work as a real check: the answer time does not tell who exists
         await bcrypt.compare(password, await dummyHash())
         return refuse(key)
       }
-      if (row.password_hash === null) {
+      if (row.passwordHash === null) {
         if (password.length < MIN_PASSWORD_LENGTH) return { ok: false, error: `First sign-in: choose a password of at least ${MIN_PASSWORD_LENGTH} characters.` }
         const hash = await bcrypt.hash(password, BCRYPT_COST)
         // only if still unset: two first sign-ins racing cannot both set it
-        const set = await db.updateTable('users').set({ password_hash: hash }).where('id', '=', row.id).where('password_hash', 'is', null).executeTakeFirst()
-        if (Number(set.numUpdatedRows) !== 1) return refuse(key)
+        if (!await setPasswordIfUnset(db, row.id, hash)) return refuse(key)
         limiter.clear(key)
         return { ok: true, name }
       }
-      if (!await bcrypt.compare(password, row.password_hash)) return refuse(key)
+      if (!await bcrypt.compare(password, row.passwordHash)) return refuse(key)
       limiter.clear(key)
       return { ok: true, name }
     },

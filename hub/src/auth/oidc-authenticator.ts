@@ -16,7 +16,7 @@ import type { HubContext } from '../context.js'
 import type { Authenticator, AuthenticatorEntry } from './authenticator.js'
 import type { Claims } from './oidc-claims.js'
 import { OIDC_FLAGS, OIDC_HELP, parseOidcConfig, STATE_MAX_AGE, type OidcConfig } from './oidc-config.js'
-import { oidcRouter } from '../pages/oidc.routes.js'
+import { oidcRouter } from './oidc.routes.js'
 
 const DISCOVERY_ATTEMPTS = 2
 const DISCOVERY_RETRY_MS = 300

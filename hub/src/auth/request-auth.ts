@@ -6,10 +6,10 @@
  * the cache off while those notifications cannot be trusted (the listening connection is down).
  */
 import type { Db } from '../db.js'
-import { findSession } from '../sessions/session.repository.js'
+import { findSession } from './session.repository.js'
 import { findToken, type TokenRecord } from '../tokens/token.repository.js'
 import type { User } from '../users/user.repository.js'
-import { hashToken } from './tokens.js'
+import { hashToken } from './token-secrets.js'
 import { DEFAULT_ROLES, expandScopes, intersectScopes } from './scopes.js'
 
 export interface Identity {

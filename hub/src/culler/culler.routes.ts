@@ -10,7 +10,7 @@ import { identifyApi } from '../auth/identify.js'
 import { needScope } from '../api/guards.js'
 import { isoTime } from '../api/models.js'
 import { HttpError } from '../errors.js'
-import { listEvents, type CullEvent } from './cull-queries.js'
+import { listEvents, type CullEvent } from './cull.repository.js'
 import type { Culler, CullReport } from './culler.js'
 
 const SCOPE = ['admin:servers']

@@ -25,7 +25,7 @@ import type { ServerRecord } from '../servers/server.repository.js'
 import {
   deleteIdleUser, findCandidates, pruneEvents, recheck, recordEvents, removeNamedServer,
   type Candidate, type CullBy, type CullEventRow, type CullRules,
-} from './cull-queries.js'
+} from './cull.repository.js'
 import { mapLimit } from '../map-limit.js'
 
 export type { Candidate }

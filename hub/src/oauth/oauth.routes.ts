@@ -4,13 +4,14 @@
  * tied to the browser session (logout revokes them) and to the server's client (stop revokes them).
  */
 import express, { Router } from 'express'
-import { sql } from 'kysely'
 import type { HubContext } from '../context.js'
 import { identifyBrowser } from '../auth/identify.js'
 import { grants } from '../auth/scopes.js'
-import { hashToken, newOauthToken, sameHash } from '../auth/tokens.js'
+import { hashToken, newOauthToken, sameHash } from '../auth/token-secrets.js'
 import { createToken } from '../tokens/token.repository.js'
 import { findServerById } from '../servers/server.repository.js'
+import { findUserById } from '../users/user.repository.js'
+import { createOauthCode, findOauthClient, takeOauthCode } from './oauth.repository.js'
 import { HttpError } from '../errors.js'
 
 const CODE_TTL_MS = 10 * 60 * 1000
@@ -25,13 +26,13 @@ export function oauthRouter(ctx: HubContext): Router {
     const redirectUri = typeof q.redirect_uri === 'string' ? q.redirect_uri : ''
     const state = typeof q.state === 'string' ? q.state : undefined
     if (q.response_type !== 'code') throw new HttpError('HUB_OAUTH_UNSUPPORTED_RESPONSE_TYPE')
-    const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', clientId).executeTakeFirst()
+    const client = await findOauthClient(ctx.db, clientId)
     // Never redirect to an unregistered URI: that would hand the code to whoever named it.
     if (!client) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', `No such client: ${clientId}`)
-    if (client.redirect_uri !== redirectUri) throw new HttpError('HUB_OAUTH_INVALID_REQUEST', 'redirect_uri does not match the registered one')
+    if (client.redirectUri !== redirectUri) throw new HttpError('HUB_OAUTH_INVALID_REQUEST', 'redirect_uri does not match the registered one')
     const id = res.locals.identity
     if (!id || id.kind !== 'user') return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`)
-    const server = client.server_id ? await findServerById(ctx.db, client.server_id) : undefined
+    const server = client.serverId ? await findServerById(ctx.db, client.serverId) : undefined
     if (!server) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', 'This client no longer has a server')
     const target = { user: server.userName, server: `${server.userName}/${server.name}` }
     if (!grants(id.scopes, 'access:servers', target)) {
@@ -39,11 +40,11 @@ export function oauthRouter(ctx: HubContext): Router {
       throw new HttpError('HUB_FORBIDDEN', `You do not have access to the server of ${server.userName}.`)
     }
     const code = newOauthToken()
-    await ctx.db.insertInto('oauth_codes').values({
-      code_hash: hashToken(code), client_id: client.id, user_id: id.userId!, session_id: id.sessionId ?? null, redirect_uri: redirectUri,
+    await createOauthCode(ctx.db, {
+      codeHash: hashToken(code), clientId: client.id, userId: id.userId!, sessionId: id.sessionId ?? null, redirectUri,
       scopes: [`access:servers!server=${server.userName}/${server.name}`, `read:users:groups!user=${id.name}`, `read:users:name!user=${id.name}`],
-      expires_at: new Date(Date.now() + CODE_TTL_MS),
-    }).execute()
+      expiresAt: new Date(Date.now() + CODE_TTL_MS),
+    })
     const sep = redirectUri.includes('?') ? '&' : '?'
     res.redirect(302, `${redirectUri}${sep}code=${encodeURIComponent(code)}${state !== undefined ? `&state=${encodeURIComponent(state)}` : ''}`)
   })
@@ -53,15 +54,14 @@ export function oauthRouter(ctx: HubContext): Router {
     const b = (req.body ?? {}) as Record<string, unknown>
     const s = (k: string) => (typeof b[k] === 'string' ? b[k] as string : '')
     if (s('grant_type') !== 'authorization_code') throw new HttpError('HUB_OAUTH_UNSUPPORTED_GRANT_TYPE')
-    const client = await ctx.db.selectFrom('oauth_clients').selectAll().where('id', '=', s('client_id')).executeTakeFirst()
-    if (!client || !sameHash(client.secret_hash, hashToken(s('client_secret')))) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', 'client authentication failed', { status: 401 }) // RFC 6749 §5.2
+    const client = await findOauthClient(ctx.db, s('client_id'))
+    if (!client || !sameHash(client.secretHash, hashToken(s('client_secret')))) throw new HttpError('HUB_OAUTH_INVALID_CLIENT', 'client authentication failed', { status: 401 }) // RFC 6749 §5.2
     // Single use: the code row is deleted as it is read, so a replay finds nothing.
-    const code = await ctx.db.deleteFrom('oauth_codes').where('code_hash', '=', hashToken(s('code')))
-      .where('expires_at', '>', sql<Date>`now()`).returningAll().executeTakeFirst()
-    if (!code || code.client_id !== client.id || code.redirect_uri !== s('redirect_uri')) throw new HttpError('HUB_OAUTH_INVALID_GRANT')
-    const user = await ctx.db.selectFrom('users').select('name').where('id', '=', code.user_id).executeTakeFirst()
+    const code = await takeOauthCode(ctx.db, hashToken(s('code')))
+    if (!code || code.clientId !== client.id || code.redirectUri !== s('redirect_uri')) throw new HttpError('HUB_OAUTH_INVALID_GRANT')
+    const user = await findUserById(ctx.db, code.userId)
     const { token } = await createToken(ctx.db, {
-      kind: 'oauth', userId: code.user_id, sessionId: code.session_id ?? undefined, oauthClientId: client.id,
+      kind: 'oauth', userId: code.userId, sessionId: code.sessionId ?? undefined, oauthClientId: client.id,
       scopes: code.scopes, note: client.description, expiresInSeconds: ACCESS_TOKEN_TTL_S,
     })
     const name = user?.name ?? ''

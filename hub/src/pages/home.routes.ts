@@ -5,7 +5,7 @@ import { xsrfToken } from '../auth/xsrf.js'
 import { findServer, type ServerRecord } from '../servers/server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { homePage, type ProfileOption, type ServerView } from './pages.js'
-import { tokenPage } from './token-page.js'
+import { tokenPage } from '../tokens/token-page.js'
 import { requireLogin, sendHtml } from './page-response.js'
 
 function view(server: ServerRecord | undefined, user: string): ServerView {

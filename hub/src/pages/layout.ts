@@ -24,6 +24,9 @@ const STYLE = raw(`
   form.inline { display: inline; }
 `)
 
+/** The hidden form field carrying the XSRF token (auth/xsrf.ts). */
+export const xsrfField = (xsrf: string) => html`<input type="hidden" name="_xsrf" value="${xsrf}">`
+
 export interface LayoutOptions {
   readonly title: string
   readonly user?: string

@@ -6,10 +6,10 @@
 import { Router } from 'express'
 import type { HubContext } from '../context.js'
 import { identifyBrowser } from '../auth/identify.js'
-import { loginRouter } from './login.routes.js'
+import { loginRouter } from '../auth/login.routes.js'
 import { homeRouter } from './home.routes.js'
-import { spawnRouter } from './spawn.routes.js'
-import { notRunningRouter } from './not-running.routes.js'
+import { spawnRouter } from '../servers/spawn.routes.js'
+import { notRunningRouter } from '../servers/not-running.routes.js'
 import { errorTargetRouter } from './error-target.routes.js'
 
 export function pagesRouter(ctx: HubContext): Router {

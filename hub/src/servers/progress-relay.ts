@@ -10,7 +10,7 @@
  *   {"from": "<hub id>", "s": "<server id>", "q": 3}
  * A hub ignores its own messages. Notifications are lost while a listening connection is down,
  * so a mirror is a fast path, not the truth: streams that follow a mirror also re-read the
- * server row now and then (api/progress.ts), and a late subscriber whose hub saw nothing of the
+ * server row now and then (servers/progress-stream.ts), and a late subscriber whose hub saw nothing of the
  * spawn follows the row alone.
  */
 import type { Logger } from '../../../core/src/log.js'
@@ -84,7 +84,7 @@ export function createProgressRelay(o: { bus: NotifyBus; hubId: string; log: Log
       apply(msg.s, e, true)
     },
     // What was published while disconnected is lost: streams on unfinished mirrors fall back to
-    // the server row (api/progress.ts), so the mirrors need not be dropped.
+    // the server row (servers/progress-stream.ts), so the mirrors need not be dropped.
     resync() {},
   })
 

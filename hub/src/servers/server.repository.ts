@@ -192,3 +192,14 @@ export async function heldLockKeys(db: Db, space: number): Promise<Set<number>> 
     where locktype = 'advisory' and granted and objsubid = 2 and classid = ${space}::bigint::oid`.execute(db)
   return new Set(rows.map(r => Number(r.k) | 0))
 }
+
+/** The names of the user's named servers (every server but the default one). */
+export async function listNamedServerNames(db: Db, userId: string): Promise<string[]> {
+  const rows = await db.selectFrom('servers').select('name').where('user_id', '=', userId).where('name', '<>', '').execute()
+  return rows.map(r => r.name)
+}
+
+/** Remove a server's row if it is stopped (a named server deleted through the API); a server started again meanwhile stays. */
+export async function deleteStoppedServer(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('servers').where('id', '=', id).where('state', '=', 'stopped').execute()
+}

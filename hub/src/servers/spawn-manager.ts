@@ -8,7 +8,7 @@ import { DEFAULT_URL_ENV, expandDefaultUrl, type Spawner, type SpawnerState, typ
 import type { Db } from '../db.js'
 import type { Logger } from '../../../core/src/log.js'
 import type { RequestAuth } from '../auth/request-auth.js'
-import { hashToken, newToken, tokenPrefix } from '../auth/tokens.js'
+import { hashToken, newToken, tokenPrefix } from '../auth/token-secrets.js'
 import { HttpError, userNotFound } from '../errors.js'
 import { findUserByName } from '../users/user.repository.js'
 import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'

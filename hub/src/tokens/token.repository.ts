@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Db, TokenKind } from '../db.js'
-import { hashToken, newOauthToken, newToken, sameHash, tokenPrefix } from '../auth/tokens.js'
+import { hashToken, newOauthToken, newToken, sameHash, tokenPrefix } from '../auth/token-secrets.js'
 
 export interface TokenRecord {
   readonly id: string

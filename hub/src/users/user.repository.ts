@@ -39,3 +39,38 @@ export async function ensureUser(db: Db, name: string, options: { admin?: boolea
   }
   return found
 }
+
+/** New users (names already checked); a name that exists is skipped. Returns only the users created. */
+export async function createUsers(db: Db, names: readonly string[], admin: boolean): Promise<User[]> {
+  const rows = await db.insertInto('users').values(names.map(name => ({ name, admin })))
+    .onConflict(oc => oc.column('name').doNothing()).returning(COLUMNS).execute()
+  return rows.map(toUser)
+}
+
+/** Set the admin flag and/or the name; the caller checks the new name is free. */
+export async function updateUser(db: Db, id: string, update: { readonly admin?: boolean; readonly name?: string }): Promise<void> {
+  await db.updateTable('users').set(update).where('id', '=', id).execute()
+}
+
+export async function deleteUser(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('users').where('id', '=', id).execute()
+}
+
+/** A native account's id and bcrypt hash (null until the first sign-in sets it), or undefined. */
+export async function findPasswordHash(db: Db, name: string): Promise<{ id: string; passwordHash: string | null } | undefined> {
+  const row = await db.selectFrom('users').select(['id', 'password_hash']).where('name', '=', name).executeTakeFirst()
+  return row && { id: row.id, passwordHash: row.password_hash }
+}
+
+/** Set the password hash only if still unset: two first sign-ins racing cannot both set it. */
+export async function setPasswordIfUnset(db: Db, id: string, hash: string): Promise<boolean> {
+  const res = await db.updateTable('users').set({ password_hash: hash }).where('id', '=', id).where('password_hash', 'is', null).executeTakeFirst()
+  return Number(res.numUpdatedRows) === 1
+}
+
+/** Name -> id for those of `names` that exist (one query). */
+export async function findUserIdsByName(db: Db, names: readonly string[]): Promise<Map<string, string>> {
+  if (names.length === 0) return new Map()
+  const rows = await db.selectFrom('users').select(['id', 'name']).where('name', 'in', names).execute()
+  return new Map(rows.map(r => [r.name, r.id]))
+}

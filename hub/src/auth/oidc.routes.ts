@@ -6,13 +6,13 @@
  */
 import { Router } from 'express'
 import type { HubContext } from '../context.js'
-import { clearCookie, parseCookies, setCookie, SESSION_COOKIE } from '../auth/cookies.js'
-import { decide, type Claims } from '../auth/oidc-claims.js'
-import { STATE_MAX_AGE, type OidcConfig } from '../auth/oidc-config.js'
+import { clearCookie, parseCookies, setCookie, SESSION_COOKIE } from './cookies.js'
+import { decide, type Claims } from './oidc-claims.js'
+import { STATE_MAX_AGE, type OidcConfig } from './oidc-config.js'
 import { HttpError } from '../errors.js'
-import { createSession } from '../sessions/session.repository.js'
-import { ensureUser } from '../users/user.repository.js'
-import { safeNext } from './safe-next.js'
+import { createSession } from './session.repository.js'
+import { ensureUser, updateUser } from '../users/user.repository.js'
+import { safeNext } from '../pages/safe-next.js'
 
 /** The flow's secrets between login and callback, in the browser that started it (auth/oidc-authenticator.ts). */
 const OIDC_STATE_COOKIE = 'fleethub-oidc-state'
@@ -60,7 +60,7 @@ export function oidcRouter(ctx: HubContext, oidc: OidcFlow): Router {
     const user = await ensureUser(ctx.db, d.name, { admin: d.admin ?? ctx.settings.adminUsers.has(d.name) })
     if (d.admin === false && user.admin) {
       // admin groups are authoritative: someone who left them is no longer an admin
-      await ctx.db.updateTable('users').set({ admin: false }).where('id', '=', user.id).execute()
+      await updateUser(ctx.db, user.id, { admin: false })
       ctx.auth.invalidate({ userId: user.id })
     }
     const session = await createSession(ctx.db, user.id, ctx.settings.sessionMaxAge)

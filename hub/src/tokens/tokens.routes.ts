@@ -6,36 +6,21 @@
 import express, { Router, type Response } from 'express'
 import type { HubContext } from '../context.js'
 import type { Identity } from '../auth/request-auth.js'
-import { expandScopes, grants, grantsAny, intersectScopes, validateScope, type ScopeTarget } from '../auth/scopes.js'
-import { HttpError, missingScope, userNotFound } from '../errors.js'
-import { createToken, deleteToken, findTokenById, listUserTokens, type TokenRecord } from '../tokens/token.repository.js'
+import { expandScopes, grants, intersectScopes, validateScope } from '../auth/scopes.js'
+import { HttpError, userNotFound } from '../errors.js'
+import { createToken, deleteToken, findTokenById, listUserTokens, type TokenRecord } from './token.repository.js'
 import { findUserByName, type User } from '../users/user.repository.js'
-import { caller } from './guards.js'
-import { isoTime, userGroups } from './models.js'
+import { caller, noScope } from '../api/guards.js'
+import { isoTime } from '../api/models.js'
+import { listGroupNamesOfUser } from '../groups/group.repository.js'
 
 const MAX_NOTE = 1000
 /** About 300 years: any more and `Date` overflows into an invalid timestamp. */
 const MAX_EXPIRES_IN = 10_000_000_000
 const BODY_KEYS = new Set(['note', 'expires_in', 'scopes', 'roles'])
 
-/** Like api.routes' jsonBody (any content type, bodiless is no body) but sized for a token request. */
+/** Like api/body.ts's jsonBody (any content type, bodiless is no body) but sized for a token request. */
 const tokenBody = express.json({ limit: '64kb', strict: false, type: () => true })
-
-/**
- * `needScope` with JupyterHub's 404: a caller holding the scope only for other users or groups
- * gets 404 "No access to resources or resources not found", the same answer as for a missing
- * user, so a scoped token cannot probe which users exist. Holding none of the scopes is 403.
- */
-export function needScopeOn(res: Response, scopes: readonly string[], target: ScopeTarget): Identity {
-  const id = caller(res)
-  if (scopes.some(s => grants(id.scopes, s, target))) return id
-  throw noScope(id, scopes)
-}
-
-function noScope(id: Identity, scopes: readonly string[]) {
-  if (scopes.some(s => grantsAny(id.scopes, s))) return new HttpError('HUB_NO_ACCESS')
-  return missingScope(scopes)
-}
 
 /**
  * needScopeOn for a user's resources, where `!group=` scopes grant the resources of the group's
@@ -47,7 +32,7 @@ async function needUserScope(ctx: HubContext, res: Response, scopes: readonly st
   if (scopes.some(s => grants(id.scopes, s, { user: name }))) return id
   if (scopes.some(s => [...id.scopes].some(held => held.startsWith(`${s}!group=`)))) {
     const user = await findUserByName(ctx.db, name)
-    const groups = user ? await userGroups(ctx, user.id) : []
+    const groups = user ? await listGroupNamesOfUser(ctx.db, user.id) : []
     if (scopes.some(s => grants(id.scopes, s, { user: name, groups }))) return id
   }
   throw noScope(id, scopes)

@@ -3,7 +3,7 @@
  * through /hub/api/users/<me>/tokens with the session cookie. A new token is shown once.
  */
 import { html, jsonForScript, raw } from '../../../core/src/html.js'
-import { layout } from './layout.js'
+import { layout } from '../pages/layout.js'
 
 const SCRIPT = String.raw`
   var cfg = JSON.parse(document.getElementById('token-config').textContent);

@@ -4,23 +4,21 @@
  * drop the identity cache: scopes filtered by `!group=` depend on it.
  */
 import express, { Router, type Request } from 'express'
-import { sql } from 'kysely'
 import type { HubContext } from '../context.js'
 import type { Db } from '../db.js'
 import type { Identity } from '../auth/request-auth.js'
 import { grants, scopeFilters } from '../auth/scopes.js'
 import { HttpError, missingScope } from '../errors.js'
-import { caller } from './guards.js'
-import { needScopeOn } from './tokens.routes.js'
-import { paginate, parsePage } from './pagination.js'
+import { caller, needScopeOn } from '../api/guards.js'
+import { paginate, parsePage } from '../api/pagination.js'
+import { findUserIdsByName } from '../users/user.repository.js'
+import {
+  addMembers, createGroups, deleteGroup, findGroup, listGroups, listMembersOfGroups, removeMembers, setGroupProperties, type GroupRecord,
+} from './group.repository.js'
 
 const MAX_NAMES = 10_000
 
 const groupBody = express.json({ limit: '1mb', strict: false, type: () => true })
-
-interface GroupRow { readonly id: string; readonly name: string; readonly properties: Record<string, unknown> }
-
-type Tx = Db
 
 function noSuchGroup(name: string) {
   return new HttpError('HUB_GROUP_NOT_FOUND', `No such group: ${name}`)
@@ -60,33 +58,16 @@ function properties(value: unknown): Record<string, unknown> | undefined {
 }
 
 /** The users' ids, or 400 naming the first one that does not exist. */
-async function userIds(tx: Tx, names: readonly string[]): Promise<string[]> {
+async function userIds(tx: Db, names: readonly string[]): Promise<string[]> {
   if (names.length === 0) return []
-  const rows = await tx.selectFrom('users').select(['id', 'name']).where('name', 'in', names).execute()
-  const byName = new Map(rows.map(r => [r.name, r.id]))
+  const byName = await findUserIdsByName(tx, names)
   const missing = names.find(n => !byName.has(n))
   if (missing !== undefined) throw new HttpError('HUB_USER_NOT_FOUND', `No such user: ${missing}`, { status: 400 }) // JupyterHub: a bad member list is 400
   return names.map(n => byName.get(n)!)
 }
 
-async function findGroup(db: Tx, name: string, forUpdate = false): Promise<GroupRow | undefined> {
-  let q = db.selectFrom('groups').select(['id', 'name', 'properties']).where('name', '=', name)
-  if (forUpdate) q = q.forUpdate()
-  return q.executeTakeFirst()
-}
-
-async function membersOf(db: Db, groupIds: readonly string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>(groupIds.map(id => [id, []]))
-  if (groupIds.length === 0) return out
-  const rows = await db.selectFrom('group_members').innerJoin('users', 'users.id', 'group_members.user_id')
-    .select(['group_members.group_id', 'users.name']).where('group_members.group_id', 'in', groupIds)
-    .orderBy('users.name').execute()
-  for (const r of rows) out.get(r.group_id)?.push(r.name)
-  return out
-}
-
 /** The group model; `users`, `roles` and `properties` only for a caller with read:groups on it (else the name alone). */
-function groupModel(viewer: ReadonlySet<string>, g: GroupRow, users: readonly string[]): Record<string, unknown> {
+function groupModel(viewer: ReadonlySet<string>, g: GroupRecord, users: readonly string[]): Record<string, unknown> {
   const model: Record<string, unknown> = { kind: 'group', name: g.name }
   if (grants(viewer, 'read:groups', { group: g.name })) {
     model.users = [...users]
@@ -96,8 +77,8 @@ function groupModel(viewer: ReadonlySet<string>, g: GroupRow, users: readonly st
   return model
 }
 
-async function groupModels(db: Db, viewer: ReadonlySet<string>, groups: readonly GroupRow[]): Promise<Record<string, unknown>[]> {
-  const members = await membersOf(db, groups.map(g => g.id))
+async function groupModels(db: Db, viewer: ReadonlySet<string>, groups: readonly GroupRecord[]): Promise<Record<string, unknown>[]> {
+  const members = await listMembersOfGroups(db, groups.map(g => g.id))
   return groups.map(g => groupModel(viewer, g, members.get(g.id) ?? []))
 }
 
@@ -118,13 +99,8 @@ export function groupsRouter(ctx: HubContext): Router {
     // a filtered list:groups lists the groups it names (user/server filters name no group)
     const only = filters === 'all' ? undefined : filters.groups
     if (only?.length === 0) return void res.json(paginate(req, page, [], 0))
-    let base = ctx.db.selectFrom('groups')
-    if (only) base = base.where('name', 'in', only)
-    const [rows, count] = await Promise.all([
-      base.select(['id', 'name', 'properties']).orderBy('id').offset(page.offset).limit(page.limit).execute(),
-      base.select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow(),
-    ])
-    res.json(paginate(req, page, await groupModels(ctx.db, id.scopes, rows), Number(count.n)))
+    const { groups, total } = await listGroups(ctx.db, { offset: page.offset, limit: page.limit, only })
+    res.json(paginate(req, page, await groupModels(ctx.db, id.scopes, groups), total))
   })
 
   r.post('/groups', groupBody, async (req, res) => {
@@ -137,8 +113,7 @@ export function groupsRouter(ctx: HubContext): Router {
     const props = properties(b.properties) ?? {}
     const created = await ctx.db.transaction().execute(async tx => {
       const ids = await userIds(tx, users)
-      const rows = await tx.insertInto('groups').values(names.map(name => ({ name, properties: JSON.stringify(props) })))
-        .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'properties']).execute()
+      const rows = await createGroups(tx, names, props)
       if (rows.length === 0) throw new HttpError('HUB_GROUP_EXISTS', `All ${names.length} groups already exist`)
       await addMembers(tx, rows.map(g => g.id), ids)
       return rows
@@ -167,8 +142,7 @@ export function groupsRouter(ctx: HubContext): Router {
     const props = properties(b.properties) ?? {}
     await ctx.db.transaction().execute(async tx => {
       const ids = await userIds(tx, users)
-      const row = await tx.insertInto('groups').values({ name, properties: JSON.stringify(props) })
-        .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
+      const [row] = await createGroups(tx, [name], props)
       if (!row) throw new HttpError('HUB_GROUP_EXISTS', `Group ${name} already exists`)
       await addMembers(tx, [row.id], ids)
     })
@@ -180,8 +154,7 @@ export function groupsRouter(ctx: HubContext): Router {
   r.delete('/groups/:group', async (req, res) => {
     const name = req.params.group as string
     const id = needScopeOn(res, ['delete:groups'], { group: name })
-    const gone = await ctx.db.deleteFrom('groups').where('name', '=', name).returning('id').executeTakeFirst()
-    if (!gone) throw noSuchGroup(name)
+    if (!await deleteGroup(ctx.db, name)) throw noSuchGroup(name)
     ctx.auth.invalidateAll()
     ctx.log.info({ group: name, by: id.name }, 'group deleted')
     res.status(204).end()
@@ -195,11 +168,11 @@ export function groupsRouter(ctx: HubContext): Router {
     if (b.users === undefined) throw new HttpError('HUB_NO_USERS', `Must specify users to ${mode === 'add' ? 'add' : 'delete'}`)
     const users = nameList(b.users, 'users')
     await ctx.db.transaction().execute(async tx => {
-      const g = await findGroup(tx, name, true)
+      const g = await findGroup(tx, name, { forUpdate: true })
       if (!g) throw noSuchGroup(name)
       const ids = await userIds(tx, users)
       if (mode === 'add') await addMembers(tx, [g.id], ids)
-      else if (ids.length > 0) await tx.deleteFrom('group_members').where('group_id', '=', g.id).where('user_id', 'in', ids).execute()
+      else await removeMembers(tx, g.id, ids)
     })
     ctx.auth.invalidateAll()
     ctx.log.info({ group: name, users, by: id.name }, mode === 'add' ? 'group members added' : 'group members removed')
@@ -213,19 +186,10 @@ export function groupsRouter(ctx: HubContext): Router {
     const name = req.params.group as string
     const id: Identity = needScopeOn(res, ['groups'], { group: name })
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new HttpError('HUB_BAD_REQUEST', 'properties must be a JSON dict')
-    const updated = await ctx.db.updateTable('groups').set({ properties: JSON.stringify(req.body) }).where('name', '=', name).returning('id').executeTakeFirst()
-    if (!updated) throw noSuchGroup(name)
+    if (!await setGroupProperties(ctx.db, name, req.body as Record<string, unknown>)) throw noSuchGroup(name)
     ctx.log.info({ group: name, by: id.name }, 'group properties set')
     res.json(await oneGroupModel(ctx, id.scopes, name))
   })
 
   return r
-}
-
-/** Every user into every group, in one statement (unnest keeps it to two parameters however many). */
-async function addMembers(tx: Tx, groupIds: readonly string[], userIdList: readonly string[]): Promise<void> {
-  if (groupIds.length === 0 || userIdList.length === 0) return
-  await sql`insert into group_members (group_id, user_id)
-    select g, u from unnest(${[...groupIds]}::bigint[]) as g cross join unnest(${[...userIdList]}::bigint[]) as u
-    on conflict do nothing`.execute(tx)
 }

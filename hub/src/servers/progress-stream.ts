@@ -7,10 +7,10 @@
  */
 import type { Request, Response } from 'express'
 import type { HubContext } from '../context.js'
-import type { ServerRecord } from '../servers/server.repository.js'
-import { findServerById } from '../servers/server.repository.js'
+import type { ServerRecord } from './server.repository.js'
+import { findServerById } from './server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
-import type { ProgressEvent } from '../servers/progress.js'
+import type { ProgressEvent } from './progress.js'
 import { HttpError } from '../errors.js'
 
 const KEEPALIVE_MS = 8000

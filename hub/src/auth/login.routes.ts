@@ -5,15 +5,15 @@
  */
 import express, { Router, type Request, type Response } from 'express'
 import type { HubContext } from '../context.js'
-import type { LoginMethod } from '../auth/authenticator.js'
-import { normalizeUsername, checkUsername } from '../auth/username.js'
-import { clearCookie, setCookie, SESSION_COOKIE, XSRF_COOKIE } from '../auth/cookies.js'
-import { checkFormXsrf, xsrfToken } from '../auth/xsrf.js'
-import { createSession, deleteSession } from '../sessions/session.repository.js'
+import type { LoginMethod } from './authenticator.js'
+import { normalizeUsername, checkUsername } from './username.js'
+import { clearCookie, setCookie, SESSION_COOKIE, XSRF_COOKIE } from './cookies.js'
+import { checkFormXsrf, xsrfToken } from './xsrf.js'
+import { createSession, deleteSession } from './session.repository.js'
 import { ensureUser } from '../users/user.repository.js'
-import { loginPage, oidcLoginPage } from './pages.js'
-import { sendHtml } from './page-response.js'
-import { safeNext } from './safe-next.js'
+import { loginPage, oidcLoginPage } from './login-page.js'
+import { sendHtml } from '../pages/page-response.js'
+import { safeNext } from '../pages/safe-next.js'
 
 const withNext = (path: string, next: string) => `${path}${next ? `?next=${encodeURIComponent(next)}` : ''}`
 

@@ -7,14 +7,14 @@ import type { HubContext } from '../context.js'
 import { USERNAME_RULE } from '../auth/username.js'
 import { grants, scopeFilters } from '../auth/scopes.js'
 import { HttpError, userNotFound } from '../errors.js'
-import { findUserByName } from '../users/user.repository.js'
-import { listUsers, type UserSort, type UserStateFilter } from '../users/user-list.js'
+import { createUsers, deleteUser, findUserByName, updateUser } from './user.repository.js'
+import { listUsers, type UserSort, type UserStateFilter } from './user-list.repository.js'
 import { listUserServers } from '../servers/server.repository.js'
-import { caller, needScope } from './guards.js'
-import { paginate, parsePage } from './pagination.js'
-import { userModel, userModels } from './models.js'
-import { findUserWithParts } from '../users/user-parts.repository.js'
-import { jsonBody } from './body.js'
+import { caller, needScope } from '../api/guards.js'
+import { paginate, parsePage } from '../api/pagination.js'
+import { userModel, userModels } from '../api/models.js'
+import { findUserWithParts } from './user-parts.repository.js'
+import { jsonBody } from '../api/body.js'
 
 const STATES = new Set(['active', 'ready', 'inactive'])
 const SORTS = new Set(['id', 'name', 'last_activity'])
@@ -76,10 +76,8 @@ export function usersRouter(ctx: HubContext): Router {
     const body = bodyObject(req.body)
     const names = checkNames(body.usernames)
     if (body.admin !== undefined && typeof body.admin !== 'boolean') throw new HttpError('HUB_BAD_REQUEST', 'admin must be true or false')
-    const created = await ctx.db.insertInto('users').values(names.map(name => ({ name, admin: body.admin === true })))
-      .onConflict(oc => oc.column('name').doNothing()).returning(['id', 'name', 'admin', 'created', 'last_activity']).execute()
-    if (created.length === 0) throw new HttpError('HUB_USERS_EXIST', `All ${names.length} users already exist`)
-    const users = created.map(u => ({ id: u.id, name: u.name, admin: u.admin, created: u.created, lastActivity: u.last_activity }))
+    const users = await createUsers(ctx.db, names, body.admin === true)
+    if (users.length === 0) throw new HttpError('HUB_USERS_EXIST', `All ${names.length} users already exist`)
     res.status(201).json(await userModels(ctx, caller(res).scopes, users))
   })
 
@@ -102,9 +100,8 @@ export function usersRouter(ctx: HubContext): Router {
     const [checked] = checkNames([name])
     const body = bodyObject(req.body)
     if (body.admin !== undefined && typeof body.admin !== 'boolean') throw new HttpError('HUB_BAD_REQUEST', 'admin must be true or false')
-    const row = await ctx.db.insertInto('users').values({ name: checked!, admin: body.admin === true })
-      .onConflict(oc => oc.column('name').doNothing()).returning('id').executeTakeFirst()
-    if (!row) throw new HttpError('HUB_USER_EXISTS', `User ${name} already exists`)
+    const [created] = await createUsers(ctx.db, [checked!], body.admin === true)
+    if (!created) throw new HttpError('HUB_USER_EXISTS', `User ${name} already exists`)
     res.status(201).json(await modelOf(caller(res).scopes, checked!))
   })
 
@@ -126,7 +123,7 @@ export function usersRouter(ctx: HubContext): Router {
       update.name = newName
     }
     if (Object.keys(update).length > 0) {
-      await ctx.db.updateTable('users').set(update).where('id', '=', user.id).execute()
+      await updateUser(ctx.db, user.id, update)
       ctx.auth.invalidate({ userId: user.id })
       ctx.activity.forget(name)
     }
@@ -142,7 +139,7 @@ export function usersRouter(ctx: HubContext): Router {
       if (s.state === 'pending' || s.state === 'running') await ctx.spawns.stop(s, 'user deleted')
       else if (s.state === 'stopping') throw new HttpError('HUB_USER_BUSY', `${name}'s server is stopping; try again in a moment`)
     }
-    await ctx.db.deleteFrom('users').where('id', '=', user.id).execute()
+    await deleteUser(ctx.db, user.id)
     ctx.auth.invalidate({ userId: user.id })
     ctx.activity.forget(name)
     res.status(204).end()

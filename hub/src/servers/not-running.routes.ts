@@ -4,11 +4,11 @@
  */
 import { Router } from 'express'
 import type { HubContext } from '../context.js'
-import { findServer } from '../servers/server.repository.js'
+import { findServer } from './server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { HttpError } from '../errors.js'
-import { notRunningPage } from './pages.js'
-import { requireLogin, sendHtml } from './page-response.js'
+import { notRunningPage } from './server-pages.js'
+import { requireLogin, sendHtml } from '../pages/page-response.js'
 
 /** Hops back to the proxy before giving up: a route being repaired appears within a few. */
 const MAX_HOPS = 5

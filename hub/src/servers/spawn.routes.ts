@@ -5,13 +5,13 @@
 import express, { Router, type Request, type Response } from 'express'
 import type { HubContext } from '../context.js'
 import { checkFormXsrf, xsrfToken } from '../auth/xsrf.js'
-import { findServer } from '../servers/server.repository.js'
+import { findServer } from './server.repository.js'
 import { serverPrefix } from '../proxy/route-sync.js'
 import { HttpError } from '../errors.js'
 import { within } from '../within.js'
-import { spawnPendingPage } from './pages.js'
-import { requireLogin, sendHtml } from './page-response.js'
-import { safeNext } from './safe-next.js'
+import { spawnPendingPage } from './server-pages.js'
+import { requireLogin, sendHtml } from '../pages/page-response.js'
+import { safeNext } from '../pages/safe-next.js'
 
 export function spawnRouter(ctx: HubContext): Router {
   const r = Router()

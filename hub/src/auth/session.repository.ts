@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db.js'
-import { hashToken } from '../auth/tokens.js'
+import { hashToken } from './token-secrets.js'
 import { toUser, type User } from '../users/user.repository.js'
 
 export interface Session {

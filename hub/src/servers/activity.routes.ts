@@ -1,5 +1,13 @@
-/** Validation of an activity report body (contract §7.12), with JupyterHub's exact messages. */
-import { HttpError } from '../errors.js'
+/**
+ * POST /hub/api/users/:name/activity (contract §7.12): every server's activity reports, the
+ * hottest route of the API. The body is checked with JupyterHub's exact messages; the times go
+ * to the activity buffer (activity.ts), which writes them in batches.
+ */
+import { Router } from 'express'
+import type { HubContext } from '../context.js'
+import { HttpError, userNotFound } from '../errors.js'
+import { jsonBody } from '../api/body.js'
+import { needScope } from '../api/guards.js'
 
 const FUTURE_LIMIT_MS = 59 * 60 * 1000
 
@@ -30,4 +38,33 @@ export function parseActivity(body: unknown): ActivityReport {
     }
   }
   return { lastActivity, servers }
+}
+
+export function activityRouter(ctx: HubContext): Router {
+  const r = Router()
+  r.post('/users/:name/activity', jsonBody, async (req, res) => {
+    const name = req.params.name as string
+    needScope(res, ['users:activity'], { user: name })
+    let report: ReturnType<typeof parseActivity>
+    try {
+      report = parseActivity(req.body)
+    } catch (err) {
+      // an unknown user is a 404 before the body is judged, as JupyterHub answers
+      if (!await ctx.activity.target(name)) throw userNotFound(name)
+      throw err
+    }
+    // the user's id and the ids of the servers named in the report: cached, else one round trip
+    const found = await ctx.activity.target(name, report.servers.keys())
+    if (!found) throw userNotFound(name)
+    for (const serverName of report.servers.keys()) {
+      if (!found.servers.has(serverName)) throw new HttpError('HUB_BAD_REQUEST', `No such server '${serverName}' for user ${name}`)
+    }
+    if (report.lastActivity) ctx.activity.recordUser(found.userId, report.lastActivity)
+    for (const [serverName, at] of report.servers) {
+      ctx.activity.recordServer(found.servers.get(serverName)!, at)
+      ctx.activity.recordUser(found.userId, at)
+    }
+    res.status(200).type('json').end()
+  })
+  return r
 }
