@@ -12,6 +12,7 @@ import * as m0006 from './0006_create_cull_events.js'
 import * as m0007 from './0007_index_oauth_clients_server.js'
 import * as m0008 from './0008_add_user_passwords.js'
 import * as m0009 from './0009_create_spawn_queue.js'
+import * as m0010 from './0010_create_proxy_routes.js'
 
 export const migrations: Record<string, Migration> = {
   '0001_create_users': m0001,
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0007_index_oauth_clients_server': m0007,
   '0008_add_user_passwords': m0008,
   '0009_create_spawn_queue': m0009,
+  '0010_create_proxy_routes': m0010,
 }

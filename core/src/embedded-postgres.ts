@@ -198,6 +198,27 @@ export function socketDirFor(dataDir: string, port: number): string | undefined 
   return Buffer.byteLength(path.join(dir, `.s.PGSQL.${port}`)) <= 100 ? dir : undefined
 }
 
+/**
+ * The URL of the embedded Postgres a hub started under `dataDir` (its `pgdata` folder), for another
+ * process on the same machine (`fleethub proxy --routes-from-db`): the password file beside it and
+ * the port its postmaster.pid records. Throws, saying what to do, when none is running there.
+ */
+export async function runningEmbeddedUrl(dataDir: string): Promise<string> {
+  const root = path.resolve(dataDir)
+  const pidFile = path.join(root, 'pgdata', 'postmaster.pid')
+  let lines: string[]
+  let password: string
+  try {
+    lines = (await fs.readFile(pidFile, 'utf8')).split('\n')
+    password = (await fs.readFile(path.join(root, 'pg-password'), 'utf8')).trim()
+  } catch {
+    throw new Error(`no embedded Postgres is running under ${root} (no ${pidFile}): start the hub first, or set DATABASE_URL`)
+  }
+  const [pid, , , port] = lines
+  if (!alive(Number(pid))) throw new Error(`the embedded Postgres under ${root} is not running (pid ${pid}): start the hub first, or set DATABASE_URL`)
+  return `postgres://${DB_USER}:${encodeURIComponent(password)}@127.0.0.1:${Number(port)}/${DB_NAME}`
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const { log } = options
   const dataDir = path.resolve(options.dataDir)

@@ -28,6 +28,14 @@ export interface HubConfig {
   readonly proxyApiUrl: string
   /** CONFIGPROXY_AUTH_TOKEN; random for a child proxy when unset. */
   readonly proxyAuthToken: string
+  /**
+   * How proxies get routes. `api`: the hub writes them through the CHP REST API (default; what
+   * JupyterHub does). `db`: they live in Postgres and every proxy follows them (`fleethub proxy
+   * --routes-from-db`); any number of proxies, none of them told anything by the hub.
+   */
+  readonly proxyRoutes: 'api' | 'db'
+  /** Child proxy processes on the public port (`--proxies N`, node:cluster). Default 1; more needs `proxyRoutes: db` (implied). */
+  readonly proxies: number
   /** DATABASE_URL; unset = the embedded Postgres under `dataDir`. */
   readonly databaseUrl: string | undefined
   /** Connections in the hub's Postgres pool (FLEETHUB_DB_POOL_SIZE; JupyterHub db_kwargs pool_size). Default 20. */
@@ -109,7 +117,7 @@ const OPTIONS = {
   config: { type: 'string' },
   ip: { type: 'string' }, port: { type: 'string' },
   'hub-ip': { type: 'string' }, 'hub-port': { type: 'string' }, 'hub-connect-url': { type: 'string' },
-  proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' },
+  proxy: { type: 'string' }, 'proxy-api-url': { type: 'string' }, 'proxy-routes': { type: 'string' }, proxies: { type: 'string' },
   'data-dir': { type: 'string' }, migrate: { type: 'boolean' }, 'db-pool-size': { type: 'string' },
   'admin-users': { type: 'string' }, authenticator: { type: 'string' }, spawner: { type: 'string' }, 'singleuser-cmd': { type: 'string' },
   'default-url': { type: 'string' },
@@ -131,6 +139,10 @@ export const HUB_HELP = `usage: fleethub start|hub [options]
   --hub-connect-url URL       how servers and the proxy reach the hub
   --proxy child|external      run the proxy as a child (default) or use one at --proxy-api-url
   --proxy-api-url URL         proxy REST API (default http://127.0.0.1:8001)
+  --proxy-routes api|db       routes through the proxy's REST API (default, CHP-compatible) or in
+                              Postgres, followed by every proxy (fleethub proxy --routes-from-db)
+  --proxies N                 child proxy processes sharing the public port (default 1; N > 1
+                              implies --proxy-routes db)
   --data-dir DIR              local state, incl. the embedded database (default .fleethub)
   --no-migrate                do not run database migrations on start
   --db-pool-size N            Postgres connections per hub (default 20; FLEETHUB_DB_POOL_SIZE)
@@ -222,6 +234,11 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
   const port = int('port', undefined, 'port', 8000, 0, 65535)
   const hubPort = int('hub-port', undefined, 'hubPort', 8081, 0, 65535)
   const proxy = oneOf('proxy', undefined, 'proxy', ['child', 'external'] as const, 'child')
+  const proxies = int('proxies', 'FLEETHUB_PROXIES', 'proxies', 1, 1, 64)
+  const proxyRoutesGiven = pick('proxy-routes', 'FLEETHUB_PROXY_ROUTES', 'proxyRoutes') !== undefined
+  const proxyRoutes = oneOf('proxy-routes', 'FLEETHUB_PROXY_ROUTES', 'proxyRoutes', ['api', 'db'] as const, proxies > 1 ? 'db' : 'api')
+  if (proxies > 1 && proxyRoutes === 'api' && proxyRoutesGiven) problems.push('--proxies N > 1 needs --proxy-routes db: the REST API of one proxy process does not reach the others')
+  if (proxies > 1 && proxy === 'external') problems.push('--proxies starts child proxies; with --proxy external run each `fleethub proxy --routes-from-db` yourself')
   const proxyAuthToken = env.CONFIGPROXY_AUTH_TOKEN ?? (typeof file.proxyAuthToken === 'string' ? file.proxyAuthToken : undefined)
   if (proxy === 'external' && !proxyAuthToken) problems.push('--proxy external needs CONFIGPROXY_AUTH_TOKEN')
   const devFromEnv = env.FLEETHUB_DEV_PASSWORD ?? (typeof file.devPassword === 'string' ? file.devPassword : undefined)
@@ -247,6 +264,8 @@ export function parseHubConfig(argv: readonly string[], env: Readonly<Record<str
     proxy,
     proxyApiUrl: str('proxy-api-url', undefined, 'proxyApiUrl', 'http://127.0.0.1:8001'),
     proxyAuthToken: proxyAuthToken ?? randomBytes(16).toString('hex'),
+    proxyRoutes,
+    proxies,
     databaseUrl: env.DATABASE_URL || (typeof file.databaseUrl === 'string' ? file.databaseUrl : undefined),
     dbPoolSize: int('db-pool-size', 'FLEETHUB_DB_POOL_SIZE', 'dbPoolSize', 20, 1, 1000),
     dataDir: path.resolve(cwd, str('data-dir', 'FLEETHUB_DATA_DIR', 'dataDir', '.fleethub')),

@@ -4,7 +4,7 @@ import type { RequestAuth } from './auth/request-auth.js'
 import type { Authenticator } from './auth/authenticator.js'
 import type { SpawnManager } from './servers/spawn-manager.js'
 import type { ActivityBuffer } from './servers/activity.js'
-import type { RouteSync, RoutesApi } from './proxy/route-sync.js'
+import type { ServerRoutes, RoutesApi } from './proxy/route-sync.js'
 import type { HubMetrics } from './metrics.js'
 
 /** Everything the request handlers use, built once by createHub and passed down. */
@@ -15,7 +15,7 @@ export interface HubContext {
   readonly authenticator: Authenticator<HubContext>
   readonly spawns: SpawnManager
   readonly activity: ActivityBuffer
-  readonly routes: RouteSync
+  readonly routes: ServerRoutes
   /** The proxy's REST client (GET /hub/api/proxy reads the live table). */
   readonly proxyRoutes: RoutesApi
   readonly settings: HubSettings

@@ -12,7 +12,7 @@ import { createConfiguredSpawner } from './spawners.js'
 import { startHub, type HubStack } from './stack.js'
 import { AUTHENTICATORS } from './auth/authenticators.js'
 import { createDb, migrateToLatest } from './db.js'
-import { ProxyProcess } from './proxy/proxy-process.js'
+import { childProxyOptions, ProxyProcess } from './proxy/proxy-process.js'
 import { reportWorkerFailure, serveAsWorker, startPrimary, workerArgs, type Primary } from './workers.js'
 
 function banner(publicUrl: string, config: HubConfig): string {
@@ -145,10 +145,7 @@ async function runPrimary(config: HubConfig, log: Logger, embedded: boolean): Pr
       config, log, databaseUrl: databaseUrl!,
       startProxy: config.proxy !== 'child' ? undefined : async hubUrl => {
         const api = new URL(config.proxyApiUrl)
-        const proxy = new ProxyProcess({
-          ip: config.ip, port: config.port, apiIp: api.hostname, apiPort: Number(api.port || 8001), errorTarget: `${hubUrl}/hub/error`,
-          authToken: config.proxyAuthToken, logLevel: config.logLevel === 'silent' ? 'error' : config.logLevel, log: log.child({ component: 'proxy-process' }),
-        })
+        const proxy = new ProxyProcess(childProxyOptions(config, { hubUrl, databaseUrl: databaseUrl!, log: log.child({ component: 'proxy-process' }) }))
         const ends = await proxy.start()
         return {
           apiUrl: `http://${api.hostname}:${ends.apiPort}`,

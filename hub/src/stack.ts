@@ -26,8 +26,9 @@ import { ActivityBuffer } from './servers/activity.js'
 import { SpawnManager } from './servers/spawn-manager.js'
 import { createProgressRelay } from './servers/progress-relay.js'
 import { FleetAdmission } from './servers/fleet-admission.js'
-import { RouteSync } from './proxy/route-sync.js'
-import { ProxyProcess } from './proxy/proxy-process.js'
+import { RouteSync, type ServerRoutes } from './proxy/route-sync.js'
+import { StoredRoutes } from './proxy/stored-routes.js'
+import { childProxyOptions, ProxyProcess } from './proxy/proxy-process.js'
 import { deleteExpiredSessions } from './auth/session.repository.js'
 import { listActiveServers } from './servers/server.repository.js'
 import { ensureUser } from './users/user.repository.js'
@@ -172,10 +173,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     let publicUrl = `http://${config.ip}:${config.port}`
     if (config.proxy === 'child') {
       const api = new URL(config.proxyApiUrl)
-      proxy = new ProxyProcess({
-        ip: config.ip, port: config.port, apiIp: api.hostname, apiPort: Number(api.port || 8001),
-        errorTarget: `${hubConnectUrl}/hub/error`, authToken: config.proxyAuthToken, logLevel: config.logLevel === 'silent' ? 'error' : config.logLevel, log: log.child({ component: 'proxy-process' }),
-      })
+      proxy = new ProxyProcess(childProxyOptions(config, { hubUrl: hubConnectUrl, databaseUrl: o.databaseUrl, log: log.child({ component: 'proxy-process' }) }))
       const ends = await proxy.start()
       cleanups.push(() => proxy!.close())
       proxyApiUrl = `http://${api.hostname}:${ends.apiPort}`
@@ -195,7 +193,10 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     fleet.followCaches(auth, activity)
     // A service token changed in config replaced its row above: the other hubs drop the old one now.
     if (config.services.some(s => s.token)) auth.invalidateAll()
-    const routes = new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity, metrics })
+    // Route-store mode: the database holds the table and every proxy follows it (proxy/stored-routes.ts).
+    const routes: ServerRoutes = config.proxyRoutes === 'db'
+      ? new StoredRoutes({ db, log: log.child({ component: 'routes' }) })
+      : new RouteSync({ api: proxyClient, db, log: log.child({ component: 'routes' }), hubTarget: hubConnectUrl, activity, metrics })
     const relay = createProgressRelay({ bus: fleet.bus, hubId, log })
     cleanups.push(() => relay.close())
     // concurrent_spawn_limit and the spawn queue hold for the whole fleet (servers/fleet-admission.ts).
@@ -245,12 +246,12 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     // proxy restarted with the hub) goes back in one call all the same (RouteSync.check).
     await routes.check()
     // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
-    const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
+    const restore = () => { if (config.proxyRoutes === 'db') return; routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
     proxy?.onRestart(restore)
     proxyClient.onRestart(restore)
     // A proxy we did not start (or one restarted by its own supervisor) is noticed through its boot
     // id; a ping a second makes that within a second instead of at the next route change.
-    const pinger = setInterval(() => { if (fleet.leases.mayRun('routes')) void proxyClient.ping().catch(() => undefined) }, 1000).unref()
+    const pinger = setInterval(() => { if (config.proxyRoutes === 'api' && fleet.leases.mayRun('routes')) void proxyClient.ping().catch(() => undefined) }, 1000).unref()
     cleanups.push(() => clearInterval(pinger))
     routes.start(config.lastActivityInterval * 1000, () => fleet.leases.mayRun('routes'))
     cleanups.push(() => routes.close())

@@ -85,7 +85,7 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
     CONFIGPROXY_AUTH_TOKEN: config.proxyAuthToken,
     FLEETHUB_DEV_PASSWORD: config.devPassword,
     FLEETHUB_OIDC_STATE_SECRET: config.oidc?.stateSecret ?? randomBytes(32).toString('base64url'),
-    [WORKER_ARGS_ENV]: JSON.stringify(['--proxy', 'external', '--proxy-api-url', proxyApiUrl, '--hub-port', String(hubPort), '--no-migrate', '--workers', '1']),
+    [WORKER_ARGS_ENV]: JSON.stringify(['--proxy', 'external', '--proxy-api-url', proxyApiUrl, '--hub-port', String(hubPort), '--no-migrate', '--workers', '1', '--proxy-routes', config.proxyRoutes, '--proxies', '1']),
   }
   const readyTimeoutMs = o.readyTimeoutMs ?? (config.startTimeout + 60) * 1000
   const drainMs = o.drainMs ?? 30_000

@@ -26,6 +26,8 @@ export interface ApiDeps {
   readonly now: () => number
   /** Called before routes are read, so websocket activity sampled lazily is current. */
   readonly refreshActivity: () => void
+  /** Set in route-store mode: writes answer 409 with this reason. */
+  readonly readOnly?: string
   /** Serves GET /metrics (no token: see metrics.ts); undefined -> 404 as CHP's API port. */
   readonly renderMetrics?: () => Promise<{ contentType: string, body: string }>
   readonly onResponse?: (status: number) => void
@@ -70,6 +72,10 @@ async function handleApi(req: IncomingMessage, res: ServerResponse, deps: ApiDep
     res.end()
     drain(req)
     return
+  }
+  if (deps.readOnly !== undefined && req.method !== 'GET') {
+    drain(req)
+    return sendText(res, 409, deps.readOnly)
   }
   let path: string | undefined
   try {

@@ -91,6 +91,16 @@ export interface ProxyConfig {
   /** `--metrics-ip/--metrics-port`: CHP's separate metrics listener (also served on the API port). */
   readonly metricsIp: string
   readonly metricsPort: number | undefined
+  /**
+   * fleethub: `--routes-from-db`: routes come from Postgres (route-store.ts), the REST API only reads.
+   * The database: DATABASE_URL, else the embedded Postgres under `--data-dir` (FLEETHUB_DATA_DIR,
+   * default .fleethub), as for the hub.
+   */
+  readonly routesFromDb: { readonly databaseUrl: string | undefined, readonly dataDir: string } | undefined
+  /** fleethub: route activity is written to the database this often (ms, route-store mode). Default 1000. */
+  readonly activityFlushMs: number
+  /** fleethub: `--workers N`: N proxy processes share the ports (node:cluster). Default 1. */
+  readonly workers: number
 }
 
 const OPTIONS = {
@@ -134,6 +144,10 @@ const OPTIONS = {
   'access-log': { type: 'boolean' },
   'metrics-ip': { type: 'string' },
   'metrics-port': { type: 'string' },
+  'routes-from-db': { type: 'boolean' },
+  'data-dir': { type: 'string' },
+  'activity-flush-interval': { type: 'string' },
+  workers: { type: 'string' },
   // CHP flags we parse only to reject them with a clear reason.
   socket: { type: 'string' }, 'api-socket': { type: 'string' }, 'metrics-socket': { type: 'string' },
   'storage-backend': { type: 'string' },
@@ -144,7 +158,7 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   socket: '--socket (unix socket listener) is not supported; use --ip/--port',
   'api-socket': '--api-socket (unix socket listener) is not supported; use --api-ip/--api-port',
   'metrics-socket': '--metrics-socket is not supported; metrics are served on the API port at /metrics',
-  'storage-backend': '--storage-backend is not supported: routes live in memory; the hub restores them with PUT /api/routes',
+  'storage-backend': '--storage-backend is not supported: routes live in memory (the hub restores them with PUT /api/routes), or in Postgres with --routes-from-db',
   'ssl-allow-rc4': '--ssl-allow-rc4 is not supported: RC4 is broken and disabled in Node',
 }
 
@@ -182,6 +196,12 @@ fleethub extensions:
   --hub-free-socket-timeout MS  the same for the hub's route (default 60000; keep it under the hub's
                               own keep-alive timeout, 65 s for fleethub)
   --access-log                log every proxied request at info
+  --routes-from-db            route-store mode: load routes from Postgres and follow its changes
+                              (DATABASE_URL, else the embedded database under --data-dir); the API
+                              only reads (writes answer 409); activity is written to the database
+  --data-dir DIR              the hub's data dir, for its embedded database (default .fleethub)
+  --activity-flush-interval MS  route-store mode: write route activity this often (default 1000)
+  --workers N                 N proxy processes on the same ports (default 1)
 `
 
 type Values = ReturnType<typeof parseRaw>['values']
@@ -276,6 +296,16 @@ export function parseProxyConfig(argv: readonly string[], env: Readonly<Record<s
     accessLog: values['access-log'] ?? false,
     metricsIp: values['metrics-ip'] ?? '',
     metricsPort: num('metrics-port', { max: 65535 }),
+    routesFromDb: values['routes-from-db'] === true
+      ? Object.freeze({ databaseUrl: env.DATABASE_URL || undefined, dataDir: values['data-dir'] ?? (env.FLEETHUB_DATA_DIR || '.fleethub') })
+      : undefined,
+    activityFlushMs: num('activity-flush-interval', { min: 10, max: 3_600_000 }) ?? 1000,
+    workers: num('workers', { min: 1, max: 64 }) ?? 1,
+  }
+  if (values['routes-from-db'] !== true) {
+    if (config.workers > 1) problems.push('--workers N needs --routes-from-db: each worker has its own table, and only the database can fill them all')
+    if (values['data-dir'] !== undefined) problems.push('--data-dir is for --routes-from-db')
+    if (values['activity-flush-interval'] !== undefined) problems.push('--activity-flush-interval is for --routes-from-db')
   }
   if (problems.length > 0) throw configInvalid(problems)
   return Object.freeze(config)

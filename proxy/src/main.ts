@@ -3,7 +3,7 @@
  * `fleethub-proxy` / `fleethub proxy`: a CHP 5.3 drop-in. Parses argv+env, starts the servers,
  * writes --pid-file and --ready-file, stops on SIGINT/SIGTERM (exit 0).
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +11,7 @@ import { HelpRequested, parseProxyConfig, USAGE } from './config.js'
 import { ProxyError } from './errors.js'
 import { createRootLogger } from './log.js'
 import { createProxy } from './server.js'
+import { isProxyWorker, reportWorkerReady, startProxyPrimary } from './workers.js'
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let config
@@ -28,7 +29,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     throw err
   }
   const log = createRootLogger(config.logLevel)
-  const proxy = await createProxy(config, { log })
+  const worker = isProxyWorker()
+  let proxy: { port: number; apiPort: number; bootId: string; close(): Promise<void> }
+  if (config.workers > 1 && !worker) {
+    const primary = await startProxyPrimary({ count: config.workers, port: config.port, ip: config.ip, apiPort: config.apiPort, apiIp: config.apiIp, log })
+    proxy = { port: primary.port, apiPort: primary.apiPort, bootId: randomUUID(), close: () => primary.close() }
+    log.info({ port: primary.port, apiPort: primary.apiPort, workers: primary.workers() }, 'proxy workers listening')
+  } else {
+    proxy = await createProxy(config, { log })
+  }
+  if (worker) {
+    reportWorkerReady({ port: proxy.port, apiPort: proxy.apiPort, bootId: proxy.bootId })
+    // the primary decides when workers stop (a terminal's Ctrl-C reaches the whole group)
+    process.on('SIGINT', () => undefined)
+    return new Promise<number>(resolve => {
+      const stop = () => { void proxy.close().then(() => resolve(0), () => resolve(1)) }
+      process.once('SIGTERM', stop)
+      process.once('disconnect', stop)
+    })
+  }
   if (config.pidFile !== undefined) await writeAtomically(config.pidFile, `${process.pid}\n`)
   if (config.readyFile !== undefined) {
     await writeAtomically(config.readyFile, JSON.stringify({ port: proxy.port, apiPort: proxy.apiPort, pid: process.pid, bootId: proxy.bootId }))

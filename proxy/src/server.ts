@@ -14,11 +14,15 @@ import { createForwarder, type ForwarderStats } from './forward.js'
 import { type Logger, logPath, silentLogger } from './log.js'
 import { createProxyMetrics } from './metrics.js'
 import { RouteTable } from './route-table.js'
+import { RouteStore } from './route-store.js'
+import { runningEmbeddedUrl } from '../../core/src/embedded-postgres.js'
 
 export interface ProxyDeps {
   readonly log?: Logger
   /** Clock in ms; tests may pin it. */
   readonly now?: () => number
+  /** Route-store mode: the database to use instead of the config's (tests). */
+  readonly databaseUrl?: string
 }
 
 export interface RunningProxy {
@@ -30,6 +34,8 @@ export interface RunningProxy {
   readonly bootId: string
   /** The live routing table (read it; change it through the API). */
   readonly table: RouteTable
+  /** Route-store mode only: where the table comes from. */
+  readonly store: RouteStore | undefined
   stats(): ForwarderStats
   close(): Promise<void>
 }
@@ -45,6 +51,24 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
   const forwarder = createForwarder(config, {
     table, log, now, respondError: (code, req, res) => errors.respond(code, req, res),
   })
+  let store: RouteStore | undefined
+  if (config.routesFromDb !== undefined) {
+    const connectionString = deps.databaseUrl ?? config.routesFromDb.databaseUrl ?? await runningEmbeddedUrl(config.routesFromDb.dataDir)
+    store = new RouteStore({
+      connectionString, table, now, log: log.child({ component: 'route-store' }),
+      flushMs: config.activityFlushMs, refreshActivity: () => forwarder.sweep(),
+    })
+    // the whole table before the first request: a proxy that starts never answers 404 for a running server
+    try {
+      await store.start()
+    } catch (err) {
+      forwarder.close()
+      errors.close()
+      metrics.close()
+      await store.close()
+      throw err
+    }
+  }
   if (config.authToken === undefined) log.warn('CONFIGPROXY_AUTH_TOKEN is not set: the API accepts requests without a token')
 
   const publicServer = createServer(config.ssl, { keepAliveTimeout: config.keepAliveTimeoutMs }, (req, res) => {
@@ -81,6 +105,8 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
   const apiServer = createServer(config.apiSsl, { keepAliveTimeout: 5000 }, createApiHandler({
     table, authToken: config.authToken, bootId, log, hostRouting: config.hostRouting, now,
     refreshActivity: () => forwarder.sweep(),
+    readOnly: store === undefined ? undefined
+      : 'routes come from the database (--routes-from-db): a server\'s route follows its state, change it through the hub',
     renderMetrics: () => metrics.render(),
     onResponse: status => metrics.observeApi(status),
   }))
@@ -91,6 +117,7 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
 
   const close = async (): Promise<void> => {
     clearInterval(sweeper)
+    await store?.close()
     forwarder.close()
     errors.close()
     metrics.close()
@@ -116,7 +143,7 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
     return {
       url: baseUrl(publicServer, config.ssl !== undefined),
       apiUrl: baseUrl(apiServer, config.apiSsl !== undefined),
-      port, apiPort, bootId, table,
+      port, apiPort, bootId, table, store,
       stats: () => forwarder.stats(),
       close,
     }

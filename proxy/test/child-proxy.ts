@@ -21,7 +21,7 @@ export interface ChildProxy {
   close(): Promise<void>
 }
 
-export async function startChildProxy(flags: string[]): Promise<ChildProxy> {
+export async function startChildProxy(flags: string[], env: Record<string, string> = {}): Promise<ChildProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'fleethub-proxy-child-'))
   const ready = join(dir, 'ready.json')
   // FLEETHUB_PROXY_MAIN: run the same tests against another build of the proxy (how the forwarding
@@ -29,7 +29,7 @@ export async function startChildProxy(flags: string[]): Promise<ChildProxy> {
   const main = process.env.FLEETHUB_PROXY_MAIN ?? join(REPO, 'proxy/src/main.ts')
   const child = spawn(process.execPath, ['--import', 'tsx', main,
     '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', '--ready-file', ready, '--log-level', 'silent', ...flags],
-  { cwd: REPO, env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] })
+  { cwd: REPO, env: { ...process.env, ...env, CONFIGPROXY_AUTH_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = once(child, 'exit')
   const close = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -24,6 +24,35 @@ export interface ProxyProcessOptions {
   readonly log: Logger
   /** Extra CHP flags (e.g. `--timeout`). */
   readonly extraArgs?: readonly string[]
+  /** Extra environment (DATABASE_URL in route-store mode). */
+  readonly env?: Readonly<Record<string, string>>
+}
+
+/** The hub config's part that shapes its child proxy. */
+export interface ChildProxyConfig {
+  readonly ip: string
+  readonly port: number
+  readonly proxyApiUrl: string
+  readonly proxyAuthToken: string
+  readonly logLevel: string
+  readonly proxyRoutes: 'api' | 'db'
+  readonly proxies: number
+}
+
+/**
+ * The child proxy of `fleethub start` (or its primary): CHP mode, or with `proxyRoutes: db` in
+ * route-store mode with `proxies` workers, the hub as its default target (the `/` route) and the
+ * hub's database.
+ */
+export function childProxyOptions(config: ChildProxyConfig, o: { hubUrl: string; databaseUrl: string; log: Logger }): ProxyProcessOptions {
+  const api = new URL(config.proxyApiUrl)
+  const store = config.proxyRoutes === 'db'
+  return {
+    ip: config.ip, port: config.port, apiIp: api.hostname, apiPort: Number(api.port || 8001), errorTarget: `${o.hubUrl}/hub/error`,
+    authToken: config.proxyAuthToken, logLevel: config.logLevel === 'silent' ? 'error' : config.logLevel, log: o.log,
+    extraArgs: store ? ['--routes-from-db', '--default-target', o.hubUrl, '--workers', String(config.proxies)] : [],
+    env: store ? { DATABASE_URL: o.databaseUrl } : undefined,
+  }
 }
 
 export interface ProxyEndpoints { readonly port: number; readonly apiPort: number; readonly pid: number; readonly bootId: string }
@@ -67,7 +96,7 @@ export class ProxyProcess {
       '--error-target', this.#o.errorTarget, '--log-level', this.#o.logLevel, '--ready-file', readyFile, ...(this.#o.extraArgs ?? [])]
     // its own process group: a terminal's Ctrl-C reaches only the hub, which stops it in order (guarded-command.ts)
     const cmd = await guardedCommand(process.execPath, args, 'SIGTERM')
-    const child = spawn(cmd.file, cmd.args, { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: this.#o.authToken }, stdio: ['ignore', 'inherit', 'inherit'], detached: cmd.detached })
+    const child = spawn(cmd.file, cmd.args, { env: { ...process.env, ...this.#o.env, CONFIGPROXY_AUTH_TOKEN: this.#o.authToken }, stdio: ['ignore', 'inherit', 'inherit'], detached: cmd.detached })
     this.#child = child
     try {
       const endpoints = await this.#waitReady(child, readyFile)

@@ -32,12 +32,27 @@ export function serverPrefix(userName: string, serverName: string): string {
   return serverName === '' ? `/user/${urlEscape(userName)}/` : `/user/${urlEscape(userName)}/${urlEscape(serverName)}/`
 }
 
+/**
+ * What the hub needs of the routing table, whichever way proxies get it: through their REST API
+ * (RouteSync, CHP-compatible) or from the database (StoredRoutes, `--proxy-routes db`).
+ */
+export interface ServerRoutes {
+  addServer(server: Pick<ServerRecord, 'userName' | 'name'>, target: string): Promise<void>
+  removeServer(server: Pick<ServerRecord, 'userName' | 'name'>): Promise<void>
+  /** Reconcile; the pass a caller waits for sees activity from after the call. */
+  check(): Promise<void>
+  /** After a proxy restart: the whole table back. Returns the number of routes. */
+  restoreAll(): Promise<number>
+  start(intervalMs: number, when?: () => boolean): void
+  close(): Promise<void>
+}
+
 const REPAIR_CONCURRENCY = 8
 const BULK_REPAIR_THRESHOLD = 50
 /** After a bulk restore, one more pass this much later (see restoreAll). */
 const FOLLOW_UP_MS = 2000
 
-export class RouteSync {
+export class RouteSync implements ServerRoutes {
   readonly #api: RoutesApi
   readonly #db: Db
   readonly #log: Logger

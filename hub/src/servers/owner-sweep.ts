@@ -20,7 +20,7 @@ import type { Spawner, SpawnerState } from '../../../spawner/src/index.js'
 import type { Db } from '../db.js'
 import type { Logger } from '../../../core/src/log.js'
 import { ownerKey, OWNER_LOCK_SPACE } from '../fleet/fleet.js'
-import type { RouteSync } from '../proxy/route-sync.js'
+import type { ServerRoutes } from '../proxy/route-sync.js'
 import { heldLockKeys, listInFlight, markStopped, type InFlightServer, type ServerRecord } from './server.repository.js'
 import { mapLimit } from '../map-limit.js'
 
@@ -30,7 +30,7 @@ export const GRACE_MS = 2000
 export interface OwnerSweepDeps {
   readonly db: Db
   readonly spawner: Spawner
-  readonly routes: RouteSync
+  readonly routes: ServerRoutes
   readonly log: Logger
   /** This hub: its own rows are never orphans. */
   readonly hubId: string

@@ -11,7 +11,7 @@ import type { RequestAuth } from '../auth/request-auth.js'
 import { hashToken, newToken, tokenPrefix } from '../auth/token-secrets.js'
 import { HttpError, userNotFound } from '../errors.js'
 import { findUserByName } from '../users/user.repository.js'
-import { serverPrefix, type RouteSync } from '../proxy/route-sync.js'
+import { serverPrefix, type ServerRoutes } from '../proxy/route-sync.js'
 import { AdmissionQueue, QueueFullError, type QueuePass } from './admission-queue.js'
 import { SpawnProgress, type ProgressEvent } from './progress.js'
 import { claimForSpawn, claimForStop, findServer, listActiveServers, markRunning, markStopped, saveSpawnerState, type ServerRecord } from './server.repository.js'
@@ -69,7 +69,7 @@ const pyJsonList = (items: readonly string[]) => `[${items.map(i => JSON.stringi
 export class SpawnManager {
   readonly #db: Db
   readonly #spawner: Spawner
-  readonly #routes: RouteSync
+  readonly #routes: ServerRoutes
   readonly #log: Logger
   readonly #auth: RequestAuth | undefined
   readonly #config: SpawnConfig
@@ -87,7 +87,7 @@ export class SpawnManager {
   #sweeping = false
   #closing = false
 
-  constructor(o: { db: Db; spawner: Spawner; routes: RouteSync; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics; relay?: ProgressRelay; admission?: Admission; ownerLive?: () => boolean }) {
+  constructor(o: { db: Db; spawner: Spawner; routes: ServerRoutes; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics; relay?: ProgressRelay; admission?: Admission; ownerLive?: () => boolean }) {
     this.#relay = o.relay
     this.#ownerLive = o.ownerLive
     this.#metrics = o.metrics

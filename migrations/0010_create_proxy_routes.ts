@@ -1,0 +1,145 @@
+import { sql, type Kysely } from 'kysely'
+
+// Frozen in time: never import hub code here.
+// The routing table in Postgres (issue #15): proxies in route-store mode load `proxy_routes` and
+// follow the `fleethub_routes` notifications; the table follows `servers` by trigger, so a server
+// is running (with a url) exactly when its route exists, whichever statement or hub changed it.
+//
+// Versions: every route change takes the next number from the one-row `proxy_routes_version`
+// and sends it in its notification. A proxy that sees a number other than its last + 1 (or
+// reconnects, or finds a newer version when it polls) missed something and reloads the table.
+//
+// The trigger is a deferred constraint trigger: it runs at commit, after the statement's row
+// locks, so the version row is the last lock a transaction takes and is held only through its
+// commit. Locked first instead, a batch `update servers` and a single-row one could each hold what
+// the other waits for. Notifications go out in commit order, which is version order.
+export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema.createTable('proxy_routes')
+    // the proxy's route key, unescaped: /user/alice or /user/alice/<server name>
+    .addColumn('path', 'text', c => c.primaryKey())
+    // no foreign key: the trigger removes a deleted server's route (a cascade would lock the row
+    // before the version row, see above)
+    .addColumn('server_id', 'bigint', c => c.notNull().unique())
+    .addColumn('user_id', 'bigint', c => c.notNull())
+    .addColumn('target', 'text', c => c.notNull())
+    // what GET /api/routes shows (without last_activity), as the REST mode's hub writes it
+    .addColumn('data', 'jsonb', c => c.notNull())
+    .addColumn('version', 'bigint', c => c.notNull())
+    .execute()
+  await db.schema.createTable('proxy_routes_version')
+    .addColumn('one', 'boolean', c => c.primaryKey().defaultTo(true).check(sql`one`))
+    .addColumn('version', 'bigint', c => c.notNull())
+    .execute()
+  await sql`insert into proxy_routes_version (one, version) values (true, 0)`.execute(db)
+
+  await sql`create function fleethub_sync_server_route() returns trigger language plpgsql as $$
+declare
+  sid bigint := case when tg_op = 'DELETE' then old.id else new.id end;
+  have_path text;
+  have_target text;
+  want_path text;
+  want_target text;
+  want_user bigint;
+  want_data jsonb;
+  v bigint;
+begin
+  -- the row as this transaction leaves it (several events of one transaction meet the same answer)
+  select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end, s.url, s.user_id,
+         jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true)
+    into want_path, want_target, want_user, want_data
+    from servers s join users u on u.id = s.user_id
+    where s.id = sid and s.state = 'running' and s.url is not null;
+  select path, target into have_path, have_target from proxy_routes where server_id = sid;
+  if have_path is not distinct from want_path and have_target is not distinct from want_target then
+    return null;
+  end if;
+  if have_path is not null then
+    update proxy_routes_version set version = version + 1 returning version into v;
+    delete from proxy_routes where server_id = sid;
+    perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', 'del', 'path', have_path)::text);
+  end if;
+  if want_path is not null then
+    update proxy_routes_version set version = version + 1 returning version into v;
+    -- a route at the same path (a user renamed onto a freed name) is taken over
+    delete from proxy_routes where path = want_path;
+    insert into proxy_routes (path, server_id, user_id, target, data, version)
+      values (want_path, sid, want_user, want_target, want_data, v);
+    perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', 'set', 'path', want_path,
+      'server', sid::text, 'user', want_user::text, 'data', want_data)::text);
+  end if;
+  return null;
+end $$`.execute(db)
+  await sql`create constraint trigger servers_route_sync
+    after insert or update of state, url or delete on servers
+    deferrable initially deferred for each row execute function fleethub_sync_server_route()`.execute(db)
+  // A renamed user's routes move: touching `url` fires the servers trigger, which recomputes the path.
+  await sql`create function fleethub_sync_user_routes() returns trigger language plpgsql as $$
+begin
+  update servers set url = url where user_id = new.id and state = 'running';
+  return null;
+end $$`.execute(db)
+  await sql`create trigger users_route_sync after update of name on users
+    for each row when (old.name is distinct from new.name) execute function fleethub_sync_user_routes()`.execute(db)
+
+  // Every proxy's activity, one statement per flush: the newer of what is stored and what was seen.
+  await sql`create function fleethub_record_route_activity(server_ids bigint[], seen timestamptz[]) returns integer
+    language sql as $$
+  with v as (select * from unnest(server_ids, seen) as v(id, t)),
+  s as (update servers s set last_activity = v.t from v
+        where s.id = v.id and (s.last_activity is null or s.last_activity < v.t) returning s.user_id, v.t),
+  u as (update users u set last_activity = m.t from (select user_id, max(t) as t from s group by user_id) m
+        where u.id = m.user_id and (u.last_activity is null or u.last_activity < m.t) returning 1)
+  select count(*)::integer from s
+$$`.execute(db)
+
+  // The safety net (and the backfill of servers running before this migration): make the table
+  // equal to the running servers. Returns how many routes it changed; any change bumps the version
+  // once and tells the proxies to reload.
+  await sql`create function fleethub_reconcile_routes() returns integer language plpgsql as $$
+declare
+  changed integer := 0;
+  n integer;
+  v bigint;
+begin
+  -- the version row first, as the trigger: while it is held no route changes anywhere
+  update proxy_routes_version set version = version + 1 returning version into v;
+  with want as (
+    select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end as path,
+           s.id as server_id, s.user_id, s.url as target,
+           jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true) as data
+      from servers s join users u on u.id = s.user_id where s.state = 'running' and s.url is not null)
+  delete from proxy_routes r where not exists (
+    select 1 from want w where w.path = r.path and w.server_id = r.server_id and w.target = r.target);
+  get diagnostics n = row_count;
+  changed := changed + n;
+  insert into proxy_routes (path, server_id, user_id, target, data, version)
+    select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end,
+           s.id, s.user_id, s.url,
+           jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true), v
+      from servers s join users u on u.id = s.user_id
+      where s.state = 'running' and s.url is not null
+        and not exists (select 1 from proxy_routes r where r.server_id = s.id)
+    on conflict do nothing;
+  get diagnostics n = row_count;
+  changed := changed + n;
+  if changed > 0 then
+    perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', 'reload')::text);
+  else
+    -- nothing changed: give the number back, so proxies see no version they have not been told of
+    update proxy_routes_version set version = version - 1;
+  end if;
+  return changed;
+end $$`.execute(db)
+  await sql`select fleethub_reconcile_routes()`.execute(db)
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await sql`drop trigger users_route_sync on users`.execute(db)
+  await sql`drop trigger servers_route_sync on servers`.execute(db)
+  await sql`drop function fleethub_reconcile_routes()`.execute(db)
+  await sql`drop function fleethub_record_route_activity(bigint[], timestamptz[])`.execute(db)
+  await sql`drop function fleethub_sync_user_routes()`.execute(db)
+  await sql`drop function fleethub_sync_server_route()`.execute(db)
+  await db.schema.dropTable('proxy_routes_version').execute()
+  await db.schema.dropTable('proxy_routes').execute()
+}

@@ -1,0 +1,299 @@
+/**
+ * Route-store mode (`--routes-from-db`): the routing table comes from Postgres, not from the REST
+ * API. The proxy loads `proxy_routes` at start, then follows the `fleethub_routes` notifications
+ * that the database sends as servers start and stop (migrations/0010). Each notification carries
+ * the next version number; a proxy that sees any other number, finds a newer version when it polls,
+ * or loses its listening connection has missed something and reloads the whole table (while the
+ * connection is down it keeps serving the table it has).
+ *
+ * Activity goes the other way: the data plane stamps `lastActivity` on each route in memory, and
+ * every `flushMs` the routes stamped since the last flush are written in one statement
+ * (`fleethub_record_route_activity`), so the culler sees traffic through any proxy.
+ *
+ * The only file of the proxy that talks to Postgres.
+ */
+import pg from 'pg'
+import type { Logger } from './log.js'
+import type { RouteTable } from './route-table.js'
+
+export const ROUTES_CHANNEL = 'fleethub_routes'
+
+export interface RouteStoreOptions {
+  readonly connectionString: string
+  readonly table: RouteTable
+  readonly log: Logger
+  readonly now: () => number
+  /** How often route activity is written (ms). Default 1000. */
+  readonly flushMs?: number
+  /** How often the version is polled (ms); a newer version seen twice in a row reloads. Default 1000. */
+  readonly pollMs?: number
+  /** Called before a flush, so websocket activity sampled lazily is current. */
+  readonly refreshActivity?: () => void
+}
+
+export interface RouteStoreStats {
+  readonly version: number
+  readonly routes: number
+  readonly reloads: number
+  readonly notifications: number
+  readonly activityFlushes: number
+  readonly connected: boolean
+}
+
+interface SetChange { v: number; op: 'set'; path: string; server: string; user: string; data: Record<string, unknown> }
+type Change = SetChange | { v: number; op: 'del'; path: string } | { v: number; op: 'reload' }
+
+interface Owned { readonly serverId: string; flushed: number }
+
+const MAX_BACKOFF_MS = 5000
+
+export class RouteStore {
+  readonly #o: RouteStoreOptions
+  readonly #pool: pg.Pool
+  /** Routes this store put in the table (the `--default-target` route is not one of them). */
+  readonly #owned = new Map<string, Owned>()
+  #listener: pg.Client | undefined
+  #version = -1
+  /** Notifications that arrived while a load was running: applied after it, in order. */
+  #pending: Change[] | undefined
+  #loading: Promise<void> | undefined
+  #reloadAgain = false
+  #polledAhead: number | undefined
+  #closed = false
+  #connected = false
+  #backoffMs = 100
+  #reloads = 0
+  #notifications = 0
+  #flushes = 0
+  #flushing: Promise<void> = Promise.resolve()
+  readonly #timers: NodeJS.Timeout[] = []
+
+  constructor(options: RouteStoreOptions) {
+    this.#o = options
+    this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 2, application_name: 'fleethub-proxy' })
+    this.#pool.on('error', err => this.#o.log.warn({ err: String(err) }, 'route store pool connection failed'))
+  }
+
+  get version(): number { return this.#version }
+
+  stats(): RouteStoreStats {
+    return {
+      version: this.#version, routes: this.#owned.size, reloads: this.#reloads, notifications: this.#notifications,
+      activityFlushes: this.#flushes, connected: this.#connected,
+    }
+  }
+
+  /** Listen, then load the whole table. Resolves when every route is in the table. */
+  async start(): Promise<void> {
+    await this.#listen()
+    await this.reload()
+    const flush = setInterval(() => { void this.flushActivity() }, this.#o.flushMs ?? 1000)
+    const poll = setInterval(() => { void this.#poll() }, this.#o.pollMs ?? 1000)
+    flush.unref()
+    poll.unref()
+    this.#timers.push(flush, poll)
+  }
+
+  /** Read the whole table (and its version) in one snapshot and make the in-memory table equal to it. */
+  reload(): Promise<void> {
+    if (this.#loading) {
+      this.#reloadAgain = true
+      return this.#loading
+    }
+    this.#pending = []
+    this.#loading = this.#load().finally(() => {
+      this.#loading = undefined
+      const queued = this.#pending ?? []
+      this.#pending = undefined
+      for (const change of queued) this.#apply(change)
+      if (this.#reloadAgain) {
+        this.#reloadAgain = false
+        void this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
+      }
+    })
+    return this.#loading
+  }
+
+  async #load(): Promise<void> {
+    const started = Date.now()
+    const client = await this.#pool.connect()
+    let rows: Array<{ path: string; server_id: string; data: Record<string, unknown> }>
+    let version: number
+    try {
+      await client.query('begin isolation level repeatable read read only')
+      version = Number((await client.query<{ version: string }>('select version from proxy_routes_version')).rows[0].version)
+      rows = (await client.query<{ path: string; server_id: string; data: Record<string, unknown> }>(
+        'select path, server_id::text as server_id, data from proxy_routes')).rows
+      await client.query('commit')
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined)
+      throw err
+    } finally {
+      client.release()
+    }
+    const now = this.#o.now()
+    const seen = new Set<string>()
+    for (const row of rows) {
+      seen.add(row.path)
+      this.#set(row.path, row.server_id, row.data, now)
+    }
+    for (const path of [...this.#owned.keys()]) {
+      if (!seen.has(path)) this.#delete(path)
+    }
+    this.#version = version
+    this.#polledAhead = undefined
+    this.#reloads++
+    this.#o.log.info({ routes: rows.length, version, ms: Date.now() - started }, 'routes loaded from the database')
+  }
+
+  #set(path: string, serverId: string, data: Record<string, unknown>, now: number): void {
+    const had = this.#o.table.get(path)
+    const owned = this.#owned.get(path)
+    // the same route again (a reload): keep its activity; a new or changed one starts now
+    const same = had !== undefined && owned !== undefined && owned.serverId === serverId && had.target === data.target
+    const route = this.#o.table.add(path, data, same ? had.lastActivity : now)
+    this.#owned.set(path, { serverId, flushed: same ? owned.flushed : route.lastActivity })
+  }
+
+  #delete(path: string): void {
+    this.#owned.delete(path)
+    this.#o.table.remove(path)
+  }
+
+  #apply(change: Change): void {
+    if (this.#pending) {
+      this.#pending.push(change)
+      return
+    }
+    if (change.v <= this.#version) return // already in the snapshot loaded
+    if (change.v !== this.#version + 1 || change.op === 'reload') {
+      if (change.op !== 'reload') this.#o.log.warn({ expected: this.#version + 1, got: change.v }, 'missed a route notification; reloading')
+      void this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
+      return
+    }
+    this.#version = change.v
+    if (change.op === 'set') this.#set(change.path, change.server, change.data, this.#o.now())
+    else this.#delete(change.path)
+  }
+
+  async #listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#o.connectionString, application_name: 'fleethub-proxy-listen', keepAlive: true })
+    client.on('notification', msg => {
+      if (msg.channel !== ROUTES_CHANNEL || msg.payload === undefined) return
+      this.#notifications++
+      let change: Change
+      try {
+        change = JSON.parse(msg.payload) as Change
+      } catch {
+        this.#o.log.error({ payload: msg.payload.slice(0, 200) }, 'unreadable route notification; reloading')
+        void this.reload().catch(() => undefined)
+        return
+      }
+      this.#apply(change)
+    })
+    const lost = (err?: Error) => {
+      if (this.#listener !== client) return
+      this.#listener = undefined
+      this.#connected = false
+      client.removeAllListeners('notification')
+      void client.end().catch(() => undefined)
+      if (this.#closed) return
+      this.#o.log.warn({ err: err && String(err), retryMs: this.#backoffMs }, 'route notifications lost; reconnecting')
+      this.#reconnectLater()
+    }
+    client.on('error', lost)
+    client.on('end', () => lost())
+    await client.connect()
+    await client.query(`listen ${ROUTES_CHANNEL}`)
+    this.#listener = client
+    this.#connected = true
+    this.#backoffMs = 100
+  }
+
+  #reconnectLater(): void {
+    const timer = setTimeout(() => {
+      if (this.#closed) return
+      // notifications sent while disconnected are gone: listen again, then read the whole table
+      this.#listen().then(() => this.reload()).catch(err => {
+        this.#o.log.warn({ err: String(err) }, 'route store reconnect failed')
+        this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2)
+        if (this.#listener) {
+          // listening again but the reload failed: drop it, so the next attempt reloads too
+          const c = this.#listener
+          this.#listener = undefined
+          this.#connected = false
+          void c.end().catch(() => undefined)
+        }
+        this.#reconnectLater()
+      })
+    }, this.#backoffMs)
+    timer.unref()
+  }
+
+  /** Test hook and operator aid: drop the listening connection as a network fault would. */
+  dropListener(): void {
+    const client = this.#listener
+    if (client) (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy()
+  }
+
+  /**
+   * A newer version in the database than here, twice in a row (once could be a notification still
+   * on its way): one was missed.
+   */
+  async #poll(): Promise<void> {
+    if (this.#loading || !this.#connected) return
+    let version: number
+    try {
+      version = Number((await this.#pool.query<{ version: string }>('select version from proxy_routes_version')).rows[0].version)
+    } catch (err) {
+      this.#o.log.warn({ err: String(err) }, 'route version poll failed')
+      return
+    }
+    if (version <= this.#version) {
+      this.#polledAhead = undefined
+      return
+    }
+    if (this.#polledAhead !== undefined && this.#polledAhead <= version && this.#version < this.#polledAhead) {
+      this.#o.log.warn({ have: this.#version, database: version }, 'route version behind the database; reloading')
+      await this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
+      return
+    }
+    this.#polledAhead = version
+  }
+
+  /** Write the activity seen since the last flush, one statement for every route; concurrent calls queue. */
+  flushActivity(): Promise<void> {
+    this.#flushing = this.#flushing.then(() => this.#writeActivity()).catch(err => {
+      this.#o.log.warn({ err: String(err) }, 'route activity flush failed; it is retried with the next one')
+    })
+    return this.#flushing
+  }
+
+  async #writeActivity(): Promise<void> {
+    this.#o.refreshActivity?.()
+    const ids: string[] = []
+    const seen: string[] = []
+    const written: Array<[Owned, number]> = []
+    for (const [path, owned] of this.#owned) {
+      const route = this.#o.table.get(path)
+      if (route === undefined || route.lastActivity <= owned.flushed) continue
+      ids.push(owned.serverId)
+      seen.push(new Date(route.lastActivity).toISOString())
+      written.push([owned, route.lastActivity])
+    }
+    if (ids.length === 0) return
+    await this.#pool.query('select fleethub_record_route_activity($1::bigint[], $2::timestamptz[])', [ids, seen])
+    for (const [owned, at] of written) owned.flushed = Math.max(owned.flushed, at)
+    this.#flushes++
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const t of this.#timers) clearInterval(t)
+    await this.flushActivity()
+    const listener = this.#listener
+    this.#listener = undefined
+    await listener?.end().catch(() => undefined)
+    await this.#pool.end().catch(() => undefined)
+  }
+}
