@@ -56,6 +56,8 @@ function hubConfigFile(v: Values): Record<string, unknown> {
     hubConnectUrl: `http://${n.hub}.${v.namespace}.svc:${v.hub.port}`,
     proxy: 'external',
     proxyApiUrl: `http://${n.proxyApi}.${v.namespace}.svc:${v.proxy.apiPort}`,
+    // Routes in Postgres: the hub writes none through the proxy API (it still reads GET /api/routes).
+    ...(v.proxy.routes === 'db' ? { proxyRoutes: 'db' } : {}),
     adminUsers: v.hub.adminUsers,
     concurrentSpawnLimit: v.hub.concurrentSpawnLimit,
     startTimeout: v.hub.startTimeout,
@@ -136,9 +138,22 @@ function hubObjects(v: Values): K8sObject[] {
   ]
 }
 
+/**
+ * Route-store mode (`proxy.routes: db`, issue #15): every proxy loads the routing table from the
+ * hub's database and follows it (LISTEN/NOTIFY), and writes its routes' activity there itself.
+ */
+function routeStoreArgs(v: Values): { args: string[], env: K8sObject[] } {
+  if (v.proxy.routes !== 'db') return { args: [], env: [] }
+  return {
+    args: ['--routes-from-db', ...(v.proxy.workers > 1 ? ['--workers', String(v.proxy.workers)] : [])],
+    env: [secretEnv(v, 'DATABASE_URL', SECRET_DATABASE_URL)],
+  }
+}
+
 function proxyObjects(v: Values): K8sObject[] {
   const n = names(v)
   const hubUrl = `http://${n.hub}.${v.namespace}.svc:${v.hub.port}`
+  const store = routeStoreArgs(v)
   return [
     {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(v, n.proxy, 'proxy'),
@@ -153,9 +168,11 @@ function proxyObjects(v: Values): K8sObject[] {
             containers: [{
               name: 'proxy', image: `${v.image.repository}:${v.image.tag}`, imagePullPolicy: v.image.pullPolicy,
               command: ['fleethub', 'proxy', '--ip', '0.0.0.0', '--port', String(v.proxy.port), '--api-ip', '0.0.0.0', '--api-port', String(v.proxy.apiPort),
-                '--default-target', hubUrl, '--error-target', `${hubUrl}/hub/error`, '--log-level', v.proxy.logLevel],
-              env: [secretEnv(v, 'CONFIGPROXY_AUTH_TOKEN', SECRET_PROXY_TOKEN)],
+                '--default-target', hubUrl, '--error-target', `${hubUrl}/hub/error`, '--log-level', v.proxy.logLevel, ...store.args],
+              env: [secretEnv(v, 'CONFIGPROXY_AUTH_TOKEN', SECRET_PROXY_TOKEN), ...store.env],
               ports: [{ name: 'http', containerPort: v.proxy.port, protocol: 'TCP' }, { name: 'api', containerPort: v.proxy.apiPort, protocol: 'TCP' }],
+              // With routes from the database a proxy loads the whole table before it listens, so an
+              // open port already means no 404 for a running server: this probe needs nothing more.
               readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 5 },
               livenessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
               resources: v.proxy.resources,
@@ -165,8 +182,11 @@ function proxyObjects(v: Values): K8sObject[] {
         },
       },
     },
+    ...(v.proxy.replicas > 1 ? [{ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(v, n.proxy, 'proxy'),
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector(v, 'proxy') } } }] : []),
     { apiVersion: 'v1', kind: 'Service', metadata: meta(v, n.proxyPublic, 'proxy'),
       spec: { type: v.proxy.service.type, selector: selector(v, 'proxy'), ports: [{ name: 'http', port: v.proxy.service.port, targetPort: 'http', protocol: 'TCP' }] } },
+    // Kept in db mode too: the hub reads GET /api/routes for its admin pages (any proxy answers).
     { apiVersion: 'v1', kind: 'Service', metadata: meta(v, n.proxyApi, 'proxy'),
       spec: { type: 'ClusterIP', selector: selector(v, 'proxy'), ports: [{ name: 'api', port: v.proxy.apiPort, targetPort: 'api', protocol: 'TCP' }] } },
   ]

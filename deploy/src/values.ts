@@ -20,7 +20,15 @@ export interface Values {
     readonly resources: Readonly<Record<string, unknown>>
   }
   readonly proxy: {
+    /**
+     * Where the proxies' routes live (issue #15). `api`: in the one proxy's memory, written by the hub
+     * through the CHP REST API (default; one replica only). `db`: in Postgres, followed by every proxy.
+     */
+    readonly routes: 'api' | 'db'
+    /** Proxy pods. Default 1; more only with `routes: db`. */
     readonly replicas: number
+    /** Proxy processes per pod on the same ports (`fleethub proxy --workers N`). Default 1; more only with `routes: db`. */
+    readonly workers: number
     readonly port: number
     readonly apiPort: number
     readonly logLevel: string
@@ -58,7 +66,7 @@ export const DEFAULT_VALUES: Values = {
     resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '2Gi' } },
   },
   proxy: {
-    replicas: 1, port: 8000, apiPort: 8001, logLevel: 'info', service: { type: 'LoadBalancer', port: 80 },
+    routes: 'api', replicas: 1, workers: 1, port: 8000, apiPort: 8001, logLevel: 'info', service: { type: 'LoadBalancer', port: 80 },
     resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { memory: '1Gi' } },
   },
   secrets: { name: 'fleethub-secrets', create: false, databaseUrl: '', proxyAuthToken: '' },
@@ -96,6 +104,25 @@ function merge(def: unknown, given: unknown, path: string, problems: string[]): 
   return out
 }
 
+/** `proxy.routes`, `replicas`, `workers`: several proxies need the routes in the database. */
+function proxyFleetProblems(p: Values['proxy']): string[] {
+  const problems: string[] = []
+  if (p.routes !== 'api' && p.routes !== 'db') problems.push(`proxy.routes: '${String(p.routes)}' is not api or db`)
+  for (const [key, n] of [['proxy.replicas', p.replicas], ['proxy.workers', p.workers]] as const) {
+    if (!Number.isInteger(n) || n < 1) problems.push(`${key}: ${String(n)} is not a whole number of at least 1`)
+  }
+  if (p.workers > 64) problems.push(`proxy.workers: ${p.workers} is more than fleethub proxy --workers accepts (64)`)
+  // With `api` each proxy keeps its own table in memory and the hub writes to the one behind the
+  // proxy-api Service: another replica (or worker) would answer 404 for running servers.
+  if (p.routes === 'api' && p.replicas > 1) {
+    problems.push(`proxy.replicas: ${p.replicas} needs proxy.routes: db (with routes: api each proxy replica keeps its own routing table in memory and the hub updates only one of them)`)
+  }
+  if (p.routes === 'api' && p.workers > 1) {
+    problems.push(`proxy.workers: ${p.workers} needs proxy.routes: db (with routes: api each proxy process keeps its own routing table in memory and the hub updates only one of them)`)
+  }
+  return problems
+}
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 
 /** Defaults + the given values, validated; throws one Error listing every problem. */
@@ -108,6 +135,7 @@ export function resolveValues(given: unknown): Values {
     if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${key}: ${String(port)} is not a TCP port`)
   }
   if (v.proxy.port === v.proxy.apiPort) problems.push('proxy.port and proxy.apiPort must differ')
+  problems.push(...proxyFleetProblems(v.proxy))
   if (!['LoadBalancer', 'NodePort', 'ClusterIP'].includes(v.proxy.service.type)) problems.push(`proxy.service.type: '${v.proxy.service.type}' is not LoadBalancer, NodePort or ClusterIP`)
   if (v.secrets.create && (v.secrets.databaseUrl === '' || v.secrets.proxyAuthToken === '')) {
     problems.push('secrets.create is true but secrets.databaseUrl or secrets.proxyAuthToken is empty')

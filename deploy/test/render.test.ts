@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import pino from 'pino'
 import { parse, parseAllDocuments } from 'yaml'
+import { parseHubConfig } from '../../hub/src/config.js'
 import { createKubeSim } from '../../kube-sim/src/index.js'
+import { parseProxyConfig } from '../../proxy/src/config.js'
 import { kubernetesSpawnerConfig } from '../../spawner/src/kube-config.js'
 import { createKubernetesSpawner } from '../../spawner/src/kubernetes.js'
 import { buildPodManifest, resolveProfile } from '../../spawner/src/pod-spec.js'
@@ -192,4 +194,64 @@ t.test('hub.replicas: a rolling update, a PodDisruptionBudget, probes, a preStop
   }, 'every replica reads the shared secrets from the one Secret')
   const config = JSON.parse(find(objs, 'ConfigMap', 'campus-hub-config').data['hub.json'])
   t.match(config, { proxy: 'external', cleanupServers: false }, 'replicas share one external proxy and never stop the fleet\'s servers when one goes')
+})
+
+t.test('proxy.routes: db runs a fleet of proxies on the routes in Postgres (issue #15)', async t => {
+  const v = resolveValues({ name: 'campus', proxy: { routes: 'db', replicas: 3, workers: 2 }, secrets: { create: true, databaseUrl: 'postgres://u:p@db:5432/hub', proxyAuthToken: 'tok' } })
+  const objs = renderObjects(v)
+  const hub = find(objs, 'Deployment', 'campus-hub')
+  const proxy = find(objs, 'Deployment', 'campus-proxy')
+  t.equal(proxy.spec.replicas, 3)
+  const c = proxy.spec.template.spec.containers[0]
+  t.ok(c.command.includes('--routes-from-db'), 'the proxy loads and follows the routes in the database')
+  t.equal(c.command[c.command.indexOf('--workers') + 1], '2')
+  t.equal(c.command[c.command.indexOf('--default-target') + 1], 'http://campus-hub.jupyter.svc:8081', 'still the hub for /')
+  t.equal(c.command[c.command.indexOf('--error-target') + 1], 'http://campus-hub.jupyter.svc:8081/hub/error')
+  const dbEnv = (container: K8sObject): K8sObject => container.env.find((e: K8sObject) => e.name === 'DATABASE_URL')
+  t.same(dbEnv(c), { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'fleethub-secrets', key: 'database-url' } } })
+  t.same(dbEnv(c), dbEnv(hub.spec.template.spec.containers[0]), 'the same database, from the same Secret, as the hub')
+  t.ok('database-url' in find(objs, 'Secret', 'fleethub-secrets').stringData)
+  t.match(c.readinessProbe, { tcpSocket: { port: 'http' } }, 'ready once listening, which is after the table is loaded')
+  // The rendered command is one the proxy accepts, in route-store mode.
+  const pc = parseProxyConfig(c.command.slice(2), { DATABASE_URL: 'postgres://u:p@db:5432/hub', CONFIGPROXY_AUTH_TOKEN: 'tok' })
+  t.match(pc, { routesFromDb: { databaseUrl: 'postgres://u:p@db:5432/hub' }, workers: 2, port: 8000, apiPort: 8001 })
+
+  const hubJson = JSON.parse(find(objs, 'ConfigMap', 'campus-hub-config').data['hub.json'])
+  t.match(hubJson, { proxy: 'external', proxyRoutes: 'db', proxyApiUrl: 'http://campus-proxy-api.jupyter.svc:8001' }, 'the hub writes no routes through the API')
+  t.ok(find(objs, 'Service', 'campus-proxy-api'), 'the proxy API Service stays: the hub reads GET /api/routes for its admin pages')
+  // The hub accepts that config file with the command the Deployment gives it.
+  const dir = await mkdtemp(path.join(tmpdir(), 'fleethub-deploy-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(path.join(dir, 'hub.json'), find(objs, 'ConfigMap', 'campus-hub-config').data['hub.json'])
+  const hubArgs = hub.spec.template.spec.containers[0].command.slice(2).map((a: string) => a === '/etc/fleethub/hub.json' ? path.join(dir, 'hub.json') : a)
+  t.match(parseHubConfig(hubArgs, { DATABASE_URL: 'postgres://u:p@db:5432/hub', CONFIGPROXY_AUTH_TOKEN: 'tok' }, dir), { proxy: 'external', proxyRoutes: 'db' })
+
+  const pdb = find(objs, 'PodDisruptionBudget', 'campus-proxy')
+  t.equal(pdb.spec.maxUnavailable, 1)
+  t.ok(subset(pdb.spec.selector.matchLabels, proxy.spec.template.metadata.labels), 'the budget selects the proxy pods')
+  t.notOk(subset(pdb.spec.selector.matchLabels, hub.spec.template.metadata.labels), 'and not the hubs')
+
+  const single = renderObjects(resolveValues({ proxy: { routes: 'db' } }))
+  t.notOk(single.some(o => o.kind === 'PodDisruptionBudget'), 'one proxy: no budget')
+  const cmd: string[] = find(single, 'Deployment', 'fleethub-proxy').spec.template.spec.containers[0].command
+  t.ok(cmd.includes('--routes-from-db'))
+  t.notOk(cmd.includes('--workers'), 'one worker: the flag is left out')
+})
+
+t.test('proxy.routes: api (the default) refuses more than one proxy; the default output is unchanged', async t => {
+  t.throws(() => resolveValues({ proxy: { replicas: 2 } }),
+    /proxy\.replicas: 2 needs proxy\.routes: db \(with routes: api each proxy replica keeps its own routing table in memory/)
+  t.throws(() => resolveValues({ proxy: { routes: 'api', workers: 4 } }), /proxy\.workers: 4 needs proxy\.routes: db/)
+  t.throws(() => resolveValues({ proxy: { routes: 'redis', replicas: 0 } }), /proxy\.routes: 'redis' is not api or db[\s\S]*proxy\.replicas: 0 is not a whole number/)
+  t.throws(() => resolveValues({ proxy: { routes: 'db', workers: 65 } }), /proxy\.workers: 65 is more than/)
+
+  const objs = renderObjects(resolveValues({}))
+  t.same(renderObjects(resolveValues({ proxy: { routes: 'api', replicas: 1, workers: 1 } })), objs, 'explicit api mode = the default')
+  const c = find(objs, 'Deployment', 'fleethub-proxy').spec.template.spec.containers[0]
+  t.same(c.command, ['fleethub', 'proxy', '--ip', '0.0.0.0', '--port', '8000', '--api-ip', '0.0.0.0', '--api-port', '8001',
+    '--default-target', 'http://fleethub-hub.jupyter.svc:8081', '--error-target', 'http://fleethub-hub.jupyter.svc:8081/hub/error', '--log-level', 'info'])
+  t.same(c.env.map((e: K8sObject) => e.name), ['CONFIGPROXY_AUTH_TOKEN'], 'the CHP-compatible proxy needs no database')
+  t.equal(find(objs, 'Deployment', 'fleethub-proxy').spec.replicas, 1)
+  t.notOk('proxyRoutes' in JSON.parse(find(objs, 'ConfigMap', 'fleethub-hub-config').data['hub.json']), 'the hub writes routes through the proxy API')
+  t.notOk(objs.some(o => o.kind === 'PodDisruptionBudget'))
 })
