@@ -216,3 +216,25 @@ async function stateOf(db: Db, name: string): Promise<string | undefined> {
     .where('users.name', '=', name).where('servers.name', '=', '').executeTakeFirst()
   return row?.state
 }
+
+t.test('--proxies 2: a user reaches their server through either proxy process', async t => {
+  const hub = await startTestHub(t, { args: ['--proxies', '2'], env: { CONFIGPROXY_AUTH_TOKEN: TOKEN } })
+  t.equal(hub.config.proxyRoutes, 'db', '--proxies 2 implies routes in the database')
+  const admin = await tokenFor(hub, 'root', true)
+  const alice = await tokenFor(hub, 'alice')
+  const res = await fetch(`${hub.hubUrl}/hub/api/users/alice/server`, { method: 'POST', headers: { authorization: `token ${admin}` } })
+  await res.body?.cancel()
+  await until('alice running', async () => (await stateOf(hub.db, 'alice')) === 'running', 30_000)
+  const boots = new Set<string>()
+  const statuses = new Set<number>()
+  for (let i = 0; i < 200 && boots.size < 2; i++) {
+    // a new connection each time, so either worker may take it
+    const health = await fetch(`${hub.publicUrl}/_chp_healthz`, { headers: { connection: 'close' } })
+    boots.add((await health.json() as { bootId: string }).bootId)
+    const page = await fetch(`${hub.publicUrl}/user/alice/api/status`, { headers: { authorization: `token ${alice}`, connection: 'close' } })
+    await page.body?.cancel()
+    statuses.add(page.status)
+  }
+  t.equal(boots.size, 2, 'two proxy processes answer on the public port')
+  t.same([...statuses], [200], 'alice reaches her server through both')
+})

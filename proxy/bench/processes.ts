@@ -53,14 +53,17 @@ export async function startUpstream(): Promise<Child> {
   return { name: 'upstream', proc, url: `http://127.0.0.1:${port}`, apiUrl: '', stop: stopper(proc) }
 }
 
-export async function startOurs(token: string): Promise<Child> {
+/** Our proxy from dist/; `flags`/`env` e.g. route-store mode; `onLog` sees its log lines (stdout). */
+export async function startOurs(token: string, o: { flags?: string[]; env?: Record<string, string>; logLevel?: string; onLog?: (chunk: string) => void } = {}): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'fleethub-bench-'))
   const ready = join(dir, 'ready.json')
   const main = join(REPO, 'dist/proxy/src/main.js')
   if (!existsSync(main)) throw new Error('dist/proxy/src/main.js missing: run npm run build first')
   const proc = spawn(process.execPath, [main, '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0',
-    '--ready-file', ready, '--log-level', 'warn'], { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'] })
-  await waitFor(() => existsSync(ready), 20_000, 'our proxy')
+    '--ready-file', ready, '--log-level', o.logLevel ?? 'warn', ...(o.flags ?? [])],
+  { env: { ...process.env, ...o.env, CONFIGPROXY_AUTH_TOKEN: token }, stdio: ['ignore', o.onLog ? 'pipe' : 'ignore', 'inherit'] })
+  if (o.onLog) proc.stdout!.setEncoding('utf8').on('data', o.onLog)
+  await waitFor(() => existsSync(ready), 60_000, 'our proxy')
   const info = JSON.parse(readFileSync(ready, 'utf8')) as { port: number, apiPort: number }
   const stop = stopper(proc)
   return { name: 'fleethub', proc, url: `http://127.0.0.1:${info.port}`, apiUrl: `http://127.0.0.1:${info.apiPort}`,

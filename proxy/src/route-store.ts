@@ -174,6 +174,8 @@ export class RouteStore {
     this.#version = change.v
     if (change.op === 'set') this.#set(change.path, change.server, change.data, this.#o.now())
     else this.#delete(change.path)
+    // at debug only (benchmarks time propagation from it): pino skips it cheaply otherwise
+    this.#o.log.debug({ op: change.op, path: change.path, v: change.v }, 'route change applied')
   }
 
   async #listen(): Promise<void> {
