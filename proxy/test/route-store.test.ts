@@ -35,17 +35,20 @@ async function status(url: string): Promise<number> {
   return res.status
 }
 
-t.test('a proxy started while routes exist serves every one of them at once', async t => {
+t.test('a proxy started while 10,000 routes exist serves every one of them at once', async t => {
   const { db, url } = await createTestDatabase(t)
   const upstream = await startUpstream('u')
   t.teardown(() => upstream.close())
-  await runningServers(db, 1, 2000, upstream.url)
+  await runningServers(db, 1, 10_000, upstream.url)
   await sql`update servers set state = 'stopped', url = null where user_id in (select id from users where name in ('u7', 'u8'))`.execute(db)
   const proxy = await storeProxy(t, url)
-  t.equal(proxy.table.size, 1998, 'every running server has its route before the proxy listens')
-  const res = await fetch(`${proxy.url}/user/u1999/api/status`)
+  t.equal(proxy.table.size, 9998, 'every running server has its route before the proxy listens')
+  const missing = []
+  for (let i = 1; i <= 10_000; i++) if (i !== 7 && i !== 8 && proxy.table.match(`/user/u${i}/lab`)?.path !== `/user/u${i}`) missing.push(i)
+  t.same(missing, [], 'each of the 10,000 routes matches its own requests')
+  const res = await fetch(`${proxy.url}/user/u9999/api/status`)
   t.equal(res.status, 200)
-  t.match(await res.json(), { name: 'u', url: '/user/u1999/api/status' }, 'forwarded to the server with the path kept')
+  t.match(await res.json(), { name: 'u', url: '/user/u9999/api/status' }, 'forwarded to the server with the path kept')
   t.equal(await status(`${proxy.url}/user/u7/`), 404, 'a stopped server has no route')
   t.equal(proxy.table.get('/user/u5')?.data.user, 'u5', 'the route data says whose it is, as the REST mode hub writes it')
 })
