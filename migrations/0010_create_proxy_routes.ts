@@ -5,14 +5,23 @@ import { sql, type Kysely } from 'kysely'
 // follow the `fleethub_routes` notifications; the table follows `servers` by trigger, so a server
 // is running (with a url) exactly when its route exists, whichever statement or hub changed it.
 //
-// Versions: every route change takes the next number from the one-row `proxy_routes_version`
-// and sends it in its notification. A proxy that sees a number other than its last + 1 (or
-// reconnects, or finds a newer version when it polls) missed something and reloads the table.
+// The trigger starts disabled and costs the REST mode nothing: a NOTIFY makes its transaction's
+// commit take Postgres's one notify lock, so commits that notify are serialised. The first hub
+// with `--proxy-routes db` or proxy with `--routes-from-db` turns it on for good
+// (fleethub_enable_route_store: enable, then fill the table, under one lock on `servers`).
 //
-// The trigger is a deferred constraint trigger: it runs at commit, after the statement's row
-// locks, so the version row is the last lock a transaction takes and is held only through its
-// commit. Locked first instead, a batch `update servers` and a single-row one could each hold what
-// the other waits for. Notifications go out in commit order, which is version order.
+// Versions: every route change takes the next number of the sequence `proxy_routes_version`,
+// stores it on the route and sends it in its notification. A proxy applies a change only when it
+// is newer than the route it has (so a change it already loaded, or sees twice, does nothing) and
+// watches the numbers for holes: one that stays open for a couple of seconds, a sequence that
+// polls ahead of everything it was told, or a lost listening connection means it missed
+// something, and it reloads the table.
+//
+// The trigger is a deferred constraint trigger: it runs at commit, so a number is taken moments
+// before the notification goes out and a hole closes within milliseconds. A sequence takes no
+// lock: a one-row counter bumped in the trigger held its row lock through every commit's WAL
+// flush, which serialised the commits of all route changes and cost 45% of spawns/s (bench in
+// hub/bench/route-trigger.bench.ts).
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createTable('proxy_routes')
     // the proxy's route key, unescaped: /user/alice or /user/alice/<server name>
@@ -26,11 +35,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('data', 'jsonb', c => c.notNull())
     .addColumn('version', 'bigint', c => c.notNull())
     .execute()
-  await db.schema.createTable('proxy_routes_version')
-    .addColumn('one', 'boolean', c => c.primaryKey().defaultTo(true).check(sql`one`))
-    .addColumn('version', 'bigint', c => c.notNull())
-    .execute()
-  await sql`insert into proxy_routes_version (one, version) values (true, 0)`.execute(db)
+  await sql`create sequence proxy_routes_version`.execute(db)
 
   await sql`create function fleethub_sync_server_route() returns trigger language plpgsql as $$
 declare
@@ -54,12 +59,12 @@ begin
     return null;
   end if;
   if have_path is not null then
-    update proxy_routes_version set version = version + 1 returning version into v;
+    v := nextval('proxy_routes_version');
     delete from proxy_routes where server_id = sid;
     perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', 'del', 'path', have_path)::text);
   end if;
   if want_path is not null then
-    update proxy_routes_version set version = version + 1 returning version into v;
+    v := nextval('proxy_routes_version');
     -- a route at the same path (a user renamed onto a freed name) is taken over
     delete from proxy_routes where path = want_path;
     insert into proxy_routes (path, server_id, user_id, target, data, version)
@@ -72,6 +77,7 @@ end $$`.execute(db)
   await sql`create constraint trigger servers_route_sync
     after insert or update of state, url or delete on servers
     deferrable initially deferred for each row execute function fleethub_sync_server_route()`.execute(db)
+  await sql`alter table servers disable trigger servers_route_sync`.execute(db)
   // A renamed user's routes move: touching `url` fires the servers trigger, which recomputes the path.
   await sql`create function fleethub_sync_user_routes() returns trigger language plpgsql as $$
 begin
@@ -101,8 +107,9 @@ declare
   n integer;
   v bigint;
 begin
-  -- the version row first, as the trigger: while it is held no route changes anywhere
-  update proxy_routes_version set version = version + 1 returning version into v;
+  -- no route changes meanwhile (the trigger's writes wait; its reads of servers do not block this)
+  lock table proxy_routes in share row exclusive mode;
+  v := nextval('proxy_routes_version');
   with want as (
     select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end as path,
            s.id as server_id, s.user_id, s.url as target,
@@ -122,24 +129,31 @@ begin
     on conflict do nothing;
   get diagnostics n = row_count;
   changed := changed + n;
-  if changed > 0 then
-    perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', 'reload')::text);
-  else
-    -- nothing changed: give the number back, so proxies see no version they have not been told of
-    update proxy_routes_version set version = version - 1;
-  end if;
+  -- told either way: a proxy counts every number it is given, and would otherwise see a hole here
+  perform pg_notify('fleethub_routes', json_build_object('v', v, 'op', case when changed > 0 then 'reload' else 'none' end)::text);
   return changed;
 end $$`.execute(db)
-  await sql`select fleethub_reconcile_routes()`.execute(db)
+  // Idempotent; true when this call turned the route store on. The ALTER's lock on `servers` is
+  // held to the end of the transaction, so no server changes while the table is filled.
+  await sql`create function fleethub_enable_route_store() returns boolean language plpgsql as $$
+begin
+  if exists (select 1 from pg_trigger where tgname = 'servers_route_sync' and tgrelid = 'servers'::regclass and tgenabled = 'D') then
+    alter table servers enable trigger servers_route_sync;
+    perform fleethub_reconcile_routes();
+    return true;
+  end if;
+  return false;
+end $$`.execute(db)
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop trigger users_route_sync on users`.execute(db)
   await sql`drop trigger servers_route_sync on servers`.execute(db)
+  await sql`drop function fleethub_enable_route_store()`.execute(db)
   await sql`drop function fleethub_reconcile_routes()`.execute(db)
   await sql`drop function fleethub_record_route_activity(bigint[], timestamptz[])`.execute(db)
   await sql`drop function fleethub_sync_user_routes()`.execute(db)
   await sql`drop function fleethub_sync_server_route()`.execute(db)
-  await db.schema.dropTable('proxy_routes_version').execute()
+  await sql`drop sequence proxy_routes_version`.execute(db)
   await db.schema.dropTable('proxy_routes').execute()
 }

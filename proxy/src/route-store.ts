@@ -1,10 +1,12 @@
 /**
  * Route-store mode (`--routes-from-db`): the routing table comes from Postgres, not from the REST
  * API. The proxy loads `proxy_routes` at start, then follows the `fleethub_routes` notifications
- * that the database sends as servers start and stop (migrations/0010). Each notification carries
- * the next version number; a proxy that sees any other number, finds a newer version when it polls,
- * or loses its listening connection has missed something and reloads the whole table (while the
- * connection is down it keeps serving the table it has).
+ * that the database sends as servers start and stop (migrations/0010). Each change carries a number
+ * from one sequence, stored on the route too: a change is applied only when it is newer than the
+ * route held (so one already loaded, or seen twice, does nothing), and the numbers seen are watched
+ * for holes. A hole still open after `gapMs`, a sequence polled ahead of every number seen, or a
+ * lost listening connection means a change was missed, and the whole table is reloaded (while the
+ * connection is down the proxy keeps serving the table it has).
  *
  * Activity goes the other way: the data plane stamps `lastActivity` on each route in memory, and
  * every `flushMs` the routes stamped since the last flush are written in one statement
@@ -25,8 +27,10 @@ export interface RouteStoreOptions {
   readonly now: () => number
   /** How often route activity is written (ms). Default 1000. */
   readonly flushMs?: number
-  /** How often the version is polled (ms); a newer version seen twice in a row reloads. Default 1000. */
+  /** How often the sequence is polled (ms); ahead of every number seen twice in a row reloads. Default 1000. */
   readonly pollMs?: number
+  /** A hole in the numbers seen that stays open this long (ms) reloads. Default 2000. */
+  readonly gapMs?: number
   /** Called before a flush, so websocket activity sampled lazily is current. */
   readonly refreshActivity?: () => void
 }
@@ -41,9 +45,11 @@ export interface RouteStoreStats {
 }
 
 interface SetChange { v: number; op: 'set'; path: string; server: string; user: string; data: Record<string, unknown> }
-type Change = SetChange | { v: number; op: 'del'; path: string } | { v: number; op: 'reload' }
+/** `reload`: the reconcile changed the table; `none`: it ran and changed nothing (its number still counts). */
+type RouteChange = SetChange | { v: number; op: 'del'; path: string }
+type Change = RouteChange | { v: number; op: 'reload' | 'none' }
 
-interface Owned { readonly serverId: string; flushed: number }
+interface Owned { readonly serverId: string; flushed: number; version: number }
 
 const MAX_BACKOFF_MS = 5000
 
@@ -53,8 +59,13 @@ export class RouteStore {
   /** Routes this store put in the table (the `--default-target` route is not one of them). */
   readonly #owned = new Map<string, Owned>()
   #listener: pg.Client | undefined
+  /** Every number up to here is accounted for: seen, or taken before the last load began. */
   #version = -1
-  /** Notifications that arrived while a load was running: applied after it, in order. */
+  /** Numbers seen above `#version + 1`, waiting for the hole below them to close. */
+  readonly #ahead = new Set<number>()
+  #holeSince: number | undefined
+  /** Deleted routes' numbers, for a late `set` of a route deleted since (cleared at each load). */
+  readonly #deleted = new Map<string, number>()  /** Notifications that arrived while a load was running: applied after it, in order. */
   #pending: Change[] | undefined
   #loading: Promise<void> | undefined
   #reloadAgain = false
@@ -85,6 +96,10 @@ export class RouteStore {
 
   /** Listen, then load the whole table. Resolves when every route is in the table. */
   async start(): Promise<void> {
+    // the first proxy (or hub) in route-store mode turns the table's trigger on and fills it
+    if ((await this.#pool.query<{ on: boolean }>('select fleethub_enable_route_store() as on')).rows[0]!.on) {
+      this.#o.log.info('route store turned on: the routing table now follows the servers')
+    }
     await this.#listen()
     await this.reload()
     const flush = setInterval(() => { void this.flushActivity() }, this.#o.flushMs ?? 1000)
@@ -94,7 +109,7 @@ export class RouteStore {
     this.#timers.push(flush, poll)
   }
 
-  /** Read the whole table (and its version) in one snapshot and make the in-memory table equal to it. */
+  /** Read the whole table in one snapshot and make the in-memory table equal to it. */
   reload(): Promise<void> {
     if (this.#loading) {
       this.#reloadAgain = true
@@ -117,13 +132,15 @@ export class RouteStore {
   async #load(): Promise<void> {
     const started = Date.now()
     const client = await this.#pool.connect()
-    let rows: Array<{ path: string; server_id: string; data: Record<string, unknown> }>
+    let rows: Array<{ path: string; server_id: string; data: Record<string, unknown>; version: string }>
     let version: number
     try {
+      // The sequence first (it is not transactional): every number up to it was taken by a change
+      // that is in the snapshot below, or is committing now and will be notified after it.
+      version = await readSequence(client)
       await client.query('begin isolation level repeatable read read only')
-      version = Number((await client.query<{ version: string }>('select version from proxy_routes_version')).rows[0].version)
-      rows = (await client.query<{ path: string; server_id: string; data: Record<string, unknown> }>(
-        'select path, server_id::text as server_id, data from proxy_routes')).rows
+      rows = (await client.query<{ path: string; server_id: string; data: Record<string, unknown>; version: string }>(
+        'select path, server_id::text as server_id, data, version::text as version from proxy_routes')).rows
       await client.query('commit')
     } catch (err) {
       await client.query('rollback').catch(() => undefined)
@@ -135,24 +152,27 @@ export class RouteStore {
     const seen = new Set<string>()
     for (const row of rows) {
       seen.add(row.path)
-      this.#set(row.path, row.server_id, row.data, now)
+      this.#set(row.path, row.server_id, row.data, Number(row.version), now)
     }
     for (const path of [...this.#owned.keys()]) {
       if (!seen.has(path)) this.#delete(path)
     }
+    this.#deleted.clear()
     this.#version = version
+    this.#ahead.clear()
+    this.#holeSince = undefined
     this.#polledAhead = undefined
     this.#reloads++
     this.#o.log.info({ routes: rows.length, version, ms: Date.now() - started }, 'routes loaded from the database')
   }
 
-  #set(path: string, serverId: string, data: Record<string, unknown>, now: number): void {
+  #set(path: string, serverId: string, data: Record<string, unknown>, version: number, now: number): void {
     const had = this.#o.table.get(path)
     const owned = this.#owned.get(path)
     // the same route again (a reload): keep its activity; a new or changed one starts now
     const same = had !== undefined && owned !== undefined && owned.serverId === serverId && had.target === data.target
     const route = this.#o.table.add(path, data, same ? had.lastActivity : now)
-    this.#owned.set(path, { serverId, flushed: same ? owned.flushed : route.lastActivity })
+    this.#owned.set(path, { serverId, flushed: same ? owned.flushed : route.lastActivity, version })
   }
 
   #delete(path: string): void {
@@ -160,20 +180,45 @@ export class RouteStore {
     this.#o.table.remove(path)
   }
 
+  /** Count `v` as seen; a hole below it starts its clock. */
+  #count(v: number): void {
+    if (v <= this.#version) return
+    if (v === this.#version + 1) {
+      this.#version = v
+      while (this.#ahead.delete(this.#version + 1)) this.#version++
+      if (this.#ahead.size === 0) this.#holeSince = undefined
+      return
+    }
+    this.#ahead.add(v)
+    this.#holeSince ??= Date.now()
+  }
+
   #apply(change: Change): void {
     if (this.#pending) {
       this.#pending.push(change)
       return
     }
-    if (change.v <= this.#version) return // already in the snapshot loaded
-    if (change.v !== this.#version + 1 || change.op === 'reload') {
-      if (change.op !== 'reload') this.#o.log.warn({ expected: this.#version + 1, got: change.v }, 'missed a route notification; reloading')
+    this.#count(change.v)
+    if (change.op === 'reload') {
       void this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
       return
     }
-    this.#version = change.v
-    if (change.op === 'set') this.#set(change.path, change.server, change.data, this.#o.now())
-    else this.#delete(change.path)
+    if (change.op === 'none') return
+    this.#change(change as RouteChange)
+  }
+
+  #change(change: RouteChange): void {
+    // Changes to one route come in order (its server's row lock orders them); a change that is not
+    // newer than what this proxy holds was already in the snapshot it loaded.
+    const held = this.#owned.get(change.path)?.version ?? this.#deleted.get(change.path) ?? 0
+    if (change.v <= held) return
+    if (change.op === 'set') {
+      this.#deleted.delete(change.path)
+      this.#set(change.path, change.server, change.data, change.v, this.#o.now())
+    } else {
+      this.#deleted.set(change.path, change.v)
+      this.#delete(change.path)
+    }
     // at debug only (benchmarks time propagation from it): pino skips it cheaply otherwise
     this.#o.log.debug({ op: change.op, path: change.path, v: change.v }, 'route change applied')
   }
@@ -239,14 +284,22 @@ export class RouteStore {
   }
 
   /**
-   * A newer version in the database than here, twice in a row (once could be a notification still
-   * on its way): one was missed.
+   * A hole in the numbers seen that stayed open for `gapMs`, or a sequence ahead of every number
+   * accounted for on two polls in a row (the first could be a notification still on its way, or
+   * the last change before a quiet spell): a change was missed. A number taken by a transaction
+   * that rolled back at its commit looks the same and costs one needless reload.
    */
   async #poll(): Promise<void> {
     if (this.#loading || !this.#connected) return
+    if (this.#holeSince !== undefined && Date.now() - this.#holeSince >= (this.#o.gapMs ?? 2000)) {
+      this.#o.log.warn({ accounted: this.#version, seen: [...this.#ahead].slice(0, 5) }, 'missed a route notification; reloading')
+      await this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
+      return
+    }
     let version: number
     try {
-      version = Number((await this.#pool.query<{ version: string }>('select version from proxy_routes_version')).rows[0].version)
+      const client = await this.#pool.connect()
+      try { version = await readSequence(client) } finally { client.release() }
     } catch (err) {
       this.#o.log.warn({ err: String(err) }, 'route version poll failed')
       return
@@ -255,8 +308,8 @@ export class RouteStore {
       this.#polledAhead = undefined
       return
     }
-    if (this.#polledAhead !== undefined && this.#polledAhead <= version && this.#version < this.#polledAhead) {
-      this.#o.log.warn({ have: this.#version, database: version }, 'route version behind the database; reloading')
+    if (this.#polledAhead !== undefined && this.#version < this.#polledAhead) {
+      this.#o.log.warn({ accounted: this.#version, database: version }, 'route numbers behind the database; reloading')
       await this.reload().catch(err => this.#o.log.error({ err: String(err) }, 'route reload failed'))
       return
     }
@@ -298,4 +351,10 @@ export class RouteStore {
     await listener?.end().catch(() => undefined)
     await this.#pool.end().catch(() => undefined)
   }
+}
+
+/** The last number the route sequence handed out (0 before the first). */
+async function readSequence(client: pg.PoolClient): Promise<number> {
+  const { rows } = await client.query<{ last_value: string; is_called: boolean }>('select last_value::text, is_called from proxy_routes_version')
+  return rows[0]!.is_called ? Number(rows[0]!.last_value) : 0
 }

@@ -21,6 +21,7 @@ async function storeProxy(t: Tap.Test, url: string, flags: string[] = []): Promi
 
 /** `n` users u<from>..u<from+n-1>, each with a running default server at `target`. */
 async function runningServers(db: Db, from: number, n: number, target: string): Promise<void> {
+  await sql`select fleethub_enable_route_store()`.execute(db)
   await sql`with u as (insert into users (name) select 'u' || i from generate_series(${from}::int, ${from + n - 1}::int) i returning id)
     insert into servers (user_id, name, state, url) select id, '', 'running', ${target} from u`.execute(db)
 }
@@ -39,7 +40,10 @@ t.test('a proxy started while 10,000 routes exist serves every one of them at on
   const { db, url } = await createTestDatabase(t)
   const upstream = await startUpstream('u')
   t.teardown(() => upstream.close())
-  await runningServers(db, 1, 10_000, upstream.url)
+  // servers running before the route store was turned on: the first proxy turns it on and fills it
+  await sql`with u as (insert into users (name) select 'u' || i from generate_series(1, 10000) i returning id)
+    insert into servers (user_id, name, state, url) select id, '', 'running', ${upstream.url} from u`.execute(db)
+  t.equal(Number((await sql<{ n: string }>`select count(*) as n from proxy_routes`.execute(db)).rows[0].n), 0, 'off by default: the REST mode pays nothing')
   await sql`update servers set state = 'stopped', url = null where user_id in (select id from users where name in ('u7', 'u8'))`.execute(db)
   const proxy = await storeProxy(t, url)
   t.equal(proxy.table.size, 9998, 'every running server has its route before the proxy listens')
@@ -85,8 +89,8 @@ t.test('two proxies follow starts, stops, renames and deletions', async t => {
     await setState(trx as unknown as Db, 'u4', 'stopped', null)
   })
   t.ok(await both(p => p.table.get('/user/u3')?.target === `${upstream.url}/again` && p.table.get('/user/u4') === undefined), 'a transaction lands whole')
-  const version = Number((await sql<{ version: string }>`select version from proxy_routes_version`.execute(db)).rows[0].version)
-  t.ok(await both(p => p.store!.version === version), 'both proxies are at the database version')
+  const version = Number((await sql<{ v: string }>`select last_value as v from proxy_routes_version`.execute(db)).rows[0].v)
+  t.ok(await both(p => p.store!.version === version), 'both proxies account for every number the database handed out')
   t.equal(a.store!.stats().reloads, 1, 'no reload: every notification arrived in sequence')
 
   const res = await fetch(`${a.apiUrl}/api/routes/user/u5`, { method: 'DELETE', headers: { authorization: `token ${TOKEN}` } })
@@ -112,16 +116,18 @@ t.test('a lost notification is detected and repaired', async t => {
     'after reconnecting the proxy reloads and has what changed meanwhile')
   t.ok(store.stats().connected, 'listening again')
 
-  // a change whose notification never comes (the connection stayed up): the version poll finds it
-  await sql`update proxy_routes_version set version = version + 1`.execute(db)
+  // a change whose notification never comes (the connection stayed up) and nothing after it: the poll finds it
+  await sql`select nextval('proxy_routes_version')`.execute(db)
   await sql`delete from proxy_routes where path = '/user/u2'`.execute(db)
-  t.ok(await eventually(() => proxy.table.get('/user/u2') === undefined, 5000), 'the version poll notices the missed change')
+  t.ok(await eventually(() => proxy.table.get('/user/u2') === undefined, 5000), 'the sequence poll notices the missed change')
 
-  // a gap in the sequence (a notification lost on the way) reloads at the next one
+  // a hole in the numbers (a notification lost on the way) that stays open reloads the table
   const reloads = store.stats().reloads
-  await sql`update proxy_routes_version set version = version + 1`.execute(db)
+  await sql`select nextval('proxy_routes_version')`.execute(db)
+  await sql`delete from proxy_routes where path = '/user/u4'`.execute(db)
   await setState(db, 'u3', 'stopped', null)
-  t.ok(await eventually(() => store.stats().reloads > reloads && proxy.table.get('/user/u3') === undefined, 5000), 'a gap reloads the table')
+  t.ok(await eventually(() => proxy.table.get('/user/u3') === undefined, 1000), 'the change after the hole is applied at once')
+  t.ok(await eventually(() => store.stats().reloads > reloads && proxy.table.get('/user/u4') === undefined, 5000), 'the hole reloads the table')
 })
 
 t.test('the safety net puts the table back to the running servers', async t => {

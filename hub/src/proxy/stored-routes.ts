@@ -20,6 +20,7 @@ export class StoredRoutes implements ServerRoutes {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<number> | undefined
   #lastAt = 0
+  #enabled = false
 
   constructor(o: { db: Db; log: Logger }) {
     this.#db = o.db
@@ -50,6 +51,12 @@ export class StoredRoutes implements ServerRoutes {
   /** Make `proxy_routes` equal to the running servers; returns how many routes changed. Shared while running. */
   reconcile(): Promise<number> {
     this.#running ??= (async () => {
+      // the first hub (or proxy) in route-store mode turns the table's trigger on and fills it
+      if (!this.#enabled) {
+        const on = await sql<{ on: boolean }>`select fleethub_enable_route_store() as on`.execute(this.#db)
+        if (on.rows[0]?.on) this.#log.info('route store turned on: the routing table now follows the servers')
+        this.#enabled = true
+      }
       const { rows } = await sql<{ n: number }>`select fleethub_reconcile_routes() as n`.execute(this.#db)
       this.#lastAt = Date.now()
       const n = rows[0]?.n ?? 0
