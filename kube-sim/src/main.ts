@@ -2,11 +2,15 @@
 import pino from 'pino'
 import { KUBE_SIM_USAGE, parseKubeSimConfig } from './config.js'
 import { createKubeSim, singleUserRuntime } from './index.js'
+import { raiseFdLimit } from './fd-limit.js'
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const config = parseKubeSimConfig(argv, env)
   if (config.help) { process.stdout.write(KUBE_SIM_USAGE); return 0 }
   const log = pino({ level: config.logLevel, base: { component: 'kube-sim' } })
+  const fds = raiseFdLimit()
+  if (fds) log.info({ soft: fds.soft, hard: fds.hard, pods: fds.pods }, 'open-file limit raised as far as allowed')
+  if (fds && fds.pods < config.nodes * config.nodePods) log.warn({ soft: fds.soft, hard: fds.hard, podsAllowed: fds.pods, clusterPods: config.nodes * config.nodePods }, 'the open-file limit allows fewer pods than the cluster holds')
   const sim = await createKubeSim({
     host: config.host, port: config.port, namespaces: config.namespaces,
     nodes: { count: config.nodes, cpu: config.nodeCpu, memory: config.nodeMemory, pods: config.nodePods, gpus: config.nodeGpus },

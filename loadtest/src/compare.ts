@@ -19,10 +19,10 @@ import type { LoadtestConfig } from './loadtest-config.js'
 import { LiveDisplay } from './live.js'
 import { appendIndexLine, charts, mdTablesToHtml, renderMarkdown, reportDirFor } from './report.js'
 import { ResourceSampler } from './resources.js'
-import { acceptQueueLine, isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, gitSha } from './run.js'
+import { acceptQueueLine, checkFdLimits, isHubApiKey, keepProfile, machineInfo, profileTitle, runStep, gitSha, stopAfter, summarizeRun } from './run.js'
+import { raiseOwnFdLimit } from './fd-limits.js'
 import type { RunResult } from './run-result.js'
 import { monotonicUs } from './hub-profile.js'
-import { scenarioOf } from './scenarios/index.js'
 import type { SimulatedUser } from './simulated-user.js'
 import type { StepResult } from './step.js'
 import { jupyterhubUnavailable } from './targets/jupyterhub.js'
@@ -222,16 +222,19 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
     runs[t] = { scenario: config.scenario, label: config.label, command, startedAt, finishedAt: '', config, machine, versions, target: {}, steps: [], breakingStep: null, resources: [] }
   }
   const runT0 = performance.now()
+  raiseOwnFdLimit()
+  const stopped = new Set<Compared>()
   live.message(`fleethub loadtest ${config.scenario} --compare jupyterhub: steps ${config.steps.join(',')}, alternating, each target fresh per step`)
   try {
     for (let i = 0; i < config.steps.length; i++) {
       for (const t of COMPARED) {
         const run = runs[t]
-        if (scenarioOf(config).stopsAtBreakingStep && run.breakingStep !== null) continue
+        if (stopped.has(t)) continue
         const profileDir = t === 'fleethub' && config.profile === 'hub' ? path.join(reportDir, `profile-hub-step${i + 1}`) : undefined
         live.message(`[${NAMES[t]}] step ${i + 1} (${config.steps[i]} users): starting the target`)
         const target = await startTarget(t, config, profileDir, workDir, deps.log)
         if (Object.keys(run.target).length === 0) Object.assign(run.target, target.description)
+        if (i === 0) Object.assign(run, { fdLimits: checkFdLimits(target, config, live) })
         const sampler = new ResourceSampler({ processes: target.processes, pgConnections: target.pgConnections, t0: runT0 })
         sampler.start()
         const users: SimulatedUser[] = []
@@ -254,7 +257,9 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
         run.steps.push(step)
         run.resources.push(...sampler.points)
         live.message(`[${NAMES[t]}] step ${i + 1} (${step.users} users): ${step.slo.healthy ? 'healthy' : `UNHEALTHY: ${step.slo.failures.join('; ')}`}${step.generatorLimited ? ' [generator-limited]' : ''}${acceptQueueLine(step)}`)
-        if (!step.slo.healthy && run.breakingStep === null) Object.assign(run, { breakingStep: i + 1 })
+        if (stopAfter(config, step)) stopped.add(t)
+        const summary = summarizeRun(run.steps)
+        Object.assign(run, { summary, breakingStep: summary.breakingStep })
       }
     }
   } finally {

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import { parseRange as parseKubeSimRange } from '../../kube-sim/src/config.js'
-import type { LoadtestConfig } from './loadtest-config.js'
+import { CAMPUS_WAVE_USERS, MODELS, SERVING_STOPPED_SHARE, type LoadtestConfig, type ModelName } from './loadtest-config.js'
 import { DEFAULTS } from './scenarios/scenario.js'
 import { findScenario, SCENARIOS } from './scenarios/index.js'
 import type { LeaveMode } from './simulated-user.js'
@@ -35,9 +35,20 @@ scenarios: ${SCENARIOS.map(s => s.name).join(' | ')} (see shared/LOADTEST.md)
   --server-start-time D[-D] each user server's start time, uniform, e.g. 5s-15s (kube-sim and
                             sim-servers; default 0)
   --leave tidy=0.3,abandon=0.5,silent-ws=0.2   how users leave (shares, normalised)
-  --activity-interval D     how often user servers report activity (default 300s)
-  --message-interval D      mean time between websocket messages (default 3s)
-  --http-interval D         mean time between HTTP requests to the server (default 10s)
+  --model class|campus      a named set of the intervals below (default class): class = a student in
+                            a notebook (message 3s, HTTP 10s, activity 300s, arrivals uniform); campus =
+                            a university through a day (message 60s, HTTP 60s, activity 300s, arrivals
+                            in class-sized waves of ${CAMPUS_WAVE_USERS}); an explicit flag overrides the model's value
+  --activity-interval D     how often user servers report activity (model: 300s)
+  --message-interval D      mean time between websocket messages (model: 3s class, 60s campus)
+  --http-interval D         mean time between HTTP requests to the server (model: 10s class, 60s campus)
+  --wave-users N            arrivals in waves of up to N users, each over the first quarter of its
+                            share of --arrival; 0 = uniform (model: 0 class, ${CAMPUS_WAVE_USERS} campus)
+  --keep-going              ramp: run every step even after one breaks an SLO; stop only when more
+                            than ${SERVING_STOPPED_SHARE * 100}% of a step's users fail (serving stopped)
+  --cull-timeout D --cull-every D   cull: the hub's idle timeout and sweep period (default 10s, 2s);
+                            the servers' activity interval defaults to half the timeout
+  --active-share F          cull: share of users who keep working while the rest go idle (default 0.25)
   --message-bytes N         websocket message padding (default 100)
   --connections N           autocannon connections for api/activity-storm (default 20)
   --concurrent-spawn-limit N  the hub's limit (default 100)
@@ -93,8 +104,11 @@ const OPTIONS = {
   'jupyterhub-db': { type: 'string', default: 'sqlite' },
   'server-start-time': { type: 'string', default: '0' },
   leave: { type: 'string', default: 'tidy=0.3,abandon=0.5,silent-ws=0.2' },
-  'activity-interval': { type: 'string', default: '300s' }, 'message-interval': { type: 'string', default: '3s' },
-  'http-interval': { type: 'string', default: '10s' }, 'message-bytes': { type: 'string', default: '100' },
+  // no defaults: the model gives them, a flag overrides (parseLoadtestConfig)
+  'activity-interval': { type: 'string' }, 'message-interval': { type: 'string' },
+  'http-interval': { type: 'string' }, 'wave-users': { type: 'string' }, 'message-bytes': { type: 'string', default: '100' },
+  model: { type: 'string', default: 'class' }, 'keep-going': { type: 'boolean', default: false },
+  'cull-timeout': { type: 'string', default: '10s' }, 'cull-every': { type: 'string', default: '2s' }, 'active-share': { type: 'string', default: '0.25' },
   connections: { type: 'string', default: '20' }, 'concurrent-spawn-limit': { type: 'string', default: '100' },
   workers: { type: 'string' },
   profile: { type: 'string', default: 'none' }, label: { type: 'string' }, out: { type: 'string', default: 'bench-results' },
@@ -132,7 +146,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   if (!started && !/^https?:\/\//.test(target)) problems.push(`--target: fleethub, jupyterhub or an http(s) URL, got ${JSON.stringify(target)}`)
   if (v.compare !== undefined && v.compare !== 'jupyterhub') problems.push(`--compare: jupyterhub, got ${JSON.stringify(v.compare)}`)
   if (v.compare !== undefined && target !== 'fleethub') problems.push('--compare jupyterhub runs against fleethub: leave --target at fleethub')
-  const spawner = v.spawner ?? (v.compare !== undefined || target === 'jupyterhub' ? 'kube-sim' : 'local')
+  const spawner = v.spawner ?? (v.compare !== undefined || target === 'jupyterhub' ? 'kube-sim' : defaults.spawner ?? 'local')
   if (spawner !== 'local' && spawner !== 'kube-sim') problems.push(`--spawner: local or kube-sim, got ${JSON.stringify(v.spawner)}`)
   const jupyterhubDb = v['jupyterhub-db']
   if (jupyterhubDb !== 'sqlite' && jupyterhubDb !== 'postgres') problems.push(`--jupyterhub-db: sqlite or postgres, got ${JSON.stringify(jupyterhubDb)}`)
@@ -145,6 +159,18 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   const workersText = v.workers ?? env.FLEETHUB_WORKERS
   const workers = workersText === undefined || workersText === '' ? 1 : attempt(() => positiveInt(workersText, v.workers !== undefined ? '--workers' : 'FLEETHUB_WORKERS', 64), 1)
   if (v.workers !== undefined && workers > 1 && target !== 'fleethub') problems.push('--workers applies to the fleethub stack this run starts: use --target fleethub (or --compare jupyterhub)')
+  if (v.model !== 'class' && v.model !== 'campus') problems.push(`--model: class or campus, got ${JSON.stringify(v.model)}`)
+  const model = MODELS[v.model as ModelName] ?? MODELS.class
+  const activeShare = Number(v['active-share'])
+  if (!(activeShare >= 0 && activeShare < 1)) problems.push(`--active-share: a share in [0, 1), got ${JSON.stringify(v['active-share'])}`)
+  const cullTimeoutMs = attempt(() => parseDuration(v['cull-timeout'], '--cull-timeout'), 10_000)
+  const cullEveryMs = attempt(() => parseDuration(v['cull-every'], '--cull-every'), 2000)
+  // the hub takes whole seconds
+  if (cullTimeoutMs < 1000 || cullEveryMs < 1000) problems.push('--cull-timeout and --cull-every: at least 1s')
+  if (known?.needs?.culler && target !== 'fleethub') problems.push(`${known.name} starts fleethub with its culler on: use --target fleethub`)
+  if (known?.needs?.restart && target !== 'fleethub') problems.push(`${known.name} kills and restarts fleethub's processes: use --target fleethub`)
+  if (known?.needs?.restart && v.compare !== undefined) problems.push(`${known.name}: --compare is not supported yet (restarting JupyterHub, CHP and sim-servers needs its own process handling)`)
+  if (known?.needs?.culler && v.compare !== undefined) problems.push(`${known.name}: --compare is not supported yet (JupyterHub has no culler of its own: it would need jupyterhub-idle-culler or \`fleethub cull\` as its service)`)
   const label = v.label ?? env.LOADTEST_LABEL ?? 'run'
   if (!/^[A-Za-z0-9._-]{1,60}$/.test(label)) problems.push(`--label: letters, digits, . _ - (at most 60), got ${JSON.stringify(label)}`)
   const password = started ? undefined : env.LOADTEST_PASSWORD ?? env.FLEETHUB_DEV_PASSWORD
@@ -153,9 +179,19 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
     scenario: scenario ?? 'class-start', steps, arrivalMs, durationMs, target, compare: v.compare as 'jupyterhub' | undefined,
     spawner: spawner as 'local' | 'kube-sim', serverStartTime, jupyterhubDb: jupyterhubDb as 'sqlite' | 'postgres',
     leaveMix: attempt(() => parseLeaveMix(v.leave), { tidy: 1, abandon: 0, 'silent-ws': 0 }),
-    activityIntervalMs: attempt(() => parseDuration(v['activity-interval'], '--activity-interval'), 0),
-    messageIntervalMs: attempt(() => parseDuration(v['message-interval'], '--message-interval'), 0),
-    httpIntervalMs: attempt(() => parseDuration(v['http-interval'], '--http-interval'), 0),
+    model: model.name,
+    // the cull scenario: servers report activity within half the idle timeout (as 300 s does for
+    // a 3600 s timeout), else an active server's last report could be older than the timeout
+    activityIntervalMs: attempt(() => {
+      const ms = parseDuration(v['activity-interval'] ?? model.activityInterval, '--activity-interval')
+      return known?.needs?.culler && v['activity-interval'] === undefined ? Math.max(1000, Math.min(ms, Math.floor(cullTimeoutMs / 2000) * 1000)) : ms
+    }, 0),
+    messageIntervalMs: attempt(() => parseDuration(v['message-interval'] ?? model.messageInterval, '--message-interval'), 0),
+    httpIntervalMs: attempt(() => parseDuration(v['http-interval'] ?? model.httpInterval, '--http-interval'), 0),
+    waveUsers: v['wave-users'] === undefined ? model.waveUsers : v['wave-users'] === '0' ? 0 : attempt(() => positiveInt(v['wave-users']!, '--wave-users'), 0),
+    overridden: (['activity-interval', 'message-interval', 'http-interval', 'wave-users'] as const).filter(k => v[k] !== undefined),
+    keepGoing: v['keep-going'] === true,
+    cull: { timeoutMs: cullTimeoutMs, everyMs: cullEveryMs, activeShare: Number.isFinite(activeShare) ? activeShare : 0.25 },
     messageBytes: attempt(() => positiveInt(v['message-bytes'], '--message-bytes', 1 << 20), 0),
     connections: attempt(() => positiveInt(v.connections, '--connections', 10_000), 0),
     concurrentSpawnLimit: attempt(() => positiveInt(v['concurrent-spawn-limit'], '--concurrent-spawn-limit', 100_000), 0),

@@ -14,6 +14,36 @@ export interface Slo {
   readonly wsEchoP99Ms: number
 }
 
+/** The named user models (shared/LOADTEST.md, issue #16): one set of intervals each. */
+export type ModelName = 'class' | 'campus'
+
+export interface UserModel {
+  readonly name: ModelName
+  readonly messageInterval: string
+  readonly httpInterval: string
+  readonly activityInterval: string
+  /** Arrivals in waves of up to this many users (0: uniform over --arrival). */
+  readonly waveUsers: number
+  readonly description: string
+}
+
+/**
+ * A wave of the campus model: one large lecture's students. 200 is the size of a big first-year
+ * class (and of the ~300 real users at which CHP once broke, shared/LOADTEST.md): a campus hub sees
+ * such classes start one after another, each arriving within a couple of minutes of its start.
+ */
+export const CAMPUS_WAVE_USERS = 200
+
+export const MODELS: Readonly<Record<ModelName, UserModel>> = {
+  class: { name: 'class', messageInterval: '3s', httpInterval: '10s', activityInterval: '300s', waveUsers: 0,
+    description: 'a student working in a notebook: a websocket message every 3 s, an HTTP request every 10 s, activity every 300 s, arrivals uniform' },
+  campus: { name: 'campus', messageInterval: '60s', httpInterval: '60s', activityInterval: '300s', waveUsers: CAMPUS_WAVE_USERS,
+    description: `a university through a day: every user keeps a tab and its websocket open, a message every 60 s, an HTTP request every 60 s, activity every 300 s, arrivals in class-sized waves (up to ${CAMPUS_WAVE_USERS} users each, evenly spaced over --arrival, each arriving over the first quarter of its share)` },
+}
+
+/** --keep-going stops the ramp at the first step where more than this share of users failed: serving stopped. */
+export const SERVING_STOPPED_SHARE = 0.05
+
 export interface LoadtestConfig {
   /** A scenario's name (scenarios/index.ts lists them). */
   readonly scenario: string
@@ -36,8 +66,18 @@ export interface LoadtestConfig {
   readonly leaveMix: Readonly<Record<LeaveMode, number>>
   /** JUPYTERHUB_ACTIVITY_INTERVAL given to the user servers, ms. Default 300 s (30 s for activity-storm is typical). */
   readonly activityIntervalMs: number
+  /** --model: the named set the three intervals and the arrival waves come from. Default class. */
+  readonly model: ModelName
   readonly messageIntervalMs: number
   readonly httpIntervalMs: number
+  /** Arrivals in waves of up to this many users (scenarios/users.ts arrivalOffsets); 0 = uniform. Default: the model's. */
+  readonly waveUsers: number
+  /** The model's values that a flag overrode (`message-interval`, ...), for the report. */
+  readonly overridden: readonly string[]
+  /** --keep-going: a ramp runs every step, stopping only when serving stopped (SERVING_STOPPED_SHARE). Default false. */
+  readonly keepGoing: boolean
+  /** The cull scenario: the hub's idle timeout and sweep period, and the share of users who stay active. Default 10 s, 2 s, 0.25. */
+  readonly cull: { readonly timeoutMs: number; readonly everyMs: number; readonly activeShare: number }
   readonly messageBytes: number
   /** Connections for the autocannon scenarios. Default 20. */
   readonly connections: number

@@ -1,12 +1,13 @@
 /**
  * `fleethub loadtest <scenario> …`: the only place that reads argv/env for the load test. Prints
  * the live display on stderr and the summary table on stdout; exit 0 when every step held its
- * SLOs, 1 when one did not (or the run failed), 2 on bad usage.
+ * SLOs, 1 when one did not (or the run failed), 2 on bad usage, 130 when interrupted (SIGINT or
+ * SIGTERM: the run stops its processes and writes its report first).
  */
 import { ConfigError, LOADTEST_HELP, parseLoadtestConfig } from './config.js'
 import type { LoadtestConfig } from './loadtest-config.js'
 import { createLogger, prettyStream } from '../../core/src/log.js'
-import { runLoadtest } from './run.js'
+import { RunInterrupted, runLoadtest } from './run.js'
 import { renderMarkdown } from './report.js'
 import { renderCompareMarkdown, runCompare } from './compare.js'
 
@@ -36,8 +37,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.stdout.write(renderCompareMarkdown(c).split('\n# Each target in detail')[0] + '\n')
     return c.runs.fleethub.breakingStep === null && c.runs.jupyterhub.breakingStep === null ? 0 : 1
   }
-  const result = await runLoadtest(config, { log, command })
+  let result
+  try {
+    result = await runLoadtest(config, { log, command, handleSignals: true })
+  } catch (err) {
+    // interrupted before the first step: the target is stopped, there is no report
+    if (err instanceof RunInterrupted) { process.stderr.write(`fleethub loadtest: interrupted (${err.message}) before the first step\n`); process.exit(130) }
+    throw err
+  }
   const md = renderMarkdown(result)
   process.stdout.write(md.split('\n### ')[0] + '\n')
-  return result.breakingStep === null ? 0 : 1
+  // an interrupted step's users still wait on timers against the stopped target: exit now, its report is written
+  if (result.interrupted) process.exit(130)
+  return (result.summary?.unhealthySteps.length ?? 0) === 0 ? 0 : 1
 }

@@ -7,6 +7,8 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { LatencySummary } from './histogram.js'
 import type { RunResult } from './run-result.js'
+import { MODELS } from './loadtest-config.js'
+import { findScenario } from './scenarios/index.js'
 import type { StepResult } from './step.js'
 import { lineChart, type ChartSeries } from './svg-chart.js'
 import { escapeHtml } from '../../core/src/html.js'
@@ -34,11 +36,29 @@ function latencyRows(l: Record<string, LatencySummary>): string[] {
   return Object.entries(l).map(([k, s]) => `| ${k} | ${s.count} | ${s.errors} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`)
 }
 
+/** The cull and restart scenarios' answers in a sentence each (their counters and phases). */
+function scenarioLines(s: StepResult): string[] {
+  const c = s.counts, l = s.latencies
+  const out: string[] = []
+  if (c['cull:active_checked'] !== undefined) {
+    out.push(`**Cull**: ${c['cull:idle_culled'] ?? 0} idle servers culled${c['cull:idle_not_culled'] ? `, **${c['cull:idle_not_culled']} not culled**` : ''}; from idle to culled p50 ${fmt(l['phase:cull']?.p50)} ms, max ${fmt(l['phase:cull']?.max)} ms; all culled ${fmt(l['phase:cull_all']?.max)} ms after the first went idle. Active servers culled: ${c['cull:active_culled'] ?? 0} of ${c['cull:active_checked']}.`, '')
+  }
+  if (c['restart:users_checked'] !== undefined) {
+    const per = (['proxy', 'hub', 'postgres'] as const).map(k => `${k} up again after ${fmt(l[`phase:restart_${k}`]?.max)} ms, every user served after ${l[`phase:recovery_${k}`] ? `${l[`phase:recovery_${k}`]!.max} ms` : '**never**'}`)
+    out.push(`**Restart** (each killed in turn): ${per.join('; ')}. Of ${c['restart:users_checked']} users checked after the last outage: sessions lost ${c['restart:sessions_lost'] ?? 0}, servers lost ${c['restart:servers_lost'] ?? 0}, servers unreachable ${c['restart:servers_unreachable'] ?? 0}; websockets reopened ${c['restart:ws_reopened'] ?? 0}.`, '')
+  }
+  return out
+}
+
 function stepMarkdown(s: StepResult): string {
-  const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : '**UNHEALTHY**'}${s.generatorLimited ? ' (**generator-limited**: the load generator saturated its core or waited for CPU, median event-loop lag p99 over 100 ms; its latencies include its own queueing)' : ''}`, '']
+  const g = s.generator
+  const saturated = g ? g.saturated : s.generatorLimited
+  const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : `**UNHEALTHY** (${(s.slo.broken ?? []).join(', ')})`}${saturated ? ' (**generator saturated**: not counted as the system\'s limit)' : ''}${s.servingStopped ? ' — **serving stopped** (more than 5% of users failed)' : ''}`, '']
   if (!s.slo.healthy) lines.push(...s.slo.failures.map(f => `- SLO failed: ${f}`), '')
+  if (g) lines.push(`Generator: CPU ${g.cpuMean}% of a core (mean), event-loop lag p99 ${g.lagP99Median} ms in the median second, ${g.lagP99Max} ms in the worst: ${g.saturated ? `**saturated** (${g.reasons.join('; ')}); its latencies include its own queueing` : 'not saturated (thresholds: CPU 85% of a core, lag p99 100 ms in the median second)'}.`, '')
   for (const [k, msgs] of Object.entries(s.notes)) lines.push(`- example of \`${k}\`: ${msgs[0]}`)
   if (Object.keys(s.notes).length > 0) lines.push('')
+  lines.push(...scenarioLines(s))
   const t = s.tally
   lines.push(`Users: ${t.users} arrived, ${t.loggedIn} logged in, ${t.spawned} spawned, ${t.stopped} stopped tidily, ${t.failed} failed; ${t.echoes} websocket echoes of ${t.messagesSent} messages; ${t.retries429} spawn requests answered 429 and retried.`, '')
   if (s.proxyAdded) lines.push(`Proxy added latency (GET /hub/api/ through the proxy minus direct, ${s.proxyAdded.samples} probes): p50 ${s.proxyAdded.p50} ms, p99 ${s.proxyAdded.p99} ms.`, '')
@@ -49,8 +69,9 @@ function stepMarkdown(s: StepResult): string {
     lines.push('| endpoint (autocannon) | connections | s | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...Object.entries(s.autocannon).map(([k, a]) => `| ${k} | ${a.connections} | ${a.durationS} | ${a.requests} | ${a.rps} | ${a.p50} | ${a.p90} | ${a.p99} | ${a.max} | ${a.non2xx} | ${a.errors} |`), '')
   }
-  lines.push('| process | CPU mean % | CPU max % | RSS max MB | fds max | processes |', '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...Object.entries(s.resources).map(([k, p]) => `| ${k} | ${p.cpuMean} | ${p.cpuMax} | ${p.rssMaxMb} | ${p.fdsMax} | ${p.procsMax} |`), '',
+  lines.push('| process | CPU mean % | CPU max % | RSS max MB | fds max | fd limit | fds / limit | processes |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...Object.entries(s.resources).map(([k, p]) => `| ${k} | ${p.cpuMean} | ${p.cpuMax} | ${p.rssMaxMb} | ${p.fdsMax} | ${fmt(p.fdLimit)} | ${p.fdLimit && p.procsMax <= 1 ? `${Math.round(p.fdsMax / p.fdLimit * 1000) / 10}%` : '-'} | ${p.procsMax} |`), '',
+    'fd limit: the root process\'s RLIMIT_NOFILE soft limit (/proc/<pid>/limits); for a process tree (postgres, user servers) fds max is the sum over the tree, so no share is given.', '',
     `Generator event-loop lag p99 (worst second): ${s.loopLagP99Max} ms. Postgres connections in use (max): ${fmt(s.pgConnectionsMax)}.`, '',
     ...(s.acceptQueue ? [`Accept queue (every 100 ms): ${(['hub', 'proxy'] as const).map(k => { const q = s.acceptQueue![k]; return q ? `${k} port ${q.port}: max ${q.max}, p99 ${q.p99}, p90 ${q.p90}, mean ${q.mean}, non-empty in ${Math.round(q.nonEmpty * 1000) / 10}% of ${q.samples} samples` : `${k}: not seen listening` }).join('; ')}.`, ''] : []),
     'Outcomes: ' + Object.entries(s.counts).map(([k, n]) => `\`${k}\` ${n}`).join(', '), '')
@@ -69,16 +90,55 @@ export function renderMarkdown(r: RunResult): string {
     `Machine: ${r.machine.cores} cores (${String(r.machine.cpu)}), ${r.machine.memoryGiB} GiB, load average at start ${(r.machine.loadavgAtStart as number[]).join(' ')}, at the end ${((r.machine.loadavgAtEnd as number[] | undefined) ?? []).join(' ')} (shared machine: other work ran at the same time; a load average above the core count means every process here, the generator included, waited for CPU).`,
     `Target: ${Object.entries(r.target).map(([k, v]) => `${k}=${String(v)}`).join(', ')}. Simulated cluster: ${simulated}.`,
     `Parameters: steps ${c.steps.join(',')}, arrival ${c.arrivalMs / 1000} s, duration ${c.durationMs / 1000} s, leave ${Object.entries(c.leaveMix).map(([k, v]) => `${k}=${Math.round(v * 100) / 100}`).join(',')}, activity interval ${c.activityIntervalMs / 1000} s, message every ${c.messageIntervalMs / 1000} s (${c.messageBytes} B), HTTP every ${c.httpIntervalMs / 1000} s, connections ${c.connections}, concurrent spawn limit ${c.concurrentSpawnLimit}, profile ${c.profile}${c.serverStartTime && c.serverStartTime.max > 0 ? `, server start time ${c.serverStartTime.min / 1000}-${c.serverStartTime.max / 1000} s` : ''}.`,
-    `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
-    `Result: ${r.breakingStep === null ? 'every step held its SLOs' : `step ${r.breakingStep} broke the SLOs (the breaking point)`}.${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}`, '',
+    `Model: ${c.model ?? 'class'} — ${MODELS[c.model ?? 'class'].description}${c.overridden?.length ? `; overridden by flags: ${c.overridden.map(k => `--${k}`).join(', ')}` : ''}.${c.waveUsers ? ` Arrivals: waves of up to ${c.waveUsers} users.` : ' Arrivals: uniform.'}${c.keepGoing ? ' --keep-going: every step ran unless more than 5% of a step\'s users failed.' : ''}`,
+    findScenario(r.scenario)?.judgeText ? `Verdict (this scenario's own, in place of the steady-state SLOs): ${findScenario(r.scenario)!.judgeText}.`
+      : `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
+    `Result: ${resultLine(r)}${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}`, '',
+    ...summaryMarkdown(r),
     '## Steps', '',
     '| step | users | s | healthy | spawned | failed | login p99 ms | logout p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub accept queue max / p99 | proxy accept queue max / p99 | hub CPU % | generator CPU % |',
     '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : 'NO'}${s.generatorLimited ? ' (gen-limited)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.resources.generator?.cpuMean)} |`),
+    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : `NO (${(s.slo.broken ?? []).join(', ')})`}${s.generatorLimited ? ' (generator saturated)' : ''}${s.servingStopped ? ' (serving stopped)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.resources.generator?.cpuMean)} |`),
     '',
     ...(r.steps.some(s => s.acceptQueue) ? ['Accept queue: connections the kernel completed that the process had not accepted yet, on the hub port (with several workers, the cluster primary\'s socket) and the proxy\'s public port, read from /proc/net/tcp every 100 ms over the step (`ss -ltn` Recv-Q); max and nearest-rank p99 of the samples.', ''] : []),
   ]
   return [...head, ...profileMarkdown(r), ...r.steps.map(stepMarkdown)].join('\n')
+}
+
+/** The run's verdict in one sentence. */
+export function resultLine(r: RunResult): string {
+  const sm = r.summary
+  const unhealthy = sm?.unhealthySteps ?? (r.breakingStep === null ? [] : [r.breakingStep])
+  const cut = r.interrupted ? ` The run was cut short (${r.interrupted}) after ${r.steps.length} step(s).` : ''
+  if (unhealthy.length === 0) return `every step held its SLOs.${cut}`
+  const point = r.breakingStep === null
+    ? `no breaking point of the system: every unhealthy step (${unhealthy.join(', ')}) had a saturated generator`
+    : `step ${r.breakingStep} (${r.steps.find(s => s.index === r.breakingStep)?.users} users) broke the SLOs (the breaking point)`
+  return `${point}${sm?.servingStoppedAt ? `; serving stopped at step ${sm.servingStoppedAt}` : ''}.${cut}`
+}
+
+/** Where each SLO first broke, where serving stopped, which steps the generator limited, and what the run left behind. */
+function summaryMarkdown(r: RunResult): string[] {
+  const sm = r.summary
+  const out: string[] = []
+  if (sm) {
+    const users = (i: number) => r.steps.find(s => s.index === i)?.users
+    out.push('## Summary', '')
+    const broken = Object.entries(sm.firstBroken)
+    out.push(broken.length === 0 ? '- No SLO broke in a step whose generator kept up.' : `- First step each SLO broke: ${broken.map(([k, i]) => `${k} at step ${i} (${users(i)} users)`).join('; ')}.`)
+    const sat = Object.entries(sm.firstBrokenSaturated)
+    if (sat.length > 0) out.push(`- Broken only in steps with a saturated generator (not counted): ${sat.map(([k, i]) => `${k} at step ${i}`).join('; ')}.`)
+    out.push(`- Serving stopped (more than 5% of users failed): ${sm.servingStoppedAt === null ? 'never' : `at step ${sm.servingStoppedAt} (${users(sm.servingStoppedAt)} users)`}.`)
+    out.push(`- Generator saturated: ${sm.saturatedSteps.length === 0 ? 'in no step' : `steps ${sm.saturatedSteps.join(', ')}`}.`)
+  }
+  if (r.fdLimits && r.fdLimits.length > 0) {
+    out.push(`- Open-file limits at start: ${r.fdLimits.map(l => `${l.name} ${l.soft} (hard ${l.hard}; about ${l.usersAllowed} users at ${l.fdsPerUser} per user${l.enough ? '' : `, **fewer than the ${l.usersNeeded} this run may hold**`})`).join('; ')}.`)
+  }
+  if (r.processes) {
+    out.push(`- Processes the run started: ${r.processes.length}; ${r.leftovers && r.leftovers.length > 0 ? `**outlived their orderly stop and were stopped by pid at the end: ${r.leftovers.map(p => `${p.name} ${p.pid}`).join(', ')}**` : 'every one stopped in order'}.`)
+  }
+  if (r.interrupted) out.push(`- **Interrupted**: ${r.interrupted}.`)
+  return out.length > 0 ? [...out, ''] : []
 }
 
 const PROFILE_ROWS = 10
@@ -179,7 +239,10 @@ export async function writeReport(r: RunResult, dir: string, indexFile: string):
 }
 
 async function appendIndex(r: RunResult, dir: string, indexFile: string): Promise<void> {
-  await appendIndexLine(indexFile, dir, r.scenario, r.config.steps.join(','), r.breakingStep === null ? 'all steps healthy' : `step ${r.breakingStep} unhealthy`, r.command)
+  const sm = r.summary
+  const result = (sm?.unhealthySteps.length ?? (r.breakingStep === null ? 0 : 1)) === 0 ? 'all steps healthy'
+    : r.breakingStep === null ? `unhealthy only with the generator saturated (steps ${sm?.unhealthySteps.join(', ')})` : `step ${r.breakingStep} unhealthy`
+  await appendIndexLine(indexFile, dir, r.scenario, r.config.steps.join(','), `${result}${sm?.servingStoppedAt ? `, serving stopped at step ${sm.servingStoppedAt}` : ''}${r.interrupted ? ` (interrupted: ${r.interrupted})` : ''}`, r.command)
 }
 
 /** One line in bench-results/README.md's table of runs. */

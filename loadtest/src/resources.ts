@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs/promises'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { readFdLimit } from './fd-limits.js'
 
 /** A process to watch. `tree`: include every descendant; `exclude`: pids (and their trees) left out. */
 export interface WatchedProcess {
@@ -21,6 +22,8 @@ export interface ProcessSample {
   readonly cpu: number
   readonly rssMb: number
   readonly fds: number
+  /** The root process's open-file soft limit (/proc/<pid>/limits), or null when unread. */
+  readonly fdLimit?: number | null
   readonly procs: number
 }
 
@@ -152,6 +155,7 @@ export class ResourceSampler {
     this.#lastTicks.set(p.name, { ticks, at: now, pids: new Set(pids) })
     // CPU over the last interval; processes that exited in between make the delta negative: clamp.
     const cpu = last ? Math.max(0, ((ticks - last.ticks) / TICKS) / ((now - last.at) / 1000) * 100) : 0
-    return { cpu: Math.round(cpu * 10) / 10, rssMb: Math.round(rss * PAGE_KB / 1024 * 10) / 10, fds, procs: alive }
+    const limit = readFdLimit(root)?.soft
+    return { cpu: Math.round(cpu * 10) / 10, rssMb: Math.round(rss * PAGE_KB / 1024 * 10) / 10, fds, fdLimit: limit === undefined || !Number.isFinite(limit) ? null : limit, procs: alive }
   }
 }

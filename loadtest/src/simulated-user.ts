@@ -33,6 +33,11 @@ export interface SimulatedUserOptions {
   readonly spawnTimeoutMs?: number
   readonly recorder: Recorder
   readonly onState?: (from: UserState, to: UserState) => void
+  /**
+   * Websocket drops are expected (the restart scenario kills the proxy): count them as
+   * `ws_closed_by_outage`, not as the `error:ws_dropped` SLO failure. Default false.
+   */
+  readonly expectDrops?: boolean
 }
 
 /** The counters a user keeps itself, independent of the recorder (tests compare the two). */
@@ -68,21 +73,28 @@ export class SimulatedUser {
 
   get state(): UserState { return this.#state }
 
+  /** The user's kernel websocket, once opened (the cull and restart scenarios drive it themselves). */
+  get websocket(): WebSocket | undefined { return this.#ws }
+
   #to(next: UserState): void {
     const from = this.#state
     this.#state = next
     this.o.onState?.(from, next)
   }
 
-  /** Run the whole visit. Resolves when the user has left (a silent-ws user leaves its socket open). */
-  async run(): Promise<void> {
+  /**
+   * Run the whole visit. Resolves when the user has left (a silent-ws user leaves its socket open).
+   * `work`: what the user does once its websocket is open, in place of work() (the cull and restart
+   * scenarios drive their users themselves); a throw fails the user.
+   */
+  async run(work: () => Promise<void> = () => this.work()): Promise<void> {
     const r = this.o.recorder
     try {
       this.#to('login'); await this.#phase('login', () => this.login())
       this.#to('spawning'); await this.#phase('spawn', () => this.spawn())
       this.#to('opening'); await this.#phase('first_page', () => this.firstPage())
       await this.#phase('ws_open', () => this.openWebsocket())
-      this.#to('working'); await this.work()
+      this.#to('working'); await work()
       this.#to('leaving'); await this.leave()
       this.#to(this.o.leave === 'silent-ws' ? 'silent' : 'done')
     } catch (err) {
@@ -200,7 +212,7 @@ export class SimulatedUser {
       ws.once('error', err => reject(new UserError('ws_error', err.message)))
     })
     ws.on('error', () => undefined)
-    ws.once('close', () => { if (!this.#closing) this.o.recorder.count('error:ws_dropped') })
+    ws.once('close', () => { if (!this.#closing) this.o.recorder.count(this.o.expectDrops ? 'ws_closed_by_outage' : 'error:ws_dropped') })
   }
 
   /** Echo messages until workUntil, with an HTTP request to the server now and then. */

@@ -42,7 +42,26 @@ export interface ProcessSummary {
   readonly cpuMax: number
   readonly rssMaxMb: number
   readonly fdsMax: number
+  /**
+   * The root process's open-file limit (RLIMIT_NOFILE soft, /proc/<pid>/limits) at its lowest over
+   * the step; null when unread. For a tree (postgres, user servers) fdsMax is the tree's sum and
+   * this the root's own limit.
+   */
+  readonly fdLimit?: number | null
   readonly procsMax: number
+}
+
+/** Whether the load generator, rather than the system, limited a step (run.ts generatorVerdict). */
+export interface GeneratorVerdict {
+  readonly saturated: boolean
+  /** Its CPU over the step, % of one core. */
+  readonly cpuMean: number
+  /** The median over the step of each second's event-loop delay p99, ms. */
+  readonly lagP99Median: number
+  /** The worst second's event-loop delay p99, ms. */
+  readonly lagP99Max: number
+  /** Why saturated (empty when not). */
+  readonly reasons: string[]
 }
 
 export interface StepTally {
@@ -80,8 +99,13 @@ export interface StepResult {
    * port). Absent for an external target; a port never seen listening is undefined.
    */
   readonly acceptQueue?: { readonly hub?: AcceptQueueSummary; readonly proxy?: AcceptQueueSummary }
+  /** Same as generator.saturated (older reports have only this). */
   readonly generatorLimited: boolean
-  readonly slo: { readonly healthy: boolean; readonly failures: string[] }
+  readonly generator?: GeneratorVerdict
+  /** More than SERVING_STOPPED_SHARE of the step's users failed: --keep-going stops here. */
+  readonly servingStopped?: boolean
+  /** `broken`: the SLOs that failed, by name (run.ts SLO_NAMES, or the scenario's own); absent in older reports. */
+  readonly slo: { readonly healthy: boolean; readonly failures: string[]; readonly broken?: string[] }
   /** --compare: this step's flamegraph of the hub (a file next to the report), with --profile hub. */
   flamegraph?: string
   /** Seconds since the run started, for slicing the resource series. */

@@ -85,7 +85,7 @@ t.test('route keys, charts, SLO verdicts', async t => {
   t.notOk(isHubApiKey('http:DELETE /hub/api/users/{name}/server'), 'and the stop request for the stop')
   const config = parseLoadtestConfig(['class-start'], {})
   const lat = (p99: number) => ({ count: 10, errors: 0, min: 1, mean: 1, p50: 1, p90: 1, p99, max: p99 })
-  t.same(judgeStep(config, { counts: { spawn_ok: 3 }, latencies: { 'http:GET /hub/login': lat(20), 'phase:ws_echo': lat(30) }, proxyAdded: { p50: 1, p99: 2, samples: 9 }, autocannon: {} }), { healthy: true, failures: [] })
+  t.same(judgeStep(config, { counts: { spawn_ok: 3 }, latencies: { 'http:GET /hub/login': lat(20), 'phase:ws_echo': lat(30) }, proxyAdded: { p50: 1, p99: 2, samples: 9 }, autocannon: {} }), { healthy: true, failures: [], broken: [] })
   const bad = judgeStep(config, { counts: { 'failed:spawn_timeout': 2, 'error:5xx': 1, 'error:ws_dropped': 1 }, latencies: { 'http:GET /hub/login': lat(2000), 'phase:ws_echo': lat(300) }, proxyAdded: { p50: 1, p99: 60, samples: 9 }, autocannon: {} })
   t.equal(bad.healthy, false)
   t.equal(bad.failures.length, 6, bad.failures.join('; '))

@@ -6,11 +6,13 @@
 import { activityStorm } from './activity-storm.js'
 import { api } from './api.js'
 import { classStart } from './class-start.js'
+import { cull } from './cull.js'
 import { ramp } from './ramp.js'
+import { restart } from './restart.js'
 import type { Scenario } from './scenario.js'
 import { steady } from './steady.js'
 
-export const SCENARIOS = [classStart, steady, api, activityStorm, ramp] as const
+export const SCENARIOS = [classStart, steady, api, activityStorm, ramp, cull, restart] as const
 export type ScenarioName = typeof SCENARIOS[number]['name']
 
 /** The scenario of that name, or undefined. */

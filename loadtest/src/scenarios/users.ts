@@ -29,6 +29,27 @@ export function assignLeaves(n: number, mix: Readonly<Record<LeaveMode, number>>
 }
 
 /**
+ * When each of n users arrives, ms after the step starts. `waveUsers` 0: uniformly over
+ * `arrivalMs`. Else in waves of up to `waveUsers` (a class), the waves' starts evenly spaced over
+ * `arrivalMs` and each wave's users uniformly over the first quarter of its slot, so a campus step
+ * is bursts of one class's logins and spawns with quiet between them, not an even trickle.
+ * E.g. 10,000 users over 240 s in waves of 200: 50 waves 4.8 s apart, each arriving within 1.2 s.
+ */
+export function arrivalOffsets(n: number, arrivalMs: number, waveUsers = 0): number[] {
+  if (n <= 0) return []
+  if (waveUsers <= 0 || n <= 1) return Array.from({ length: n }, (_, i) => n === 1 ? 0 : (arrivalMs * i) / (n - 1))
+  const waves = Math.ceil(n / waveUsers)
+  const slot = arrivalMs / waves
+  const spread = slot / 4
+  return Array.from({ length: n }, (_, i) => {
+    const wave = Math.floor(i / waveUsers)
+    const inWave = Math.min(waveUsers, n - wave * waveUsers)
+    const k = i - wave * waveUsers
+    return wave * slot + (inWave === 1 ? 0 : (spread * k) / (inWave - 1))
+  })
+}
+
+/**
  * Time GET /hub/api through the proxy and straight at the hub until `until`: two loops side by side,
  * each every 250 ms. (One loop alternating the two measured nothing direct while a request through the
  * proxy stalled, so a busy hub looked like a slow proxy; bench-results/README.md, round 2.)
@@ -49,6 +70,8 @@ async function probeProxy(publicUrl: string, hubUrl: string, r: Recorder, until:
   await Promise.all([loop('probe:via_proxy', publicUrl), loop('probe:direct', hubUrl)])
 }
 
+export { probeProxy }
+
 export async function runUsersStep(ctx: StepContext): Promise<void> {
   const { config, target, recorder: r, users } = ctx
   const leaves = assignLeaves(users, config.leaveMix)
@@ -56,8 +79,9 @@ export async function runUsersStep(ctx: StepContext): Promise<void> {
   const workUntil = t0 + config.arrivalMs + config.durationMs
   let done = false
   const probe = target.hubUrl ? probeProxy(target.publicUrl, target.hubUrl, r, () => done) : Promise.resolve()
+  const arrivals = arrivalOffsets(users, config.arrivalMs, config.waveUsers)
   const visits = Array.from({ length: users }, async (_, i) => {
-    const arriveAt = users === 1 ? 0 : (config.arrivalMs * i) / (users - 1)
+    const arriveAt = arrivals[i]!
     await sleep(Math.max(0, t0 + arriveAt - performance.now()))
     const user = new SimulatedUser({
       base: target.publicUrl, name: `${ctx.namePrefix}${i}`, password: target.password, leave: leaves[i]!, workUntil,

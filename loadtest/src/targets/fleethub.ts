@@ -16,8 +16,9 @@ import pg from 'pg'
 import { freeLowPort, startEmbeddedPostgres, type RunningPostgres } from '../../../core/src/embedded-postgres.js'
 import type { Logger } from '../../../core/src/log.js'
 import type { WatchedProcess } from '../resources.js'
-import { alive, CLI, descendantsOf, findInTree, logTo, rangeArg, stopChild, waitHttp } from './processes.js'
-import type { Target } from './target.js'
+import { alive, CLI, descendantsOf, findInTree, logTo, ownedCommand, rangeArg, stopChild, waitHttp } from './processes.js'
+import { PidRegistry, type RecordedProcess } from './pid-registry.js'
+import type { RestartComponent, RestartEvent, Target } from './target.js'
 
 export interface FleethubTargetOptions {
   readonly spawner: 'local' | 'kube-sim'
@@ -33,6 +34,8 @@ export interface FleethubTargetOptions {
   readonly kubeNodes?: number
   /** Where `node --cpu-prof` writes the hub's profile with --profile hub. */
   readonly profileDir?: string
+  /** The hub's own culler on, with these timings (the cull scenario); default off (`--no-cull-idle`). */
+  readonly cull?: { readonly timeoutMs: number; readonly everyMs: number }
   /** Where the processes' logs go. */
   readonly workDir: string
   readonly log: Logger
@@ -72,10 +75,12 @@ export function clusterNodesFor(steps: readonly number[]): number {
   return Math.max(MIN_NODES, Math.ceil(users * 1.25 / POD_SLOTS_PER_NODE))
 }
 
-async function startKubeSim(workDir: string, startTime: { min: number; max: number } | undefined, nodes: number): Promise<{ child: ChildProcess; kubeconfig: string }> {
+async function startKubeSim(workDir: string, startTime: { min: number; max: number } | undefined, nodes: number, pids: PidRegistry): Promise<{ child: ChildProcess; kubeconfig: string }> {
   const kubeconfig = path.join(workDir, 'kubeconfig.json')
   const fd = logTo(path.join(workDir, 'kube-sim.log'))
-  const child = spawn(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes), '--node-pods', String(POD_SLOTS_PER_NODE)], { stdio: ['ignore', fd, fd] })
+  const cmd = await ownedCommand(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes), '--node-pods', String(POD_SLOTS_PER_NODE)], 'SIGTERM')
+  const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', fd, fd], detached: cmd.detached })
+  pids.record('kube-sim', child.pid)
   fs.closeSync(fd)
   const deadline = Date.now() + 30_000
   while (!fs.existsSync(kubeconfig) && Date.now() < deadline && child.exitCode === null) await new Promise(r => setTimeout(r, 100))
@@ -90,14 +95,23 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
   let pgServer: RunningPostgres | undefined
   let kube: { child: ChildProcess; kubeconfig: string } | undefined
   let hub: ChildProcess | undefined
+  const pids = new PidRegistry()
+  // the hub's tree changes (the proxy restarted, user servers come and go): note it every 2 s
+  const noteTree = () => { pids.recordTree('hub', hub?.pid); pids.record('kube-sim', kube?.child.pid); pids.record('postgres', pgServer?.pid) }
+  const watch = setInterval(noteTree, 2000).unref()
+  let leftovers: RecordedProcess[] = []
   const cleanup = async () => {
+    clearInterval(watch)
     // a hub that had to be killed leaves its proxy and user servers: note its descendants first,
     // and stop those still running afterwards
-    const leftovers = descendantsOf(hub?.pid)
+    noteTree()
+    const children = descendantsOf(hub?.pid)
     await stopHub(hub)
-    for (const pid of leftovers) if (alive(pid)) { try { process.kill(pid, 'SIGTERM') } catch { /* gone */ } }
+    for (const pid of children) if (alive(pid)) { try { process.kill(pid, 'SIGTERM') } catch { /* gone */ } }
     await stopChild(kube?.child, 'SIGTERM')
     await pgServer?.stop()
+    // whatever outlived its orderly stop (a proxy orphaned by a killed hub, a hung server): by pid
+    leftovers = await pids.stopAll()
     await fsp.rm(dir, { recursive: true, force: true })
   }
   // absolute: the hub runs with the work dir as its cwd, and a relative --out (the default,
@@ -105,7 +119,9 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
   const profileDirOf = () => o.profile === 'hub' ? path.resolve(o.profileDir ?? path.join(o.workDir, 'profile-hub')) : undefined
   const hubPid = () => hub?.pid
   try {
-    pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } })
+    const pgOptions = { dataDir: path.join(dir, 'pgdata'), log: o.log.child({ component: 'postgres' }), settings: { fsync: 'off', synchronous_commit: 'off', max_connections: '400' } }
+    pgServer = await startEmbeddedPostgres(pgOptions)
+    pids.record('postgres', pgServer.pid)
     const password = randomBytes(12).toString('hex')
     const proxyAuthToken = randomBytes(24).toString('hex')
     const [port, hubPort, apiPort] = [await freeLowPort(), await freeLowPort(), await freeLowPort()]
@@ -117,28 +133,36 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     const env = { ...process.env, DATABASE_URL: pgServer.socketUrl, FLEETHUB_DEV_PASSWORD: password, CONFIGPROXY_AUTH_TOKEN: proxyAuthToken }
     const baseArgs = ['start', '--port', String(port), '--hub-port', String(hubPort), '--proxy-api-url', `http://127.0.0.1:${apiPort}`,
       '--data-dir', path.join(dir, 'data'), '--config', configFile, '--log-level', 'warn', '--admin-users', o.adminUser,
-      '--concurrent-spawn-limit', String(o.concurrentSpawnLimit), '--no-cull-idle', '--start-timeout', '120',
+      '--concurrent-spawn-limit', String(o.concurrentSpawnLimit), '--start-timeout', '120',
+      // the cull scenario turns the hub's own culler on; every other run measures without it
+      ...(o.cull ? ['--cull-timeout', String(Math.round(o.cull.timeoutMs / 1000)), '--cull-every', String(Math.round(o.cull.everyMs / 1000))] : ['--no-cull-idle']),
       // always explicit, so an inherited FLEETHUB_WORKERS cannot change the run behind the report's back
       '--workers', String(workers),
       // the built-in single-user server (its websocket echoes): a real jupyterhub-singleuser on PATH would need kernels
       '--singleuser-cmd', `${process.execPath} ${CLI} singleuser`]
     const profileDir = profileDirOf()
     if (profileDir) description.profile = `hub: node --cpu-prof, a sample every ${CPU_PROF_INTERVAL_US / 1000} ms`
-    const launch = (extra: string[], extraEnv: Record<string, string>) => {
+    let lastLaunch: [string[], Record<string, string>] = [[], {}]
+    const launch = async (extra: string[], extraEnv: Record<string, string>) => {
+      lastLaunch = [extra, extraEnv]
       const fd = logTo(path.join(o.workDir, 'hub.log'))
       // the profile is written when the hub exits (stopHub); only this process profiles, not its
       // proxy and user servers (the flags are not in NODE_OPTIONS, so children do not inherit them)
       const argv = profileDir
         ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', String(CPU_PROF_INTERVAL_US), CLI, ...baseArgs, ...extra]
         : [CLI, ...baseArgs, ...extra]
-      const child = spawn(process.execPath, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd], cwd: o.workDir })
+      // its open-file limit raised, which its proxy and user servers inherit (fd-limits.ts); SIGINT,
+      // its orderly stop, if the generator dies first
+      const cmd = await ownedCommand(process.execPath, argv, 'SIGINT')
+      const child = spawn(cmd.file, cmd.args, { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd], cwd: o.workDir, detached: cmd.detached })
+      pids.record('hub', child.pid)
       fs.closeSync(fd)
       return child
     }
     if (o.spawner === 'kube-sim') {
       const nodes = o.kubeNodes ?? MIN_NODES
-      kube = await startKubeSim(o.workDir, o.serverStartTime, nodes)
-      hub = launch(['--spawner', 'kubernetes'], { KUBECONFIG: kube.kubeconfig })
+      kube = await startKubeSim(o.workDir, o.serverStartTime, nodes, pids)
+      hub = await launch(['--spawner', 'kubernetes'], { KUBECONFIG: kube.kubeconfig })
       try {
         await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
         description.simulatedCluster = true
@@ -154,12 +178,14 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       }
     }
     if (!hub || hub.exitCode !== null) {
-      hub = launch(['--spawner', 'local'], {})
+      hub = await launch(['--spawner', 'local'], {})
       await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
     }
     const publicUrl = `http://127.0.0.1:${port}`
     await waitHttp(`${publicUrl}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
     const pool = new pg.Pool({ connectionString: pgServer.url, max: 1 })
+    // a restarted Postgres ends the pool's connection: an idle client's error is emitted here, not thrown
+    pool.on('error', () => undefined)
     const isProxy = (c: string) => c.includes('proxy/src/main.js')
     const proxyPid = () => findInTree(hubPid(), isProxy)
     const processes: WatchedProcess[] = [
@@ -173,17 +199,73 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       { name: 'generator', pid: () => process.pid },
     ]
     const pgUrl = pgServer.url
+    noteTree()
+    /** The restart scenario's outages: SIGKILL the hub or the proxy, Postgres an immediate shutdown; then up again. */
+    const restart = async (component: RestartComponent): Promise<RestartEvent> => {
+      if (component === 'proxy') {
+        const killedPid = proxyPid()
+        const before = await routeCount(proxyApiUrl, proxyAuthToken)
+        const killedAt = performance.now()
+        if (killedPid !== undefined) process.kill(killedPid, 'SIGKILL')
+        // the hub starts it again (hub/src/proxy/proxy-process.ts) and restores the routes
+        await waitFor(async () => proxyPid() !== undefined && proxyPid() !== killedPid && await routeCount(proxyApiUrl, proxyAuthToken) >= before, 120_000, 'the proxy did not come back with its routes')
+        pids.recordTree('hub', hubPid())
+        return { component, killedPid, how: 'SIGKILL; the hub restarts its proxy', killedAt, upAt: performance.now() }
+      }
+      if (component === 'hub') {
+        const old = hub!, killedPid = old.pid, oldProxy = proxyPid()
+        const exited = once(old, 'exit')
+        const killedAt = performance.now()
+        process.kill(killedPid!, 'SIGKILL')
+        await exited
+        // its proxy gets SIGTERM from the kernel as the hub dies (setpriv --pdeathsig): wait for the port to free
+        await waitFor(async () => oldProxy === undefined || !alive(oldProxy), 30_000, `the dead hub's proxy (pid ${oldProxy}) did not exit`)
+        hub = await launch(...lastLaunch)
+        await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
+        await waitHttp(`${publicUrl}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
+        noteTree()
+        return { component, killedPid, how: 'SIGKILL, then `fleethub start` again with the same ports and database', killedAt, upAt: performance.now() }
+      }
+      const old = pgServer!
+      const killedAt = performance.now()
+      // immediate shutdown: no checkpoint, every connection cut, crash recovery at the next start
+      process.kill(old.pid, 'SIGQUIT')
+      await waitFor(async () => !alive(old.pid), 30_000, `Postgres (pid ${old.pid}) did not stop`)
+      pgServer = await startEmbeddedPostgres({ ...pgOptions, port: old.port })
+      pids.record('postgres', pgServer.pid)
+      return { component, killedPid: old.pid, how: 'SIGQUIT (immediate shutdown, crash recovery at start), then started again on the same port', killedAt, upAt: performance.now() }
+    }
+    const proxyApiUrl = `http://127.0.0.1:${apiPort}`
     return {
       publicUrl, hubUrl: `http://127.0.0.1:${hubPort}`, proxyApiUrl: `http://127.0.0.1:${apiPort}`, proxyAuthToken, password, hubPort, publicPort: port,
       databaseUrl: pgUrl, processes, description, profileDir,
       pgConnections: async () => Number((await pool.query<{ n: string }>('select count(*) as n from pg_stat_activity where backend_type = $1', ['client backend'])).rows[0]!.n),
       adminToken: name => mintToken(name, pgUrl),
+      pids: () => pids.list(), leftovers: () => leftovers, killAllNow: () => pids.killAllNow(), restart,
       async close() { await pool.end().catch(() => undefined); await cleanup() },
     }
   } catch (err) {
     await cleanup()
     throw err
   }
+}
+
+async function routeCount(apiUrl: string, token: string): Promise<number> {
+  try {
+    const res = await fetch(`${apiUrl}/api/routes`, { headers: { authorization: `token ${token}` }, signal: AbortSignal.timeout(5000) })
+    if (res.status !== 200) { await res.body?.cancel(); return -1 }
+    return Object.keys(await res.json() as Record<string, unknown>).filter(k => k.startsWith('/user/')).length
+  } catch { return -1 }
+}
+
+/** Poll `ok` every 100 ms until it holds; throw `what` after `timeoutMs`. */
+async function waitFor(ok: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline) {
+    if (await ok()) return
+    await new Promise(r => setTimeout(r, 100))
+  }
+  throw new Error(what)
 }
 
 /** `fleethub token <name>` against the run's database: the same path an operator uses. */

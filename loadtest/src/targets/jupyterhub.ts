@@ -12,7 +12,8 @@ import path from 'node:path'
 import { freeLowPort, startEmbeddedPostgres, type RunningPostgres } from '../../../core/src/embedded-postgres.js'
 import type { Logger } from '../../../core/src/log.js'
 import type { WatchedProcess } from '../resources.js'
-import { alive, CLI, findInTree, logTo, rangeArg, REPO, stopChild, waitHttp } from './processes.js'
+import { alive, CLI, findInTree, logTo, ownedCommand, rangeArg, REPO, stopChild, waitHttp } from './processes.js'
+import { PidRegistry, type RecordedProcess } from './pid-registry.js'
 import { TargetUnavailable, type Target } from './target.js'
 
 export interface JupyterhubTargetOptions {
@@ -86,13 +87,20 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
   let chpPid: number | undefined
   let pgServer: RunningPostgres | undefined
   const isChp = (c: string) => c.includes('configurable-http-proxy')
+  const pids = new PidRegistry()
+  const noteTree = () => { pids.recordTree('jupyterhub', hub?.pid); pids.recordTree('sim-servers', sim?.pid); pids.record('postgres', pgServer?.pid) }
+  const watch = setInterval(noteTree, 2000).unref()
+  let leftovers: RecordedProcess[] = []
   const cleanup = async () => {
+    clearInterval(watch)
+    noteTree()
     chpPid ??= findInTree(hub?.pid, isChp)
     // JupyterHub stops its proxy on SIGTERM (cleanup_proxy); the servers go with sim-servers
     await stopChild(hub, 'SIGTERM', hub?.pid, 60_000)
     if (chpPid !== undefined && alive(chpPid)) { try { process.kill(chpPid, 'SIGTERM') } catch { /* gone */ } }
     await stopChild(sim, 'SIGTERM', sim?.pid, 30_000)
     await pgServer?.stop()
+    leftovers = await pids.stopAll()
     await fsp.rm(dir, { recursive: true, force: true })
   }
   try {
@@ -104,8 +112,9 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
     const simUrl = `http://127.0.0.1:${simPort}`
     const simLog = path.join(o.workDir, 'sim-servers.log')
     let fd = logTo(simLog)
-    sim = spawn(process.execPath, [CLI, 'loadtest', 'sim-servers', '--port', String(simPort), '--start-time', rangeArg(o.serverStartTime), '--log-level', 'warn'],
-      { env: { ...process.env, SIM_SERVERS_TOKEN: simToken }, stdio: ['ignore', fd, fd] })
+    const simCmd = await ownedCommand(process.execPath, [CLI, 'loadtest', 'sim-servers', '--port', String(simPort), '--start-time', rangeArg(o.serverStartTime), '--log-level', 'warn'], 'SIGTERM')
+    sim = spawn(simCmd.file, simCmd.args, { env: { ...process.env, SIM_SERVERS_TOKEN: simToken }, stdio: ['ignore', fd, fd], detached: simCmd.detached })
+    pids.record('sim-servers', sim.pid)
     fs.closeSync(fd)
     await waitHttp(`${simUrl}/health`, sim, simLog, s => s === 200)
     // the same Postgres as fleethub's (embedded, fsync off, unix socket), owned by JupyterHub alone
@@ -126,7 +135,10 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
       ...(pgServer ? { LOADTEST_JH_DB_URL: pgServer.socketUrl.replace(/^postgres(ql)?:/, 'postgresql:') } : {}),
     }
     // cwd: the temporary directory (JupyterHub writes its pid files and sqlite there too)
-    hub = spawn(jupyterhub, ['-f', JUPYTERHUB_CONFIG], { env, cwd: dir, stdio: ['ignore', fd, fd] })
+    // its open-file limit raised, which CHP inherits (fd-limits.ts)
+    const hubCmd = await ownedCommand(jupyterhub, ['-f', JUPYTERHUB_CONFIG], 'SIGTERM')
+    hub = spawn(hubCmd.file, hubCmd.args, { env, cwd: dir, stdio: ['ignore', fd, fd], detached: hubCmd.detached })
+    pids.record('jupyterhub', hub.pid)
     fs.closeSync(fd)
     const hubUrl = `http://127.0.0.1:${hubPort}`
     const publicUrl = `http://127.0.0.1:${port}`
@@ -134,6 +146,8 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
     // through CHP: 200 once the hub has added its default route
     await waitHttp(`${publicUrl}/hub/health`, hub, hubLog, s => s === 200)
     chpPid = findInTree(hub.pid, isChp)
+    pids.record('chp', chpPid)
+    noteTree()
     const version = (await childOutput(jupyterhub, ['--version'])).split('\n').pop() ?? 'unknown'
     const chpVersion = (JSON.parse(fs.readFileSync(path.join(path.dirname(CHP), '../package.json'), 'utf8')) as { version: string }).version
     const description: Record<string, unknown> = {
@@ -173,6 +187,7 @@ export async function startJupyterhubTarget(o: JupyterhubTargetOptions): Promise
         if (token.status !== 201) throw new Error(`POST /hub/api/users/${name}/tokens: ${token.status} ${token.text.slice(0, 200)}`)
         return (JSON.parse(token.text) as { token: string }).token
       },
+      pids: () => pids.list(), leftovers: () => leftovers, killAllNow: () => pids.killAllNow(),
       async close() { await cleanup() },
       simServers: { url: simUrl, token: simToken },
       serviceToken,

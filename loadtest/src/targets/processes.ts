@@ -8,6 +8,8 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { guardedCommand } from '../../../core/src/guarded-command.js'
+import { withRaisedFdLimit } from '../fd-limits.js'
 
 /** The repository root, whether this file runs from loadtest/src/targets (tests) or dist/loadtest/src/targets. */
 function repoRoot(): string {
@@ -96,3 +98,14 @@ export function logTo(file: string): number {
 
 /** A `{min, max}` ms range as kube-sim's and sim-servers' `--start-time` take it. */
 export const rangeArg = (r: { min: number; max: number } | undefined) => r ? `${r.min}ms-${r.max}ms` : '0'
+
+/**
+ * How a target starts a process it owns: its open-file limit raised as far as allowed
+ * (fd-limits.ts), and sent `deathSignal` if this generator dies first (core/src/guarded-command.ts:
+ * its own process group, so a Ctrl-C reaches only the generator, which stops everything in order).
+ * The pid stays the command's own (setpriv and sh both exec it).
+ */
+export async function ownedCommand(file: string, args: readonly string[], deathSignal: 'SIGINT' | 'SIGTERM'): Promise<{ file: string; args: readonly string[]; detached: boolean }> {
+  const raised = withRaisedFdLimit(file, args)
+  return guardedCommand(raised.file, raised.args, deathSignal)
+}

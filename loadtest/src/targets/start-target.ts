@@ -8,6 +8,7 @@ import { externalTarget } from './external.js'
 import { clusterNodesFor, startFleethubTarget } from './fleethub.js'
 import { startJupyterhubTarget } from './jupyterhub.js'
 import type { Target } from './target.js'
+import { scenarioOf } from '../scenarios/index.js'
 
 /** `kind`: `fleethub`, `jupyterhub` or a hub's public URL (`--target`; `--compare` starts both in turn). */
 export async function startTarget(kind: string, config: LoadtestConfig, profileDir: string | undefined, workDir: string, log: Logger): Promise<Target> {
@@ -16,6 +17,7 @@ export async function startTarget(kind: string, config: LoadtestConfig, profileD
       spawner: config.spawner, activityIntervalMs: config.activityIntervalMs, concurrentSpawnLimit: config.concurrentSpawnLimit, adminUser: 'lt1uadmin',
       profile: profileDir ? config.profile : 'none', profileDir, serverStartTime: config.serverStartTime, workDir, log,
       kubeNodes: clusterNodesFor(config.steps), workers: config.workers,
+      cull: scenarioOf(config).needs?.culler ? config.cull : undefined,
     })
   }
   if (kind === 'jupyterhub') {

@@ -4,6 +4,20 @@
  * jupyterhub.ts, external.ts); start-target.ts picks one from the config.
  */
 import type { WatchedProcess } from '../resources.js'
+import type { RecordedProcess } from './pid-registry.js'
+
+/** A process the restart scenario kills and starts again. */
+export type RestartComponent = 'hub' | 'proxy' | 'postgres'
+
+/** What a restart did: the pid killed, and when (performance.now()) it was killed and started again. */
+export interface RestartEvent {
+  readonly component: RestartComponent
+  readonly killedPid: number | undefined
+  readonly how: string
+  readonly killedAt: number
+  /** When the replacement answered (the hub's health, the proxy's routes, Postgres a connection). */
+  readonly upAt: number
+}
 
 export interface Target {
   /** The public URL (through the proxy). */
@@ -31,6 +45,14 @@ export interface Target {
   readonly simServers?: { readonly url: string; readonly token: string }
   /** JupyterHub targets: the `loadtest` service's admin API token (tests read the hub's REST API). */
   readonly serviceToken?: string
+  /** Every process this target started, as recorded so far (pid-registry.ts); absent for an external hub. */
+  readonly pids?: () => RecordedProcess[]
+  /** After close(): the recorded processes that outlived their orderly stop and were signalled at the end. */
+  readonly leftovers?: () => RecordedProcess[]
+  /** SIGKILL every recorded process still running, now (a second Ctrl-C). */
+  readonly killAllNow?: () => void
+  /** Kill one process (SIGKILL; Postgres an immediate shutdown) and have it started again, as an outage does. fleethub targets only. */
+  readonly restart?: (component: RestartComponent) => Promise<RestartEvent>
   close(): Promise<void>
 }
 
