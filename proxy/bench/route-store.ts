@@ -41,6 +41,7 @@ const { db } = createDb({ url, poolSize: 2 })
 await migrateToLatest(db)
 const client = new pg.Client({ connectionString: url })
 await client.connect()
+await client.query('select fleethub_enable_route_store()') // as the first route-store proxy or hub would
 const upstream = await startUpstream()
 
 /** Exactly `n` running servers u1..un at the upstream (their routes follow by trigger). */
