@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ForwarderStats } from './forward.js'
 import type { RouteTable } from './route-table.js'
+import type { RouteStoreStats } from './route-store.js'
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
 
@@ -21,7 +22,8 @@ export interface ProxyMetrics {
   close(): void
 }
 
-export function createProxyMetrics(deps: { table: RouteTable, stats: () => ForwarderStats }): ProxyMetrics {
+/** `store`: route-store mode only (its gauges are absent otherwise). */
+export function createProxyMetrics(deps: { table: RouteTable, stats: () => ForwarderStats, store?: () => RouteStoreStats | undefined }): ProxyMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'fleethub_proxy_', eventLoopMonitoringPrecision: 20 })
   const requests = new Counter({
@@ -48,6 +50,16 @@ export function createProxyMetrics(deps: { table: RouteTable, stats: () => Forwa
     name: 'fleethub_proxy_routes', help: 'Routes in the table', registers: [registry],
     collect() { this.set(deps.table.size) },
   })
+  // Route-store mode: whether this proxy follows the database now, and how often it had to reload.
+  const store = (name: string, help: string, pick: (s: RouteStoreStats) => number) => new Gauge({
+    name: `fleethub_proxy_route_store_${name}`, help, registers: [registry],
+    collect() { const s = deps.store?.(); if (s !== undefined) this.set(pick(s)) },
+  })
+  store('connected', '1 while the route notifications connection is up (route-store mode)', s => s.connected ? 1 : 0)
+  store('reloads', 'Whole-table loads since start, the first included (route-store mode)', s => s.reloads)
+  store('notifications', 'Route notifications received (route-store mode)', s => s.notifications)
+  store('activity_flushes', 'Activity writes to the database (route-store mode)', s => s.activityFlushes)
+  store('accounted_version', 'Every route change number up to this one is accounted for (route-store mode)', s => s.version)
   const render = async (): Promise<{ contentType: string, body: string }> =>
     ({ contentType: registry.contentType, body: await registry.metrics() })
   return {

@@ -47,11 +47,11 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
   const table = new RouteTable()
   if (config.defaultTarget !== undefined) table.add('/', { target: config.defaultTarget }, now())
   const errors = createErrorResponder({ errorTarget: config.errorTarget, errorPath: config.errorPath, insecure: config.insecure, log })
-  const metrics = createProxyMetrics({ table, stats: () => forwarder.stats() })
+  let store: RouteStore | undefined
+  const metrics = createProxyMetrics({ table, stats: () => forwarder.stats(), store: () => store?.stats() })
   const forwarder = createForwarder(config, {
     table, log, now, respondError: (code, req, res) => errors.respond(code, req, res),
   })
-  let store: RouteStore | undefined
   if (config.routesFromDb !== undefined) {
     const connectionString = deps.databaseUrl ?? config.routesFromDb.databaseUrl ?? await runningEmbeddedUrl(config.routesFromDb.dataDir)
     store = new RouteStore({

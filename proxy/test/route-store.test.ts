@@ -92,6 +92,9 @@ t.test('two proxies follow starts, stops, renames and deletions', async t => {
   const version = Number((await sql<{ v: string }>`select last_value as v from proxy_routes_version`.execute(db)).rows[0].v)
   t.ok(await both(p => p.store!.version === version), 'both proxies account for every number the database handed out')
   t.equal(a.store!.stats().reloads, 1, 'no reload: every notification arrived in sequence')
+  const metrics = await (await fetch(`${a.apiUrl}/metrics`)).text()
+  t.match(metrics, /^fleethub_proxy_route_store_connected 1$/m, 'the metrics say it follows the database')
+  t.match(metrics, /^fleethub_proxy_route_store_reloads 1$/m, 'and that it loaded the table once')
 
   const res = await fetch(`${a.apiUrl}/api/routes/user/u5`, { method: 'DELETE', headers: { authorization: `token ${TOKEN}` } })
   t.equal(res.status, 409, 'the REST API does not write in route-store mode')
