@@ -190,7 +190,8 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
     const proxyPid = () => findInTree(hubPid(), isProxy)
     const processes: WatchedProcess[] = [
       { name: 'hub', pid: hubPid },
-      { name: 'proxy', pid: proxyPid },
+      // with --proxies N (FLEETHUB_PROXIES), the proxy's workers: summed, each with its own open-file limit
+      { name: 'proxy', pid: proxyPid, tree: true },
       { name: 'postgres', pid: () => pgServer?.pid, tree: true },
       // the hub's descendants but the proxy: the local spawner's user servers (and, with --workers N,
       // the workers: cluster.fork()ed children of the primary)
