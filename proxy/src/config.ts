@@ -99,6 +99,8 @@ export interface ProxyConfig {
   readonly routesFromDb: { readonly databaseUrl: string | undefined, readonly dataDir: string } | undefined
   /** fleethub: route activity is written to the database this often (ms, route-store mode). Default 1000. */
   readonly activityFlushMs: number
+  /** fleethub: a route in steady use is written again once its activity moved this far (ms, route-store mode). Default 60000. */
+  readonly activityResolutionMs: number
   /** fleethub: `--workers N`: N proxy processes share the ports (node:cluster). Default 1. */
   readonly workers: number
 }
@@ -147,6 +149,7 @@ const OPTIONS = {
   'routes-from-db': { type: 'boolean' },
   'data-dir': { type: 'string' },
   'activity-flush-interval': { type: 'string' },
+  'activity-resolution': { type: 'string' },
   workers: { type: 'string' },
   // CHP flags we parse only to reject them with a clear reason.
   socket: { type: 'string' }, 'api-socket': { type: 'string' }, 'metrics-socket': { type: 'string' },
@@ -201,6 +204,9 @@ fleethub extensions:
                               only reads (writes answer 409); activity is written to the database
   --data-dir DIR              the hub's data dir, for its embedded database (default .fleethub)
   --activity-flush-interval MS  route-store mode: write route activity this often (default 1000)
+  --activity-resolution MS    route-store mode: a route in steady use is written again once its
+                              activity moved MS past the last write (default 60000; keep the hub's
+                              cull timeout above it); new activity after a load is written at once
   --workers N                 N proxy processes on the same ports (default 1)
 `
 
@@ -300,12 +306,14 @@ export function parseProxyConfig(argv: readonly string[], env: Readonly<Record<s
       ? Object.freeze({ databaseUrl: env.DATABASE_URL || undefined, dataDir: values['data-dir'] ?? (env.FLEETHUB_DATA_DIR || '.fleethub') })
       : undefined,
     activityFlushMs: num('activity-flush-interval', { min: 10, max: 3_600_000 }) ?? 1000,
+    activityResolutionMs: num('activity-resolution', { min: 0, max: 3_600_000 }) ?? 60_000,
     workers: num('workers', { min: 1, max: 64 }) ?? 1,
   }
   if (values['routes-from-db'] !== true) {
     if (config.workers > 1) problems.push('--workers N needs --routes-from-db: each worker has its own table, and only the database can fill them all')
     if (values['data-dir'] !== undefined) problems.push('--data-dir is for --routes-from-db')
     if (values['activity-flush-interval'] !== undefined) problems.push('--activity-flush-interval is for --routes-from-db')
+    if (values['activity-resolution'] !== undefined) problems.push('--activity-resolution is for --routes-from-db')
   }
   if (problems.length > 0) throw configInvalid(problems)
   return Object.freeze(config)

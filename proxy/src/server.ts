@@ -56,7 +56,7 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
     const connectionString = deps.databaseUrl ?? config.routesFromDb.databaseUrl ?? await runningEmbeddedUrl(config.routesFromDb.dataDir)
     store = new RouteStore({
       connectionString, table, now, log: log.child({ component: 'route-store' }),
-      flushMs: config.activityFlushMs, refreshActivity: () => forwarder.sweep(),
+      flushMs: config.activityFlushMs, resolutionMs: config.activityResolutionMs, refreshActivity: () => forwarder.sweep(),
     })
     // the whole table before the first request: a proxy that starts never answers 404 for a running server
     try {
