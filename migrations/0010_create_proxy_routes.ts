@@ -36,6 +36,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('version', 'bigint', c => c.notNull())
     .execute()
   await sql`create sequence proxy_routes_version`.execute(db)
+  // The route each running server should have: the one definition the trigger and the reconcile share.
+  await sql`create view proxy_routes_wanted as
+    select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end as path,
+           s.id as server_id, s.user_id, s.url as target,
+           jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true) as data
+      from servers s join users u on u.id = s.user_id where s.state = 'running' and s.url is not null`.execute(db)
 
   await sql`create function fleethub_sync_server_route() returns trigger language plpgsql as $$
 declare
@@ -49,11 +55,8 @@ declare
   v bigint;
 begin
   -- the row as this transaction leaves it (several events of one transaction meet the same answer)
-  select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end, s.url, s.user_id,
-         jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true)
-    into want_path, want_target, want_user, want_data
-    from servers s join users u on u.id = s.user_id
-    where s.id = sid and s.state = 'running' and s.url is not null;
+  select path, target, user_id, data into want_path, want_target, want_user, want_data
+    from proxy_routes_wanted where server_id = sid;
   select path, target into have_path, have_target from proxy_routes where server_id = sid;
   if have_path is not distinct from want_path and have_target is not distinct from want_target then
     return null;
@@ -110,22 +113,13 @@ begin
   -- no route changes meanwhile (the trigger's writes wait; its reads of servers do not block this)
   lock table proxy_routes in share row exclusive mode;
   v := nextval('proxy_routes_version');
-  with want as (
-    select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end as path,
-           s.id as server_id, s.user_id, s.url as target,
-           jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true) as data
-      from servers s join users u on u.id = s.user_id where s.state = 'running' and s.url is not null)
   delete from proxy_routes r where not exists (
-    select 1 from want w where w.path = r.path and w.server_id = r.server_id and w.target = r.target);
+    select 1 from proxy_routes_wanted w where w.path = r.path and w.server_id = r.server_id and w.target = r.target);
   get diagnostics n = row_count;
   changed := changed + n;
   insert into proxy_routes (path, server_id, user_id, target, data, version)
-    select case when s.name = '' then '/user/' || u.name else '/user/' || u.name || '/' || s.name end,
-           s.id, s.user_id, s.url,
-           jsonb_build_object('user', u.name, 'server_name', s.name, 'target', s.url, 'jupyterhub', true), v
-      from servers s join users u on u.id = s.user_id
-      where s.state = 'running' and s.url is not null
-        and not exists (select 1 from proxy_routes r where r.server_id = s.id)
+    select path, server_id, user_id, target, data, v from proxy_routes_wanted w
+      where not exists (select 1 from proxy_routes r where r.server_id = w.server_id)
     on conflict do nothing;
   get diagnostics n = row_count;
   changed := changed + n;
@@ -154,6 +148,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop function fleethub_record_route_activity(bigint[], timestamptz[])`.execute(db)
   await sql`drop function fleethub_sync_user_routes()`.execute(db)
   await sql`drop function fleethub_sync_server_route()`.execute(db)
+  await sql`drop view proxy_routes_wanted`.execute(db)
   await sql`drop sequence proxy_routes_version`.execute(db)
   await db.schema.dropTable('proxy_routes').execute()
 }

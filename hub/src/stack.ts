@@ -245,14 +245,17 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     // proxy ran on) keeps the routes other hubs add meanwhile; one that lost most of its routes (a
     // proxy restarted with the hub) goes back in one call all the same (RouteSync.check).
     await routes.check()
-    // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table back.
-    const restore = () => { if (config.proxyRoutes === 'db') return; routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
+    // A restarted proxy (ours, seen by its exit; or any, seen by its boot id) gets the whole table
+    // back (with routes in the database it loads them itself, and this is one reconcile).
+    const restore = () => { routes.restoreAll().catch(err => log.error({ err: String(err) }, 'route restore failed')) }
     proxy?.onRestart(restore)
     proxyClient.onRestart(restore)
-    // A proxy we did not start (or one restarted by its own supervisor) is noticed through its boot
-    // id; a ping a second makes that within a second instead of at the next route change.
-    const pinger = setInterval(() => { if (config.proxyRoutes === 'api' && fleet.leases.mayRun('routes')) void proxyClient.ping().catch(() => undefined) }, 1000).unref()
-    cleanups.push(() => clearInterval(pinger))
+    if (config.proxyRoutes === 'api') {
+      // A proxy we did not start (or one restarted by its own supervisor) is noticed through its boot
+      // id; a ping a second makes that within a second instead of at the next route change.
+      const pinger = setInterval(() => { if (fleet.leases.mayRun('routes')) void proxyClient.ping().catch(() => undefined) }, 1000).unref()
+      cleanups.push(() => clearInterval(pinger))
+    }
     routes.start(config.lastActivityInterval * 1000, () => fleet.leases.mayRun('routes'))
     cleanups.push(() => routes.close())
     if (config.cullIdle) culler.start(() => fleet.leases.mayRun('culler'))

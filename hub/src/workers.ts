@@ -21,7 +21,7 @@
  * primary vanished shuts itself down.
  */
 import cluster, { type Worker } from 'node:cluster'
-import net from 'node:net'
+import { freePort, RestartCount } from '../../core/src/supervision.js'
 import { randomBytes } from 'node:crypto'
 import type { HubConfig } from './config.js'
 import type { Logger } from '../../core/src/log.js'
@@ -62,18 +62,6 @@ export interface Primary {
   close(): Promise<void>
 }
 
-/** A free TCP port on `host` (the hub port when the config says 0: the proxy must know it first). */
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
   const { config, log } = o
   const hubPort = config.hubPort === 0 ? await freePort(config.hubIp) : config.hubPort
@@ -93,7 +81,7 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
   let publicUrl = proxy?.publicUrl ?? ''
   const live = new Set<Worker>()
   const retiring = new Set<Worker>()
-  const crashes: number[] = []
+  const crashes = new RestartCount()
 
   const fork = (): Promise<Worker> => new Promise((resolve, reject) => {
     const worker = cluster.fork(env)
@@ -118,12 +106,10 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker)
     if (closing || retiring.delete(worker)) return
-    const now = Date.now()
-    crashes.push(now)
-    while (crashes.length > 0 && crashes[0]! < now - 60_000) crashes.shift()
+    const recent = crashes.record()
     log.warn({ worker: worker.process.pid, code, signal }, 'worker died; starting another')
-    if (crashes.length > 5) {
-      log.error({ crashes: crashes.length }, 'workers keep dying; not starting more')
+    if (recent > 5) {
+      log.error({ crashes: recent }, 'workers keep dying; not starting more')
       return
     }
     fork().catch(err => log.error({ err: String(err) }, 'replacement worker failed'))

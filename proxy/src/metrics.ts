@@ -23,7 +23,7 @@ export interface ProxyMetrics {
 }
 
 /** `store`: route-store mode only (its gauges are absent otherwise). */
-export function createProxyMetrics(deps: { table: RouteTable, stats: () => ForwarderStats, store?: () => RouteStoreStats | undefined }): ProxyMetrics {
+export function createProxyMetrics(deps: { table: RouteTable, stats: () => ForwarderStats, store?: () => RouteStoreStats }): ProxyMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'fleethub_proxy_', eventLoopMonitoringPrecision: 20 })
   const requests = new Counter({

@@ -76,7 +76,8 @@ export class RouteStore {
   readonly #ahead = new Set<number>()
   #holeSince: number | undefined
   /** Deleted routes' numbers, for a late `set` of a route deleted since (cleared at each load). */
-  readonly #deleted = new Map<string, number>()  /** Notifications that arrived while a load was running: applied after it, in order. */
+  readonly #deleted = new Map<string, number>()
+  /** Notifications that arrived while a load was running: applied after it, in order. */
   #pending: Change[] | undefined
   #loading: Promise<void> | undefined
   #reloadAgain = false

@@ -47,28 +47,15 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
   const table = new RouteTable()
   if (config.defaultTarget !== undefined) table.add('/', { target: config.defaultTarget }, now())
   const errors = createErrorResponder({ errorTarget: config.errorTarget, errorPath: config.errorPath, insecure: config.insecure, log })
-  let store: RouteStore | undefined
-  const metrics = createProxyMetrics({ table, stats: () => forwarder.stats(), store: () => store?.stats() })
+  const store = config.routesFromDb === undefined ? undefined : new RouteStore({
+    connectionString: deps.databaseUrl ?? config.routesFromDb.databaseUrl ?? await runningEmbeddedUrl(config.routesFromDb.dataDir),
+    table, now, log: log.child({ component: 'route-store' }),
+    flushMs: config.activityFlushMs, resolutionMs: config.activityResolutionMs, refreshActivity: () => forwarder.sweep(),
+  })
+  const metrics = createProxyMetrics({ table, stats: () => forwarder.stats(), store: store && (() => store.stats()) })
   const forwarder = createForwarder(config, {
     table, log, now, respondError: (code, req, res) => errors.respond(code, req, res),
   })
-  if (config.routesFromDb !== undefined) {
-    const connectionString = deps.databaseUrl ?? config.routesFromDb.databaseUrl ?? await runningEmbeddedUrl(config.routesFromDb.dataDir)
-    store = new RouteStore({
-      connectionString, table, now, log: log.child({ component: 'route-store' }),
-      flushMs: config.activityFlushMs, resolutionMs: config.activityResolutionMs, refreshActivity: () => forwarder.sweep(),
-    })
-    // the whole table before the first request: a proxy that starts never answers 404 for a running server
-    try {
-      await store.start()
-    } catch (err) {
-      forwarder.close()
-      errors.close()
-      metrics.close()
-      await store.close()
-      throw err
-    }
-  }
   if (config.authToken === undefined) log.warn('CONFIGPROXY_AUTH_TOKEN is not set: the API accepts requests without a token')
 
   const publicServer = createServer(config.ssl, { keepAliveTimeout: config.keepAliveTimeoutMs }, (req, res) => {
@@ -127,6 +114,8 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
     })))
   }
   try {
+    // the whole table before the first request: a proxy that starts never answers 404 for a running server
+    await store?.start()
     const port = await listen(publicServer, config.port, config.ip)
     const apiPort = await listen(apiServer, config.apiPort, config.apiIp)
     if (config.redirectPort !== undefined) {

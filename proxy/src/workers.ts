@@ -13,7 +13,7 @@
  * the split).
  */
 import cluster, { type Worker } from 'node:cluster'
-import net from 'node:net'
+import { freePort, RestartCount } from '../../core/src/supervision.js'
 import type { Logger } from './log.js'
 
 export interface WorkerReady { readonly type: 'ready'; readonly port: number; readonly apiPort: number; readonly bootId: string }
@@ -43,7 +43,7 @@ export async function startProxyPrimary(o: PrimaryOptions): Promise<ProxyPrimary
   const { log } = o
   let closing = false
   const live = new Set<Worker>()
-  const crashes: number[] = []
+  const crashes = new RestartCount()
   // Port 0 is chosen here, once: every worker (and every replacement) must ask the primary for
   // the same address and port to share its listening socket.
   const port = o.port === 0 ? await freePort(o.ip) : o.port
@@ -69,12 +69,10 @@ export async function startProxyPrimary(o: PrimaryOptions): Promise<ProxyPrimary
     live.delete(worker)
     // during the first start a failure fails the start (below); afterwards a dead worker is replaced
     if (closing || !started) return
-    const now = Date.now()
-    crashes.push(now)
-    while (crashes.length > 0 && crashes[0]! < now - 60_000) crashes.shift()
+    const recent = crashes.record()
     log.warn({ worker: worker.process.pid, code, signal }, 'proxy worker died; starting another')
-    if (crashes.length > 5) {
-      log.error({ crashes: crashes.length }, 'proxy workers keep dying; not starting more')
+    if (recent > 5) {
+      log.error({ crashes: recent }, 'proxy workers keep dying; not starting more')
       return
     }
     fork().catch(err => log.error({ err: String(err) }, 'replacement proxy worker failed'))
@@ -123,15 +121,4 @@ function withPorts(argv: readonly string[], port: number, apiPort: number): stri
     out.push(a)
   }
   return [...out, '--port', String(port), '--api-port', String(apiPort)]
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, host === '' ? undefined : host, () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 }

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { guardedCommand } from '../../../core/src/guarded-command.js'
 import type { Logger } from '../../../core/src/log.js'
+import { RestartCount } from '../../../core/src/supervision.js'
 
 export interface ProxyProcessOptions {
   readonly ip: string
@@ -71,7 +72,7 @@ export class ProxyProcess {
   #child: ChildProcess | undefined
   #endpoints: ProxyEndpoints | undefined
   #closing = false
-  #restarts: number[] = []
+  readonly #restarts = new RestartCount()
   readonly #listeners: Array<(e: ProxyEndpoints) => void> = []
 
   constructor(options: ProxyProcessOptions) {
@@ -124,9 +125,7 @@ export class ProxyProcess {
   #exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#closing || this.#child !== child) return
     this.#o.log.error({ code, signal }, 'proxy exited; restarting it')
-    const now = Date.now()
-    this.#restarts = [...this.#restarts.filter(t => now - t < 60_000), now]
-    const delay = Math.min(5000, 100 * 2 ** (this.#restarts.length - 1))
+    const delay = Math.min(5000, 100 * 2 ** (this.#restarts.record() - 1))
     setTimeout(() => {
       if (this.#closing) return
       this.start().then(
