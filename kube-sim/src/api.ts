@@ -57,6 +57,8 @@ export interface ApiOptions {
   /** Keep at most this many request records. */
   readonly maxRecorded: number
   readonly serverAddress: () => string
+  /** The container runtime's own stats (pod hosts), under `runtime` in /sim/stats. */
+  readonly runtimeStats?: () => Record<string, unknown> | undefined
 }
 
 interface Route {
@@ -92,6 +94,7 @@ export class KubeApi {
   }
 
   stats(): Record<string, unknown> {
+    const runtime = this.#o.runtimeStats?.()
     const perMinute = [...this.#perMinute].sort((a, b) => a[0] - b[0])
       .map(([minute, m]) => ({ minute, total: [...m.values()].reduce((a, b) => a + b, 0), ...Object.fromEntries(m) }))
     return {
@@ -101,6 +104,7 @@ export class KubeApi {
       resourceVersion: this.#o.store.resourceVersion,
       openWatches: this.#watches.size,
       cluster: this.#o.cluster.usage(),
+      ...(runtime !== undefined ? { runtime } : {}),
       requests: { total: [...this.#counts.values()].reduce((a, b) => a + b, 0), byVerbResource: Object.fromEntries(this.#counts), perMinute },
     }
   }

@@ -2,6 +2,9 @@
 import { parseArgs } from 'node:util'
 import type { Range } from './cluster.js'
 
+/** `--pod-hosts` above this is a typo, not a plan (each host is a Node process). */
+const MAX_POD_HOSTS = 64
+
 export interface KubeSimConfig {
   readonly help: boolean
   readonly host: string
@@ -20,6 +23,8 @@ export interface KubeSimConfig {
   readonly pullFailureRate: number
   readonly failImages: readonly string[]
   readonly runtime: 'http' | 'none' | 'singleuser'
+  /** Child processes the containers run in (pod-hosts.ts), or 'auto' (enough for the cluster's pods); 0 = in kube-sim itself. Default 0. */
+  readonly podHosts: number | 'auto'
   readonly historySize: number
   readonly logLevel: string
 }
@@ -46,6 +51,9 @@ the cluster was simulated). Pods run as virtual servers on their own 127.x.y.z a
   --fail-image IMAGE       pulls of IMAGE always fail; repeatable
   --runtime R              http (tiny server per pod, default) | singleuser (the built-in server;
                            needs the hub) | none (nothing listens)
+  --pod-hosts N|auto       run the containers in N child processes, each with its own open-file
+                           limit (a process holds ~3 files per pod); auto = enough for nodes x
+                           node-pods at the raised limit, 1 to 8 (default 0 = in kube-sim itself)
   --history N              watch history window in changes (default 20000)
   --log-level L            pino level (default info)
   --help                   this text
@@ -79,7 +87,7 @@ export function parseKubeSimConfig(argv: string[], env: NodeJS.ProcessEnv): Kube
     'pull-time': { type: 'string', default: '0' }, 'start-time': { type: 'string', default: '0' },
     'rate-limit': { type: 'string', default: '0' }, latency: { type: 'string', default: '0' },
     'pull-failure-rate': { type: 'string', default: '0' }, 'fail-image': { type: 'string', multiple: true },
-    runtime: { type: 'string', default: 'http' }, history: { type: 'string', default: '20000' },
+    runtime: { type: 'string', default: 'http' }, 'pod-hosts': { type: 'string', default: '0' }, history: { type: 'string', default: '20000' },
     'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
   } })
   const problems: string[] = []
@@ -93,6 +101,9 @@ export function parseKubeSimConfig(argv: string[], env: NodeJS.ProcessEnv): Kube
   if (!(rate >= 0 && rate <= 1)) problems.push('--pull-failure-rate must be between 0 and 1')
   const runtime = values.runtime as KubeSimConfig['runtime']
   if (!['http', 'none', 'singleuser'].includes(runtime)) problems.push(`--runtime must be http, none or singleuser, not '${runtime}'`)
+  const podHosts = values['pod-hosts'] === 'auto' ? 'auto' : Number(values['pod-hosts'])
+  if (podHosts !== 'auto' && !(Number.isInteger(podHosts) && podHosts >= 0 && podHosts <= MAX_POD_HOSTS)) problems.push(`--pod-hosts must be auto or an integer in [0, ${MAX_POD_HOSTS}], not '${values['pod-hosts']}'`)
+  if (runtime === 'none' && typeof podHosts === 'number' && podHosts > 0) problems.push('--pod-hosts needs --runtime http or singleuser (nothing runs with none)')
   const config: KubeSimConfig = {
     help: values.help === true,
     host: values.host!, port: int('port', 0, 65535), writeKubeconfig: values['write-kubeconfig'],
@@ -101,7 +112,7 @@ export function parseKubeSimConfig(argv: string[], env: NodeJS.ProcessEnv): Kube
     pullTime: attempt(() => parseRange(values['pull-time']!, '--pull-time'), { min: 0, max: 0 }),
     startTime: attempt(() => parseRange(values['start-time']!, '--start-time'), { min: 0, max: 0 }),
     rateLimit: int('rate-limit', 0), latencyMs: attempt(() => parseDuration(values.latency!, '--latency'), 0),
-    pullFailureRate: rate, failImages: values['fail-image'] ?? [], runtime, historySize: int('history', 100), logLevel: values['log-level']!,
+    pullFailureRate: rate, failImages: values['fail-image'] ?? [], runtime, podHosts, historySize: int('history', 100), logLevel: values['log-level']!,
   }
   if (problems.length > 0 && !config.help) throw new Error(`invalid kube-sim options: ${problems.join('; ')}`)
   return Object.freeze(config)

@@ -20,6 +20,8 @@ import { Store } from './store.js'
 export type { RecordedRequest } from './api.js'
 export type { ContainerRuntime, ContainerSpec, RunningContainer } from './runtime.js'
 export { httpRuntime, noneRuntime, singleUserRuntime } from './runtime.js'
+export { podHostsFor, podHostsRuntime } from './pod-hosts.js'
+export type { PodHostsOptions } from './pod-hosts.js'
 export type { Range } from './cluster.js'
 
 export interface KubeSimOptions {
@@ -41,7 +43,7 @@ export interface KubeSimOptions {
   readonly pullBackoffMs?: number
   /** Event time to live, ms. Default: 3600000 (1 h, as the API server). */
   readonly eventTtlMs?: number
-  /** What runs in a pod. Default: 'http' (a tiny server on the pod IP). */
+  /** What runs in a pod. Default: 'http' (a tiny server on the pod IP). A runtime with close() is closed by kube-sim's close(). */
   readonly runtime?: ContainerRuntime | 'http' | 'none'
   /** Watch history window in changes; a watch resuming from before it gets 410. Default: 20000. */
   readonly historySize?: number
@@ -107,6 +109,7 @@ export async function createKubeSim(options: KubeSimOptions = {}): Promise<KubeS
     watchTimeoutMs: options.watchTimeoutMs ?? 300_000 + Math.floor(Math.random() * 300_000),
     maxRecorded: options.maxRecorded ?? 1_000_000,
     serverAddress: () => url.replace(/^http:\/\//, ''),
+    runtimeStats: () => runtime.stats?.(),
   })
   const server = createServer(api.handle)
   server.keepAliveTimeout = 30_000
@@ -140,6 +143,7 @@ export async function createKubeSim(options: KubeSimOptions = {}): Promise<KubeS
     close: async () => {
       api.dropWatches()
       await cluster.close()
+      await runtime.close?.()
       await new Promise<void>(resolve => { server.close(() => resolve()); server.closeAllConnections() })
     },
   }

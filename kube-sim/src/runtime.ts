@@ -27,6 +27,10 @@ export interface RunningContainer {
 export interface ContainerRuntime {
   readonly name: string
   start(spec: ContainerSpec): Promise<RunningContainer>
+  /** What the runtime holds, for /sim/stats (pod hosts: containers per host). */
+  stats?(): Record<string, unknown>
+  /** Release what the runtime owns (pod hosts: stop the child processes); kube-sim's close() calls it. */
+  close?(): Promise<void>
 }
 
 /** No process at all: the pod is Running but nothing listens. For 10k-pod informer benchmarks. */

@@ -74,10 +74,22 @@ export interface FdLimitLine {
   readonly usersAllowed: number
   readonly usersNeeded: number
   readonly enough: boolean
+  /** Child processes whose limits were summed (kube-sim's pod hosts); absent when the process holds its users itself. */
+  readonly hosts?: number
 }
 
 /** Files a process holds besides its users' (listening sockets, logs, its database pool, libraries). */
 const FD_BASELINE = 200
+
+/** Processes whose users live in their children, each child with its own limit: kube-sim --pod-hosts (kube-sim/src/pod-hosts.ts). */
+const USERS_IN_CHILDREN = new Set(['kube-sim'])
+
+/** Direct children of `pid` (Linux 3.5+), or [] when they cannot be read. */
+function childPids(pid: number): number[] {
+  try { return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
+}
+
+const usersWithin = (soft: number, per: number): number => Number.isFinite(soft) ? Math.max(0, Math.floor((soft - FD_BASELINE) / per)) : Infinity
 
 export function fdLimitLines(processes: ReadonlyArray<{ name: string; pid: number | undefined }>, usersNeeded: number): FdLimitLine[] {
   const out: FdLimitLine[] = []
@@ -86,14 +98,17 @@ export function fdLimitLines(processes: ReadonlyArray<{ name: string; pid: numbe
     if (per === undefined || p.pid === undefined) continue
     const l = readFdLimit(p.pid)
     if (!l) continue
-    const usersAllowed = Number.isFinite(l.soft) ? Math.max(0, Math.floor((l.soft - FD_BASELINE) / per)) : Infinity
-    out.push({ name: p.name, pid: p.pid, soft: l.soft, hard: l.hard, fdsPerUser: per, usersAllowed, usersNeeded, enough: usersAllowed >= usersNeeded })
+    // kube-sim with pod hosts: the users' files are spread over its children, so their limits add up
+    const hosts = USERS_IN_CHILDREN.has(p.name) ? childPids(p.pid).map(readFdLimit).filter((x): x is FdLimit => x !== undefined) : []
+    const usersAllowed = hosts.length > 0 ? hosts.reduce((sum, h) => sum + usersWithin(h.soft, per), 0) : usersWithin(l.soft, per)
+    const shown = hosts.length > 0 ? { soft: Math.min(...hosts.map(h => h.soft)), hard: Math.min(...hosts.map(h => h.hard)), hosts: hosts.length } : { soft: l.soft, hard: l.hard }
+    out.push({ name: p.name, pid: p.pid, ...shown, fdsPerUser: per, usersAllowed, usersNeeded, enough: usersAllowed >= usersNeeded })
   }
   return out
 }
 
 /** The line printed at start for a limit too low for the run. */
 export function fdLimitWarning(l: FdLimitLine): string {
-  return `open files: ${l.name} (pid ${l.pid}) may open ${l.soft} (hard limit ${l.hard}, could not be raised further), ` +
+  return `open files: ${l.name} (pid ${l.pid}${l.hosts !== undefined ? `, ${l.hosts} child processes` : ''}) may open ${l.soft}${l.hosts !== undefined ? ' each' : ''} (hard limit ${l.hard}, could not be raised further), ` +
     `which allows about ${l.usersAllowed} users at ${l.fdsPerUser} per user; this run may hold ${l.usersNeeded} at once`
 }

@@ -78,7 +78,7 @@ export function clusterNodesFor(steps: readonly number[]): number {
 async function startKubeSim(workDir: string, startTime: { min: number; max: number } | undefined, nodes: number, pids: PidRegistry): Promise<{ child: ChildProcess; kubeconfig: string }> {
   const kubeconfig = path.join(workDir, 'kubeconfig.json')
   const fd = logTo(path.join(workDir, 'kube-sim.log'))
-  const cmd = await ownedCommand(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes), '--node-pods', String(POD_SLOTS_PER_NODE)], 'SIGTERM')
+  const cmd = await ownedCommand(process.execPath, [CLI, 'kube-sim', '--write-kubeconfig', kubeconfig, '--runtime', 'singleuser', '--pod-hosts', 'auto', '--log-level', 'warn', '--start-time', rangeArg(startTime), '--nodes', String(nodes), '--node-pods', String(POD_SLOTS_PER_NODE)], 'SIGTERM')
   const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', fd, fd], detached: cmd.detached })
   pids.record('kube-sim', child.pid)
   fs.closeSync(fd)
@@ -166,7 +166,7 @@ export async function startFleethubTarget(o: FleethubTargetOptions): Promise<Tar
       try {
         await waitHttp(`http://127.0.0.1:${hubPort}/hub/health`, hub, path.join(o.workDir, 'hub.log'))
         description.simulatedCluster = true
-        description.userServers = 'virtual servers inside the kube-sim process (pods), each on its own loopback address'
+        description.userServers = 'virtual servers in kube-sim\'s pod-host child processes (pods), each on its own loopback address'
         description.serverStartTime = rangeArg(o.serverStartTime)
         description.cluster = `${nodes} simulated nodes x ${POD_SLOTS_PER_NODE} pods (${nodes * POD_SLOTS_PER_NODE} pods)`
       } catch (err) {
