@@ -13,6 +13,7 @@ import * as m0007 from './0007_index_oauth_clients_server.js'
 import * as m0008 from './0008_add_user_passwords.js'
 import * as m0009 from './0009_create_spawn_queue.js'
 import * as m0010 from './0010_create_proxy_routes.js'
+import * as m0011 from './0011_index_cascading_foreign_keys.js'
 
 export const migrations: Record<string, Migration> = {
   '0001_create_users': m0001,
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   '0008_add_user_passwords': m0008,
   '0009_create_spawn_queue': m0009,
   '0010_create_proxy_routes': m0010,
+  '0011_index_cascading_foreign_keys': m0011,
 }

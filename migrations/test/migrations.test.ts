@@ -33,3 +33,18 @@ t.test('schema rules hold', async t => {
   const left = await db.selectFrom('servers').select(db.fn.countAll().as('n')).executeTakeFirstOrThrow()
   t.equal(Number(left.n), 0, 'servers go with their user')
 })
+
+t.test('every foreign key leads an index, so a cascading delete never scans its table', async t => {
+  const { db } = await createTestDatabase(t)
+  // a foreign key whose first column is no index's first column: each delete of the referenced
+  // row scans the referencing table (0011: at 10,000 users, a stop 3x dearer)
+  const { rows } = await sql<{ fk: string }>`
+    select c.conrelid::regclass::text || '.' || a.attname || ' -> ' || c.confrelid::regclass::text as fk
+    from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+    where c.contype = 'f' and c.connamespace = 'public'::regnamespace
+      and not exists (select 1 from pg_index i where i.indrelid = c.conrelid and i.indkey[0] = c.conkey[1])
+    order by 1`.execute(db)
+  const { rows: [all] } = await sql<{ n: string }>`select count(*) as n from pg_constraint where contype = 'f' and connamespace = 'public'::regnamespace`.execute(db)
+  t.ok(Number(all!.n) >= 10, `the schema's foreign keys are seen (${all!.n})`)
+  t.same(rows.map(r => r.fk), [], 'no foreign key without an index')
+})
