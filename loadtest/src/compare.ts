@@ -23,8 +23,8 @@ import { acceptQueueLine, checkFdLimits, isHubApiKey, keepProfile, machineInfo, 
 import { raiseOwnFdLimit } from './fd-limits.js'
 import type { RunResult } from './run-result.js'
 import { monotonicUs } from './hub-profile.js'
-import type { SimulatedUser } from './simulated-user.js'
-import type { StepResult } from './step.js'
+import type { StepResult, UserHandle } from './step.js'
+import { stopGeneratorChildren } from './generator/child-generators.js'
 import { jupyterhubUnavailable } from './targets/jupyterhub.js'
 import { startTarget } from './targets/start-target.js'
 import { TargetUnavailable } from './targets/target.js'
@@ -237,7 +237,7 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
         if (i === 0) Object.assign(run, { fdLimits: checkFdLimits(target, config, live) })
         const sampler = new ResourceSampler({ processes: target.processes, pgConnections: target.pgConnections, t0: runT0 })
         sampler.start()
-        const users: SimulatedUser[] = []
+        const users: UserHandle[] = []
         let step: StepResult
         const window = { fromUs: monotonicUs(), toUs: Infinity }
         try {
@@ -247,6 +247,7 @@ export async function runCompare(config: LoadtestConfig, deps: CompareDeps): Pro
         } finally {
           await sampler.stop()
           for (const u of users) u.close()
+          await stopGeneratorChildren()
           await target.close()
         }
         if (profileDir) {

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import { parseRange as parseKubeSimRange } from '../../kube-sim/src/config.js'
-import { CAMPUS_WAVE_USERS, MODELS, SERVING_STOPPED_SHARE, type LoadtestConfig, type ModelName } from './loadtest-config.js'
+import { CAMPUS_WAVE_USERS, GENERATORS_AUTO_MAX, IN_PROCESS_MAX_USERS, MODELS, USERS_PER_GENERATOR, SERVING_STOPPED_SHARE, type LoadtestConfig, type ModelName } from './loadtest-config.js'
 import { DEFAULTS } from './scenarios/scenario.js'
 import { findScenario, SCENARIOS } from './scenarios/index.js'
 import type { LeaveMode } from './simulated-user.js'
@@ -54,6 +54,10 @@ scenarios: ${SCENARIOS.map(s => s.name).join(' | ')} (see shared/LOADTEST.md)
   --concurrent-spawn-limit N  the hub's limit (default 100)
   --workers N               run fleethub as \`fleethub start --workers N\`: N hub processes behind the
                             one hub port (default FLEETHUB_WORKERS, else 1; recorded in the report)
+  --generators N|auto       processes that run a step's simulated users (class-start, steady, ramp):
+                            N child processes, users dealt round-robin, each with its own CPU and
+                            event loop (1 = in this process); auto (default): in this process up to
+                            ${IN_PROCESS_MAX_USERS} users, else one per ${USERS_PER_GENERATOR} users, at most ${GENERATORS_AUTO_MAX}
   --profile hub|none        run fleethub's hub under node --cpu-prof and keep its flamegraph of the
                             load and the raw profile (default none; with --compare only fleethub's
                             hub is profiled: JupyterHub would need py-spy)
@@ -110,7 +114,7 @@ const OPTIONS = {
   model: { type: 'string', default: 'class' }, 'keep-going': { type: 'boolean', default: false },
   'cull-timeout': { type: 'string', default: '10s' }, 'cull-every': { type: 'string', default: '2s' }, 'active-share': { type: 'string', default: '0.25' },
   connections: { type: 'string', default: '20' }, 'concurrent-spawn-limit': { type: 'string', default: '100' },
-  workers: { type: 'string' },
+  workers: { type: 'string' }, generators: { type: 'string', default: 'auto' },
   profile: { type: 'string', default: 'none' }, label: { type: 'string' }, out: { type: 'string', default: 'bench-results' },
   'slo-hub-p99': { type: 'string', default: '1000' }, 'slo-proxy-p99': { type: 'string', default: '50' }, 'slo-ws-p99': { type: 'string', default: '250' },
   live: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' },
@@ -159,6 +163,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
   const workersText = v.workers ?? env.FLEETHUB_WORKERS
   const workers = workersText === undefined || workersText === '' ? 1 : attempt(() => positiveInt(workersText, v.workers !== undefined ? '--workers' : 'FLEETHUB_WORKERS', 64), 1)
   if (v.workers !== undefined && workers > 1 && target !== 'fleethub') problems.push('--workers applies to the fleethub stack this run starts: use --target fleethub (or --compare jupyterhub)')
+  const generators: number | 'auto' = v.generators === 'auto' ? 'auto' : attempt<number | 'auto'>(() => positiveInt(v.generators, '--generators (a number or auto)', 64), 'auto')
   if (v.model !== 'class' && v.model !== 'campus') problems.push(`--model: class or campus, got ${JSON.stringify(v.model)}`)
   const model = MODELS[v.model as ModelName] ?? MODELS.class
   const activeShare = Number(v['active-share'])
@@ -195,7 +200,7 @@ export function parseLoadtestConfig(argv: readonly string[], env: Readonly<Recor
     messageBytes: attempt(() => positiveInt(v['message-bytes'], '--message-bytes', 1 << 20), 0),
     connections: attempt(() => positiveInt(v.connections, '--connections', 10_000), 0),
     concurrentSpawnLimit: attempt(() => positiveInt(v['concurrent-spawn-limit'], '--concurrent-spawn-limit', 100_000), 0),
-    workers,
+    workers, generators,
     profile: v.profile as 'hub' | 'none', label, out: v.out, password,
     slo: {
       hubApiP99Ms: attempt(() => positiveInt(v['slo-hub-p99'], '--slo-hub-p99'), 0),

@@ -71,6 +71,9 @@ export interface SeriesPoint {
   readonly p99: number
 }
 
+/** What a simulated user records into: the Recorder itself, or a child generator's batching one (generator/worker.ts). */
+export type RecorderSink = Pick<Recorder, 'record' | 'error' | 'count' | 'note'>
+
 export class Recorder {
   readonly #keys = new Map<string, Histogram>()
   readonly #buckets = new Map<number, Histogram>()
@@ -79,22 +82,30 @@ export class Recorder {
 
   constructor(t0 = performance.now()) { this.#t0 = t0 }
 
-  /** A latency sample for `key` (e.g. `phase:login`, `GET /hub/login`). */
-  record(key: string, ms: number): void {
+  /** performance.now() that the time series counts from. */
+  get t0(): number { return this.#t0 }
+
+  /**
+   * A latency sample for `key` (e.g. `phase:login`, `GET /hub/login`), in the time series' second
+   * of `atMs` (ms since t0; default now): a child generator's samples land where they were taken.
+   */
+  record(key: string, ms: number, atMs = performance.now() - this.#t0): void {
     this.#hist(key).record(ms)
-    const sec = Math.floor((performance.now() - this.#t0) / 1000)
-    let b = this.#buckets.get(sec)
-    if (!b) { b = new Histogram(); this.#buckets.set(sec, b) }
-    b.record(ms)
+    this.#bucket(atMs).record(ms)
   }
 
-  /** A failed operation under `key` (it counts as an error in the key and the time series). */
-  error(key: string): void {
+  /** A failed operation under `key` (it counts as an error in the key and the time series), at `atMs` as record's. */
+  error(key: string, atMs = performance.now() - this.#t0): void {
     this.#hist(key).errors++
-    const sec = Math.floor((performance.now() - this.#t0) / 1000)
+    this.#bucket(atMs).errors++
+  }
+
+  #bucket(atMs: number): Histogram {
+    // a child's clock can put a sample a hair before t0: it belongs to the first second
+    const sec = Math.max(0, Math.floor(atMs / 1000))
     let b = this.#buckets.get(sec)
     if (!b) { b = new Histogram(); this.#buckets.set(sec, b) }
-    b.errors++
+    return b
   }
 
   /** Count an outcome (`spawn_ok`, `error:5xx`, `leave:tidy`, …). */

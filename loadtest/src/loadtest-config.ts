@@ -44,6 +44,33 @@ export const MODELS: Readonly<Record<ModelName, UserModel>> = {
 /** --keep-going stops the ramp at the first step where more than this share of users failed: serving stopped. */
 export const SERVING_STOPPED_SHARE = 0.05
 
+/**
+ * --generators auto: a step of at most this many users runs in the generator's own process, exactly
+ * as before there were child generators, so small runs and CI behave the same. The issue's class
+ * step saturated one core at 3,000 users (86%): 1,000 class users cost about 30% of a core, far
+ * from the 85% saturation limit (run.ts), so one process is sure to keep up there.
+ */
+export const IN_PROCESS_MAX_USERS = 1000
+/**
+ * --generators auto above IN_PROCESS_MAX_USERS: one child process per this many users. Half the
+ * 3,000 class users that took one process to 86% of a core: about 43% each, headroom for the
+ * bursts of a class start (logins and spawns at once) and for garbage collection.
+ */
+export const USERS_PER_GENERATOR = 1500
+/**
+ * --generators auto: at most this many child processes. The machine has 2 cores that the hub, the
+ * proxy and Postgres share with the generator; more processes than twice the cores only add
+ * switching and memory (each child is a Node process of its own).
+ */
+export const GENERATORS_AUTO_MAX = 4
+
+/** How many generator processes run a user step of `users` users: 1 is in-process (scenarios/users.ts). */
+export function generatorProcesses(setting: number | 'auto', users: number): number {
+  if (setting !== 'auto') return Math.max(1, Math.min(setting, users))
+  if (users <= IN_PROCESS_MAX_USERS) return 1
+  return Math.min(GENERATORS_AUTO_MAX, Math.ceil(users / USERS_PER_GENERATOR))
+}
+
 export interface LoadtestConfig {
   /** A scenario's name (scenarios/index.ts lists them). */
   readonly scenario: string
@@ -82,6 +109,11 @@ export interface LoadtestConfig {
   /** Connections for the autocannon scenarios. Default 20. */
   readonly connections: number
   readonly concurrentSpawnLimit: number
+  /**
+   * --generators: the processes that run a user step's simulated users (class-start, steady, ramp):
+   * a number (1 = in this process), or `auto` (generatorProcesses). Default auto.
+   */
+  readonly generators: number | 'auto'
   /** fleethub's hub processes: `fleethub start --workers N` (--workers, else FLEETHUB_WORKERS, else 1). */
   readonly workers: number
   readonly profile: 'hub' | 'none'

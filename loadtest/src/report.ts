@@ -9,7 +9,7 @@ import type { LatencySummary } from './histogram.js'
 import type { RunResult } from './run-result.js'
 import { MODELS } from './loadtest-config.js'
 import { findScenario } from './scenarios/index.js'
-import type { StepResult } from './step.js'
+import type { GeneratorVerdict, StepResult } from './step.js'
 import { lineChart, type ChartSeries } from './svg-chart.js'
 import { escapeHtml } from '../../core/src/html.js'
 
@@ -50,12 +50,21 @@ function scenarioLines(s: StepResult): string[] {
   return out
 }
 
+/** How many generator processes ran the step, their busiest CPU, and each one's share (--generators). */
+function generatorProcessesLine(ps: NonNullable<GeneratorVerdict['processes']>): string {
+  const maxCpu = Math.max(...ps.map(p => p.cpuMean))
+  if (ps.length === 1) return `Generator processes: 1 (the users ran in the runner's process), CPU ${maxCpu}% of a core.`
+  return `Generator processes: ${ps.length} (the runner and ${ps.length - 1} children), max CPU ${maxCpu}% of a core (mean over the step): ` +
+    ps.map(p => `${p.name}${p.pid ? ` (pid ${p.pid})` : ''} ${p.users} users, CPU ${p.cpuMean}%, lag p99 ${p.lagP99Median} ms${p.crashed ? `, **exited early (${p.crashed})**` : ''}`).join('; ') + '.'
+}
+
 function stepMarkdown(s: StepResult): string {
   const g = s.generator
   const saturated = g ? g.saturated : s.generatorLimited
   const lines = [`### Step ${s.index}: ${s.users} users, ${s.durationS} s — ${s.slo.healthy ? 'healthy' : `**UNHEALTHY** (${(s.slo.broken ?? []).join(', ')})`}${saturated ? ' (**generator saturated**: not counted as the system\'s limit)' : ''}${s.servingStopped ? ' — **serving stopped** (more than 5% of users failed)' : ''}`, '']
   if (!s.slo.healthy) lines.push(...s.slo.failures.map(f => `- SLO failed: ${f}`), '')
   if (g) lines.push(`Generator: CPU ${g.cpuMean}% of a core (mean), event-loop lag p99 ${g.lagP99Median} ms in the median second, ${g.lagP99Max} ms in the worst: ${g.saturated ? `**saturated** (${g.reasons.join('; ')}); its latencies include its own queueing` : 'not saturated (thresholds: CPU 85% of a core, lag p99 100 ms in the median second)'}.`, '')
+  if (g?.processes) lines.push(generatorProcessesLine(g.processes), '')
   for (const [k, msgs] of Object.entries(s.notes)) lines.push(`- example of \`${k}\`: ${msgs[0]}`)
   if (Object.keys(s.notes).length > 0) lines.push('')
   lines.push(...scenarioLines(s))
@@ -98,7 +107,7 @@ export function renderMarkdown(r: RunResult): string {
     '## Steps', '',
     '| step | users | s | healthy | spawned | failed | login p99 ms | logout p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub accept queue max / p99 | proxy accept queue max / p99 | hub CPU % | generator CPU % |',
     '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : `NO (${(s.slo.broken ?? []).join(', ')})`}${s.generatorLimited ? ' (generator saturated)' : ''}${s.servingStopped ? ' (serving stopped)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.resources.generator?.cpuMean)} |`),
+    ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : `NO (${(s.slo.broken ?? []).join(', ')})`}${s.generatorLimited ? ' (generator saturated)' : ''}${s.servingStopped ? ' (serving stopped)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.generator?.cpuMean ?? s.resources.generator?.cpuMean)}${(s.generator?.count ?? 1) > 1 ? ` (busiest of ${s.generator!.count})` : ''} |`),
     '',
     ...(r.steps.some(s => s.acceptQueue) ? ['Accept queue: connections the kernel completed that the process had not accepted yet, on the hub port (with several workers, the cluster primary\'s socket) and the proxy\'s public port, read from /proc/net/tcp every 100 ms over the step (`ss -ltn` Recv-Q); max and nearest-rank p99 of the samples.', ''] : []),
   ]

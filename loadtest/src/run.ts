@@ -14,11 +14,12 @@ import { LiveDisplay } from './live.js'
 import { ResourceSampler, type ResourcePoint } from './resources.js'
 import { AcceptQueueSampler } from './accept-queue.js'
 import { scenarioOf } from './scenarios/index.js'
-import type { SimulatedUser, UserState } from './simulated-user.js'
+import type { UserState } from './simulated-user.js'
 import { keepHubProfile, monotonicUs, type HubProfile } from './hub-profile.js'
 import type { ProfileWindow } from './flamegraph.js'
 import type { RunResult } from './run-result.js'
-import type { AutocannonSummary, GeneratorVerdict, ProcessSummary, StepContext, StepResult } from './step.js'
+import type { AutocannonSummary, GeneratorChildReport, GeneratorProcess, GeneratorVerdict, ProcessSummary, StepContext, StepResult, StepTally, UserHandle } from './step.js'
+import { stopGeneratorChildren } from './generator/child-generators.js'
 import type { RunSummary } from './run-result.js'
 import { SERVING_STOPPED_SHARE } from './loadtest-config.js'
 import { reportDirFor, writeReport } from './report.js'
@@ -127,15 +128,38 @@ function verdict(f: Array<{ slo: string; failure: string }>): { healthy: boolean
  * of the websocket-echo budget (250 ms) to what it measures, so a broken echo or hub p99 can no
  * longer be told apart from its own queueing; a single thread busy 85% of the time on average
  * spends whole seconds at 100% and queues in them. A step over either is marked saturated and is
- * not counted as the system's limit.
+ * not counted as the system's limit. With child generators (--generators) each process is judged
+ * on its own figures, and one over either limit saturates the step: its users' timings include its
+ * queueing. `parentUsers`: the users this process ran itself.
  */
-export function generatorVerdict(resources: Record<string, ProcessSummary>, lagP99s: number[]): GeneratorVerdict {
-  const cpuMean = resources.generator?.cpuMean ?? 0
-  const lagP99Median = median(lagP99s)
+export function generatorVerdict(resources: Record<string, ProcessSummary>, lagP99s: number[], children: readonly GeneratorChildReport[] = [], parentUsers = 0): GeneratorVerdict {
+  const mean = (xs: number[]) => xs.length === 0 ? 0 : Math.round(xs.reduce((a, x) => a + x, 0) / xs.length * 10) / 10
+  const processes: GeneratorProcess[] = [
+    { name: 'parent', pid: process.pid, users: parentUsers, cpuMean: resources.generator?.cpuMean ?? 0, lagP99Median: median(lagP99s), lagP99Max: Math.max(0, ...lagP99s) },
+    ...children.map((c, i) => ({
+      name: `child ${i + 1}`, ...(c.pid !== undefined ? { pid: c.pid } : {}), users: c.users, cpuMean: mean(c.cpu),
+      lagP99Median: median(c.lagP99s), lagP99Max: Math.max(0, ...c.lagP99s), ...(c.crashed ? { crashed: c.crashed } : {}),
+    })),
+  ]
   const reasons: string[] = []
-  if (cpuMean >= GENERATOR_LIMIT_CPU) reasons.push(`CPU ${cpuMean}% of a core >= ${GENERATOR_LIMIT_CPU}%`)
-  if (lagP99Median > GENERATOR_LIMIT_LAG_MS) reasons.push(`event-loop lag p99 ${lagP99Median} ms in the median second > ${GENERATOR_LIMIT_LAG_MS} ms`)
-  return { saturated: reasons.length > 0, cpuMean, lagP99Median, lagP99Max: Math.max(0, ...lagP99s), reasons }
+  for (const p of processes) {
+    const who = children.length > 0 ? `${p.name}: ` : ''
+    if (p.cpuMean >= GENERATOR_LIMIT_CPU) reasons.push(`${who}CPU ${p.cpuMean}% of a core >= ${GENERATOR_LIMIT_CPU}%`)
+    if (p.lagP99Median > GENERATOR_LIMIT_LAG_MS) reasons.push(`${who}event-loop lag p99 ${p.lagP99Median} ms in the median second > ${GENERATOR_LIMIT_LAG_MS} ms`)
+  }
+  return {
+    saturated: reasons.length > 0, cpuMean: Math.max(...processes.map(p => p.cpuMean)), lagP99Median: Math.max(...processes.map(p => p.lagP99Median)),
+    lagP99Max: Math.max(...processes.map(p => p.lagP99Max)), count: processes.length, processes, reasons,
+  }
+}
+
+/** The users' own counters, summed (the step's tally): in-process users and child generators' alike. */
+export function stepTally(users: readonly UserHandle[]): StepTally {
+  const sum = (f: (t: UserHandle['tally']) => number) => users.reduce((a, u) => a + f(u.tally), 0)
+  return {
+    users: users.length, loggedIn: sum(t => Number(t.loggedIn)), spawned: sum(t => Number(t.spawned)), stopped: sum(t => Number(t.stopped)),
+    failed: users.filter(u => u.state === 'failed').length, echoes: sum(t => t.echoes), messagesSent: sum(t => t.messagesSent), retries429: sum(t => t.retries429),
+  }
 }
 
 /**
@@ -170,12 +194,13 @@ export function summarizeRun(steps: readonly StepResult[]): RunSummary {
   }
 }
 
-export async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: SimulatedUser[]): Promise<StepResult> {
+export async function runStep(config: LoadtestConfig, target: Target, index: number, users: number, sampler: ResourceSampler, live: LiveDisplay, runT0: number, all: UserHandle[]): Promise<StepResult> {
   const recorder = new Recorder()
   const states: Record<string, number> = {}
-  const created: SimulatedUser[] = []
+  const created: UserHandle[] = []
+  const generators: GeneratorChildReport[] = []
   const ctx: StepContext = {
-    config, target, recorder, users, index, namePrefix: `lt${index}u`, users_: created, autocannon: {},
+    config, target, recorder, users, index, namePrefix: `lt${index}u`, users_: created, generators, autocannon: {},
     onState(from: UserState | undefined, to: UserState) {
       if (from) states[from] = (states[from] ?? 1) - 1
       states[to] = (states[to] ?? 0) + 1
@@ -209,20 +234,16 @@ export async function runStep(config: LoadtestConfig, target: Target, index: num
   const proxyAdded = via && direct && via.count > 0 && direct.count > 0
     ? { p50: Math.round((via.percentile(50) - direct.percentile(50)) * 10) / 10, p99: Math.round((via.percentile(99) - direct.percentile(99)) * 10) / 10, samples: via.count }
     : null
-  const tallies = created.map(u => u.tally)
-  const sum = (f: (t: typeof tallies[number]) => number) => tallies.reduce((a, t) => a + f(t), 0)
   const resources = summarizeProcesses(points)
   const partial = { counts: recorder.counts(), latencies, proxyAdded, autocannon: ctx.autocannon as Record<string, AutocannonSummary> }
   const scenario = scenarioOf(config)
   const slo = scenario.judge ? verdict(scenario.judge({ ...partial, users })) : judgeStep(config, partial)
-  const generator = generatorVerdict(resources, points.map(p => p.loopLagP99))
-  const failed = created.filter(u => u.state === 'failed').length
+  const generator = generatorVerdict(resources, points.map(p => p.loopLagP99), generators, generators.length > 0 ? 0 : created.length)
+  const tally = stepTally(created)
+  const failed = tally.failed
   return {
     index, users, startedAt, durationS: Math.round((toS - fromS) * 10) / 10, ...partial, notes: recorder.notes(), series: recorder.series(),
-    tally: {
-      users: created.length, loggedIn: sum(t => Number(t.loggedIn)), spawned: sum(t => Number(t.spawned)), stopped: sum(t => Number(t.stopped)),
-      failed, echoes: sum(t => t.echoes), messagesSent: sum(t => t.messagesSent), retries429: sum(t => t.retries429),
-    },
+    tally,
     resources, loopLagP99Max: Math.max(0, ...points.map(p => p.loopLagP99)),
     pgConnectionsMax: points.some(p => p.pgConnections !== null) ? Math.max(...points.map(p => p.pgConnections ?? 0)) : null,
     ...(acceptQueue ? { acceptQueue } : {}),
@@ -287,7 +308,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   let starting: Promise<Target> | undefined
   const signals = deps.handleSignals ? interruptOn(live, () => target) : undefined
   const steps: StepResult[] = []
-  const users: SimulatedUser[] = []
+  const users: UserHandle[] = []
   const window = { fromUs: monotonicUs(), toUs: Infinity }
   let sampler: ResourceSampler | undefined
   let result: RunResult | undefined
@@ -324,6 +345,8 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
     signals?.cleanup()
     await sampler?.stop()
     for (const u of users) u.close()
+    // an interrupted step's child generators are not among `users` yet: stop every one
+    await stopGeneratorChildren()
     // interrupted while the target was starting: it still comes up (its start is bounded), then goes
     target ??= await starting?.catch(() => undefined)
     await target?.close().catch(err => { failure ??= err })

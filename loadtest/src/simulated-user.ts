@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { CookieJar } from './cookie-jar.js'
-import type { Recorder } from './histogram.js'
+import type { RecorderSink } from './histogram.js'
 
 export type LeaveMode = 'tidy' | 'abandon' | 'silent-ws'
 export type UserState = 'waiting' | 'login' | 'spawning' | 'opening' | 'working' | 'leaving' | 'silent' | 'done' | 'failed'
@@ -31,7 +31,7 @@ export interface SimulatedUserOptions {
   readonly messageBytes?: number
   /** Give up on a spawn (429 waits included) after this long. Default 120000. */
   readonly spawnTimeoutMs?: number
-  readonly recorder: Recorder
+  readonly recorder: RecorderSink
   readonly onState?: (from: UserState, to: UserState) => void
   /**
    * Websocket drops are expected (the restart scenario kills the proxy): count them as

@@ -3,8 +3,32 @@ import type { AcceptQueueSummary } from './accept-queue.js'
 import type { LoadtestConfig } from './loadtest-config.js'
 import type { LatencySummary, Recorder, SeriesPoint } from './histogram.js'
 import type { ResourcePoint } from './resources.js'
-import type { SimulatedUser, UserState } from './simulated-user.js'
+import type { UserState, UserTally } from './simulated-user.js'
 import type { Target } from './targets/target.js'
+
+/**
+ * A simulated user as the runner sees it: a SimulatedUser in this process, or a stand-in for one
+ * in a child generator (generator/child-generators.ts) whose tally and state come over IPC.
+ */
+export interface UserHandle {
+  readonly tally: UserTally
+  readonly state: UserState
+  /** End a silent user's websocket (the runner calls this when the run ends). */
+  close(): void
+}
+
+/** What one child generator process reported over a step (generator/child-generators.ts). */
+export interface GeneratorChildReport {
+  readonly pid: number | undefined
+  /** Users dealt to it. */
+  readonly users: number
+  /** Its CPU each second, % of one core (process.cpuUsage deltas). */
+  readonly cpu: number[]
+  /** Its event-loop delay p99 each second, ms (monitorEventLoopDelay). */
+  readonly lagP99s: number[]
+  /** Set when it exited before its users finished: its exit code or signal. */
+  crashed?: string
+}
 
 export interface StepContext {
   readonly config: LoadtestConfig
@@ -16,7 +40,9 @@ export interface StepContext {
   /** Unique per step, so every step's users are new (`lt1u`, `lt2u`…). */
   readonly namePrefix: string
   /** Every simulated user created in this step (the runner closes silent ones at the end). */
-  readonly users_: SimulatedUser[]
+  readonly users_: UserHandle[]
+  /** Child generator processes that ran this step's users (none when in-process, generator/child-generators.ts). */
+  readonly generators: GeneratorChildReport[]
   /** Autocannon results by endpoint key. */
   readonly autocannon: Record<string, AutocannonSummary>
   onState(from: UserState | undefined, to: UserState): void
@@ -51,15 +77,31 @@ export interface ProcessSummary {
   readonly procsMax: number
 }
 
+/** One generator process's load over a step: the runner's own (`parent`) or a child's. */
+export interface GeneratorProcess {
+  readonly name: string
+  readonly pid?: number
+  /** Users it ran (the parent: those run in-process, 0 when children ran them all). */
+  readonly users: number
+  readonly cpuMean: number
+  readonly lagP99Median: number
+  readonly lagP99Max: number
+  readonly crashed?: string
+}
+
 /** Whether the load generator, rather than the system, limited a step (run.ts generatorVerdict). */
 export interface GeneratorVerdict {
   readonly saturated: boolean
-  /** Its CPU over the step, % of one core. */
+  /** Its CPU over the step, % of one core: the busiest generator process's. */
   readonly cpuMean: number
-  /** The median over the step of each second's event-loop delay p99, ms. */
+  /** The median over the step of each second's event-loop delay p99, ms: the worst generator process's. */
   readonly lagP99Median: number
-  /** The worst second's event-loop delay p99, ms. */
+  /** The worst second's event-loop delay p99, ms, over every generator process. */
   readonly lagP99Max: number
+  /** How many processes generated the load (1: in-process); absent in older reports. */
+  readonly count?: number
+  /** Each generator process's figures, the parent first; absent in older reports. */
+  readonly processes?: readonly GeneratorProcess[]
   /** Why saturated (empty when not). */
   readonly reasons: string[]
 }

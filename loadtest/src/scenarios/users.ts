@@ -5,7 +5,9 @@
  * hub request through the proxy and directly, which gives the proxy's added latency.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Recorder } from '../histogram.js'
+import { runUsersInChildren } from '../generator/child-generators.js'
+import type { Recorder, RecorderSink } from '../histogram.js'
+import { generatorProcesses } from '../loadtest-config.js'
 import { SimulatedUser, type LeaveMode, type UserState } from '../simulated-user.js'
 import type { StepContext } from '../step.js'
 
@@ -72,28 +74,81 @@ async function probeProxy(publicUrl: string, hubUrl: string, r: Recorder, until:
 
 export { probeProxy }
 
+/** What every user's visit in a step needs: the same in-process and in a child generator (generator/worker.ts). */
+export interface VisitPlan {
+  /** The hub's public URL. */
+  readonly base: string
+  readonly password: string
+  /** User i is `${namePrefix}${i}`. */
+  readonly namePrefix: string
+  /** By user index: how each leaves (assignLeaves) and when it arrives, ms after the step's t0 (arrivalOffsets). */
+  readonly leaves: readonly LeaveMode[]
+  readonly arrivals: readonly number[]
+  readonly messageIntervalMs: number
+  readonly httpIntervalMs: number
+  readonly messageBytes: number
+  readonly spawnTimeoutMs: number
+}
+
+/** The step's plan from its config and target: computed once, in the runner's process. */
+export function visitPlan(ctx: StepContext): VisitPlan {
+  const { config, target, users } = ctx
+  return {
+    base: target.publicUrl, password: target.password, namePrefix: ctx.namePrefix,
+    leaves: assignLeaves(users, config.leaveMix), arrivals: arrivalOffsets(users, config.arrivalMs, config.waveUsers),
+    messageIntervalMs: config.messageIntervalMs, httpIntervalMs: config.httpIntervalMs, messageBytes: config.messageBytes,
+    spawnTimeoutMs: Math.max(120_000, config.arrivalMs),
+  }
+}
+
+/** What runVisits tells its caller: a user arrived (before it runs), a user changed state, a user's visit ended. */
+export interface VisitHooks {
+  arrived(user: SimulatedUser, i: number): void
+  onState(i: number, from: UserState, to: UserState): void
+  finished?(user: SimulatedUser, i: number): void
+}
+
+/**
+ * The visits of the users `indices` of `plan`: user i arrives at t0 + plan.arrivals[i], works until
+ * `workUntil` and leaves (t0 and workUntil in this process's performance.now()).
+ */
+export async function runVisits(plan: VisitPlan, indices: readonly number[], t0: number, workUntil: number, recorder: RecorderSink, hooks: VisitHooks): Promise<void> {
+  await Promise.all(indices.map(async i => {
+    await sleep(Math.max(0, t0 + plan.arrivals[i]! - performance.now()))
+    const user = new SimulatedUser({
+      base: plan.base, name: `${plan.namePrefix}${i}`, password: plan.password, leave: plan.leaves[i]!, workUntil,
+      messageIntervalMs: plan.messageIntervalMs, httpIntervalMs: plan.httpIntervalMs, messageBytes: plan.messageBytes,
+      spawnTimeoutMs: plan.spawnTimeoutMs, recorder,
+      onState: (from: UserState, to: UserState) => hooks.onState(i, from, to),
+    })
+    hooks.arrived(user, i)
+    await user.run()
+    hooks.finished?.(user, i)
+  }))
+}
+
+/**
+ * The step: in this process, or (--generators, loadtest-config.ts generatorProcesses) dealt over
+ * child generator processes, user i to child i % N, so that the generator's own CPU is not what
+ * limits a large step. The proxy probe stays here either way.
+ */
 export async function runUsersStep(ctx: StepContext): Promise<void> {
   const { config, target, recorder: r, users } = ctx
-  const leaves = assignLeaves(users, config.leaveMix)
-  const t0 = performance.now()
-  const workUntil = t0 + config.arrivalMs + config.durationMs
+  const plan = visitPlan(ctx)
+  const n = generatorProcesses(config.generators ?? 'auto', users)
   let done = false
   const probe = target.hubUrl ? probeProxy(target.publicUrl, target.hubUrl, r, () => done) : Promise.resolve()
-  const arrivals = arrivalOffsets(users, config.arrivalMs, config.waveUsers)
-  const visits = Array.from({ length: users }, async (_, i) => {
-    const arriveAt = arrivals[i]!
-    await sleep(Math.max(0, t0 + arriveAt - performance.now()))
-    const user = new SimulatedUser({
-      base: target.publicUrl, name: `${ctx.namePrefix}${i}`, password: target.password, leave: leaves[i]!, workUntil,
-      messageIntervalMs: config.messageIntervalMs, httpIntervalMs: config.httpIntervalMs, messageBytes: config.messageBytes,
-      spawnTimeoutMs: Math.max(120_000, config.arrivalMs), recorder: r,
-      onState: (from: UserState, to: UserState) => ctx.onState(from, to),
-    })
-    ctx.users_.push(user)
-    ctx.onState(undefined, 'waiting')
-    await user.run()
-  })
-  await Promise.all(visits)
-  done = true
-  await probe
+  try {
+    if (n > 1) await runUsersInChildren(ctx, n, plan)
+    else {
+      const t0 = performance.now()
+      await runVisits(plan, plan.arrivals.map((_, i) => i), t0, t0 + config.arrivalMs + config.durationMs, r, {
+        arrived: user => { ctx.users_.push(user); ctx.onState(undefined, 'waiting') },
+        onState: (_, from, to) => ctx.onState(from, to),
+      })
+    }
+  } finally {
+    done = true
+    await probe
+  }
 }
