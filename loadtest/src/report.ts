@@ -58,6 +58,34 @@ function generatorProcessesLine(ps: NonNullable<GeneratorVerdict['processes']>):
     ps.map(p => `${p.name}${p.pid ? ` (pid ${p.pid})` : ''} ${p.users} users, CPU ${p.cpuMean}%, lag p99 ${p.lagP99Median} ms${p.crashed ? `, **exited early (${p.crashed})**` : ''}`).join('; ') + '.'
 }
 
+/** The process-table rows that make up a part of the system: the hub is its primary plus its workers. */
+const CAPACITY_PARTS: ReadonlyArray<readonly [string, readonly string[]]> = [['hub', ['hub', 'hub-workers']], ['proxy', ['proxy']]]
+
+/**
+ * Issue #16's capacity figures for a step: per part, CPU seconds per 1,000 users per minute (its mean
+ * CPU over the step, so arrivals and the leave are included) and RSS per 1,000 users (its peak, the
+ * process's baseline included). `users` is the step's own users; a ramp's earlier steps may leave
+ * servers running that cost a little on top. Undefined when no part was sampled.
+ */
+export function capacityFigures(s: Pick<StepResult, 'users' | 'resources'>): Array<{ part: string; cpuSecondsPer1kUsersPerMinute: number; rssMbPer1kUsers: number }> | undefined {
+  if (s.users <= 0) return undefined
+  const k = s.users / 1000
+  const out = CAPACITY_PARTS.flatMap(([part, names]) => {
+    const rows = names.map(n => s.resources[n]).filter((p): p is NonNullable<typeof p> => p !== undefined)
+    if (rows.length === 0) return []
+    const cpu = rows.reduce((a, p) => a + p.cpuMean, 0) / 100 * 60
+    const rss = rows.reduce((a, p) => a + p.rssMaxMb, 0)
+    return [{ part, cpuSecondsPer1kUsersPerMinute: Math.round(cpu / k * 10) / 10, rssMbPer1kUsers: Math.round(rss / k * 10) / 10 }]
+  })
+  return out.length > 0 ? out : undefined
+}
+
+function capacityLine(s: StepResult): string[] {
+  const c = capacityFigures(s)
+  if (!c) return []
+  return [`Capacity: ${c.map(x => `${x.part} ${x.cpuSecondsPer1kUsersPerMinute} CPU-s per 1,000 users per minute (so one core holds about ${x.cpuSecondsPer1kUsersPerMinute > 0 ? Math.round(60 / x.cpuSecondsPer1kUsersPerMinute * 1000).toLocaleString('en-US') : '-'} such users), ${x.rssMbPer1kUsers} MB RSS per 1,000 users (peak, baseline included)`).join('; ')}. An estimate from one step.`, '']
+}
+
 function stepMarkdown(s: StepResult): string {
   const g = s.generator
   const saturated = g ? g.saturated : s.generatorLimited
@@ -82,6 +110,7 @@ function stepMarkdown(s: StepResult): string {
     ...Object.entries(s.resources).map(([k, p]) => `| ${k} | ${p.cpuMean} | ${p.cpuMax} | ${p.rssMaxMb} | ${p.fdsMax} | ${fmt(p.fdLimit)} | ${p.fdLimit && p.procsMax <= 1 ? `${Math.round(p.fdsMax / p.fdLimit * 1000) / 10}%` : '-'} | ${p.procsMax} |`), '',
     'fd limit: the root process\'s RLIMIT_NOFILE soft limit (/proc/<pid>/limits); for a process tree (postgres, user servers) fds max is the sum over the tree, so no share is given.', '',
     `Generator event-loop lag p99 (worst second): ${s.loopLagP99Max} ms. Postgres connections in use (max): ${fmt(s.pgConnectionsMax)}.`, '',
+    ...capacityLine(s),
     ...(s.acceptQueue ? [`Accept queue (every 100 ms): ${(['hub', 'proxy'] as const).map(k => { const q = s.acceptQueue![k]; return q ? `${k} port ${q.port}: max ${q.max}, p99 ${q.p99}, p90 ${q.p90}, mean ${q.mean}, non-empty in ${Math.round(q.nonEmpty * 1000) / 10}% of ${q.samples} samples` : `${k}: not seen listening` }).join('; ')}.`, ''] : []),
     'Outcomes: ' + Object.entries(s.counts).map(([k, n]) => `\`${k}\` ${n}`).join(', '), '')
   return lines.join('\n')

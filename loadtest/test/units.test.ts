@@ -150,3 +150,14 @@ t.test('compare: every figure for both targets, the ratio fleethub ÷ JupyterHub
   t.match(md, /\| spawn \(request to ready\) p99 \| ms \| lower \| 1500 \| 6000 \| 0\.25 \| fleethub \|/)
   t.match(md, /## fleethub: class-start[\s\S]*## JupyterHub: class-start/, "each target's own report follows")
 })
+
+t.test('capacity per step: CPU-s per 1,000 users per minute and RSS per 1,000 users, the hub as primary plus workers', async t => {
+  const { capacityFigures } = await import('../src/report.js')
+  const p = (cpuMean: number, rssMaxMb: number) => ({ cpuMean, cpuMax: cpuMean, rssMaxMb, fdsMax: 0, procsMax: 1 })
+  // 5,000 users, hub primary 4% + workers 30% = 34% of a core: 0.34 * 60 / 5 = 4.08 CPU-s per 1k per minute
+  const c = capacityFigures({ users: 5000, resources: { hub: p(4, 100), 'hub-workers': p(30, 650), proxy: p(12.5, 340), postgres: p(15, 2000) } })
+  t.same(c, [{ part: 'hub', cpuSecondsPer1kUsersPerMinute: 4.1, rssMbPer1kUsers: 150 }, { part: 'proxy', cpuSecondsPer1kUsersPerMinute: 1.5, rssMbPer1kUsers: 68 }])
+  t.same(capacityFigures({ users: 1000, resources: { hub: p(10, 90) } }), [{ part: 'hub', cpuSecondsPer1kUsersPerMinute: 6, rssMbPer1kUsers: 90 }], 'one hub process, no proxy row (an external target)')
+  t.equal(capacityFigures({ users: 0, resources: { hub: p(10, 90) } }), undefined, 'no users, no figure')
+  t.equal(capacityFigures({ users: 100, resources: { postgres: p(1, 1) } }), undefined, 'neither hub nor proxy sampled')
+})
