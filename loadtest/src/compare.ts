@@ -23,7 +23,7 @@ import { acceptQueueLine, checkFdLimits, isHubApiKey, keepProfile, machineInfo, 
 import { raiseOwnFdLimit } from './fd-limits.js'
 import type { RunResult } from './run-result.js'
 import { monotonicUs } from './hub-profile.js'
-import type { StepResult, UserHandle } from './step.js'
+import type { ProcessSummary, StepResult, UserHandle } from './step.js'
 import { stopGeneratorChildren } from './generator/child-generators.js'
 import { jupyterhubUnavailable } from './targets/jupyterhub.js'
 import { startTarget } from './targets/start-target.js'
@@ -122,17 +122,22 @@ export function compareStep(f: StepResult | undefined, j: StepResult | undefined
     out.push(figure(`${port} accept queue max`, 'connections', 'lower', ...both(s => s.acceptQueue?.[port]?.max)))
     out.push(figure(`${port} accept queue p99`, 'connections', 'lower', ...both(s => s.acceptQueue?.[port]?.p99)))
   }
-  out.push(figure('hub CPU mean', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMean)))
-  out.push(figure('hub CPU max', '% of a core', 'lower', ...both(s => s.resources.hub?.cpuMax)))
+  // with --workers N, fleethub's hub is the primary ('hub') plus its workers ('hub-workers'): summed
+  const hub = (s: StepResult, f: (p: ProcessSummary) => number): number | null =>
+    s.resources.hub ? round1(f(s.resources.hub) + (s.resources['hub-workers'] ? f(s.resources['hub-workers']) : 0)) : null
+  out.push(figure('hub CPU mean', '% of a core', 'lower', ...both(s => hub(s, p => p.cpuMean))))
+  out.push(figure('hub CPU max (sum of its processes\' maxima)', '% of a core', 'lower', ...both(s => hub(s, p => p.cpuMax))))
   // fleethub's database is a Postgres process tree; JupyterHub's is too with --jupyterhub-db postgres, else sqlite inside the hub process
-  out.push(figure('hub + database CPU mean', '% of a core', 'lower', ...both(s => s.resources.hub ? s.resources.hub.cpuMean + (s.resources.postgres?.cpuMean ?? 0) : null)))
-  out.push(figure('hub RSS max', 'MB', 'lower', ...both(s => s.resources.hub?.rssMaxMb)))
-  out.push(figure('hub open fds max', 'fds', 'lower', ...both(s => s.resources.hub?.fdsMax)))
+  out.push(figure('hub + database CPU mean', '% of a core', 'lower', ...both(s => { const h = hub(s, p => p.cpuMean); return h === null ? null : round1(h + (s.resources.postgres?.cpuMean ?? 0)) })))
+  out.push(figure('hub RSS max', 'MB', 'lower', ...both(s => hub(s, p => p.rssMaxMb))))
+  out.push(figure('hub open fds max', 'fds', 'lower', ...both(s => hub(s, p => p.fdsMax))))
   out.push(figure('proxy CPU mean', '% of a core', 'lower', ...both(s => s.resources.proxy?.cpuMean)))
   out.push(figure('proxy RSS max', 'MB', 'lower', ...both(s => s.resources.proxy?.rssMaxMb)))
   out.push(figure('generator CPU mean', '% of a core', 'none', ...both(s => s.resources.generator?.cpuMean)))
   return out
 }
+
+const round1 = (n: number): number => Math.round(n * 10) / 10
 
 const NAMES: Record<Compared, string> = { fleethub: 'fleethub', jupyterhub: 'JupyterHub' }
 const rawProfileName = (step: number) => `hub-fleethub-step${step}.cpuprofile.gz`

@@ -30,7 +30,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
   const log = createLogger(env.LOADTEST_LOG_LEVEL ?? 'warn', prettyStream(process.stderr))
   // the hub's worker count from the environment belongs in the command the report quotes
-  const fromEnv = config.workers > 1 && !argv.some(a => a === '--workers' || a.startsWith('--workers=')) ? `FLEETHUB_WORKERS=${config.workers} ` : ''
+  // and so does the proxy count the hub reads from it (FLEETHUB_PROXIES: several route-store proxies)
+  const fromEnv = (config.workers > 1 && !argv.some(a => a === '--workers' || a.startsWith('--workers=')) ? `FLEETHUB_WORKERS=${config.workers} ` : '') +
+    (env.FLEETHUB_PROXIES !== undefined && env.FLEETHUB_PROXIES !== '' ? `FLEETHUB_PROXIES=${env.FLEETHUB_PROXIES} ` : '')
   const command = fromEnv + ['fleethub', 'loadtest', ...argv].join(' ')
   if (config.compare === 'jupyterhub') {
     const c = await runCompare(config, { log, command })

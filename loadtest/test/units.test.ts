@@ -125,6 +125,9 @@ t.test('compare: every figure for both targets, the ratio fleethub ÷ JupyterHub
   t.match(by('GET /hub/api/users/{name} req/s'), { fleethub: 3000, jupyterhub: 600, ratio: 5, winner: 'fleethub' })
   t.match(by('proxy added latency p99'), { ratio: 1, winner: 'tie' })
   t.notOk(figs.some(x => x.key.startsWith('stop')), 'no figure for a phase neither ran')
+  const fw = { ...f, resources: { ...f.resources, hub: proc(2, 90), 'hub-workers': proc(28, 500) } }
+  t.match(compareStep(fw, j).find(x => x.key === 'hub CPU mean'), { fleethub: 30, jupyterhub: 80 }, 'with --workers N the hub is its primary plus its workers')
+  t.match(compareStep(fw, j).find(x => x.key === 'hub RSS max'), { fleethub: 590, jupyterhub: 200 })
   const half = compareStep(f, undefined)
   t.ok(half.every(x => x.jupyterhub === null && x.ratio === null), 'a step only one target ran has no ratios')
 
