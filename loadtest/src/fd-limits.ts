@@ -81,8 +81,11 @@ export interface FdLimitLine {
 /** Files a process holds besides its users' (listening sockets, logs, its database pool, libraries). */
 const FD_BASELINE = 200
 
-/** Processes whose users live in their children, each child with its own limit: kube-sim --pod-hosts (kube-sim/src/pod-hosts.ts). */
-const USERS_IN_CHILDREN = new Set(['kube-sim'])
+/**
+ * Processes whose users live in their children when they have any, each child with its own limit:
+ * kube-sim --pod-hosts (kube-sim/src/pod-hosts.ts) and a proxy with workers (FLEETHUB_PROXIES).
+ */
+const USERS_IN_CHILDREN = new Set(['kube-sim', 'proxy'])
 
 /** Direct children of `pid` (Linux 3.5+), or [] when they cannot be read. */
 function childPids(pid: number): number[] {
@@ -91,9 +94,15 @@ function childPids(pid: number): number[] {
 
 const usersWithin = (soft: number, per: number): number => Number.isFinite(soft) ? Math.max(0, Math.floor((soft - FD_BASELINE) / per)) : Infinity
 
-export function fdLimitLines(processes: ReadonlyArray<{ name: string; pid: number | undefined }>, usersNeeded: number): FdLimitLine[] {
+/**
+ * Each connection-holding process's limit against `usersNeeded`; `shareOf` divides a process's
+ * share where its users are split over processes that do not exist yet (the generator's children
+ * with --generators: `{ generator: 4 }`).
+ */
+export function fdLimitLines(processes: ReadonlyArray<{ name: string; pid: number | undefined }>, usersNeeded: number, shareOf: Readonly<Record<string, number>> = {}): FdLimitLine[] {
   const out: FdLimitLine[] = []
   for (const p of processes) {
+    const needed = Math.ceil(usersNeeded / Math.max(1, shareOf[p.name] ?? 1))
     const per = FDS_PER_USER[p.name]
     if (per === undefined || p.pid === undefined) continue
     const l = readFdLimit(p.pid)
@@ -102,7 +111,7 @@ export function fdLimitLines(processes: ReadonlyArray<{ name: string; pid: numbe
     const hosts = USERS_IN_CHILDREN.has(p.name) ? childPids(p.pid).map(readFdLimit).filter((x): x is FdLimit => x !== undefined) : []
     const usersAllowed = hosts.length > 0 ? hosts.reduce((sum, h) => sum + usersWithin(h.soft, per), 0) : usersWithin(l.soft, per)
     const shown = hosts.length > 0 ? { soft: Math.min(...hosts.map(h => h.soft)), hard: Math.min(...hosts.map(h => h.hard)), hosts: hosts.length } : { soft: l.soft, hard: l.hard }
-    out.push({ name: p.name, pid: p.pid, ...shown, fdsPerUser: per, usersAllowed, usersNeeded, enough: usersAllowed >= usersNeeded })
+    out.push({ name: p.name, pid: p.pid, ...shown, fdsPerUser: per, usersAllowed, usersNeeded: needed, enough: usersAllowed >= needed })
   }
   return out
 }

@@ -21,7 +21,8 @@ import type { RunResult } from './run-result.js'
 import type { AutocannonSummary, GeneratorChildReport, GeneratorProcess, GeneratorVerdict, ProcessSummary, StepContext, StepResult, StepTally, UserHandle } from './step.js'
 import { stopGeneratorChildren } from './generator/child-generators.js'
 import type { RunSummary } from './run-result.js'
-import { SERVING_STOPPED_SHARE } from './loadtest-config.js'
+import { generatorProcesses, SERVING_STOPPED_SHARE } from './loadtest-config.js'
+import { runUsersStep } from './scenarios/users.js'
 import { reportDirFor, writeReport } from './report.js'
 import { jupyterhubUnavailable } from './targets/jupyterhub.js'
 import { REPO } from './targets/processes.js'
@@ -261,7 +262,9 @@ export function usersAtOnce(config: Pick<LoadtestConfig, 'steps' | 'compare'>): 
 
 /** Raise the generator's open-file limit (fd-limits.ts) and say at start where a limit allows fewer users than the run may hold. */
 export function checkFdLimits(target: Target, config: LoadtestConfig, live: LiveDisplay): FdLimitLine[] {
-  const lines = fdLimitLines(target.processes.map(p => ({ name: p.name, pid: p.pid() })), usersAtOnce(config))
+  // a user step's users split over generator children (--generators), each with its own limit
+  const generators = scenarioOf(config).runStep === runUsersStep ? generatorProcesses(config.generators, Math.max(...config.steps)) : 1
+  const lines = fdLimitLines(target.processes.map(p => ({ name: p.name, pid: p.pid() })), usersAtOnce(config), { generator: generators })
   for (const l of lines) if (!l.enough) live.message(fdLimitWarning(l))
   return lines
 }

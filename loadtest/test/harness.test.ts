@@ -3,6 +3,7 @@
  * waves, which SLOs a step broke, the run's summary under --keep-going (a saturated generator not
  * counted), open-file limits read and raised, and the pid registry stopping real processes.
  */
+import fs from 'node:fs'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import t from 'tap'
@@ -99,9 +100,26 @@ t.test('open-file limits: read from /proc, raised for a child as far as allowed'
   child.stdout!.on('data', d => { text += String(d) })
   await once(child, 'exit')
   t.ok(Number(text.trim()) >= own.soft, `the child may open ${text.trim()} (this process ${own.soft}, hard ${own.hard})`)
-  const [line] = fdLimitLines([{ name: 'proxy', pid: process.pid }, { name: 'hub', pid: process.pid }], 1_000_000_000)
-  t.match(line, { name: 'proxy', fdsPerUser: 2, enough: false }, 'only the connection-holding processes, and a limit too low is said')
+  const [line] = fdLimitLines([{ name: 'generator', pid: process.pid }, { name: 'hub', pid: process.pid }], 1_000_000_000)
+  t.match(line, { name: 'generator', fdsPerUser: 2, enough: false }, 'only the connection-holding processes, and a limit too low is said')
   t.equal(line!.usersAllowed, Math.floor((own.soft - 200) / 2))
+  const [split] = fdLimitLines([{ name: 'generator', pid: process.pid }], 40_000, { generator: 4 })
+  t.equal(split!.usersNeeded, 10_000, 'users split over 4 generator processes: each needs its share')
+
+  // a proxy with workers (or kube-sim with pod hosts): the users live in its children, whose limits add up
+  const parent = spawn('sh', ['-c', 'sleep 30 & sleep 30 & wait'], { stdio: 'ignore' })
+  t.teardown(() => { parent.kill('SIGKILL') })
+  let kids: string[] = []
+  for (let i = 0; i < 50 && kids.length < 2; i++) {
+    await new Promise(r => setTimeout(r, 50))
+    try { kids = fs.readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean) } catch { kids = [] }
+  }
+  const [tree] = fdLimitLines([{ name: 'proxy', pid: parent.pid }], 1_000_000_000)
+  const kidLimit = readFdLimit(Number(kids[0]))!.soft
+  t.match(tree, { name: 'proxy', hosts: 2 }, 'two children seen')
+  t.equal(tree!.usersAllowed, 2 * Math.floor((kidLimit - 200) / 2), 'their limits summed')
+  for (const k of kids) { try { process.kill(Number(k), 'SIGKILL') } catch { /* gone */ } }
+  parent.kill('SIGKILL')
 })
 
 t.test('the pid registry stops what outlived its stop, and never a reused pid', async t => {
