@@ -6,7 +6,8 @@
  *
  * Read from /proc/net/tcp and /proc/net/tcp6 (what `ss -ltn` shows as Recv-Q of a LISTEN socket):
  * for a socket in state 0A (LISTEN) the kernel prints its accept queue length (sk_ack_backlog) as
- * `rx_queue`. No subprocess, so sampling every 100 ms is cheap. The kernel lists the listening
+ * `rx_queue`. No subprocess, so sampling every 100 ms is cheap, unless thousands of other sockets
+ * listen (see SAMPLER_DUTY: then readings are spaced out). The kernel lists the listening
  * hash before the established one, so a file is read only up to its first non-LISTEN line: the
  * cost does not grow with the thousands of connections a load test holds open. (The backlog
  * limit, ss's Send-Q, is not in /proc/net/tcp; Node listens with backlog 511, capped by
@@ -47,23 +48,31 @@ export function parseProcNetTcp(text: string): { sockets: ListenSocket[]; done: 
   return { sockets, done: false }
 }
 
-/** The LISTEN sockets of one /proc/net file, read in chunks only as far as the listening sockets go. */
+/**
+ * The LISTEN sockets of one /proc/net file, read in chunks only as far as the listening sockets go.
+ * Each chunk's complete lines are parsed once (a first version parsed everything read so far at
+ * every chunk: with 10,000 listening user servers, 150 chunks of a 2.4 MB file, 170 ms a reading).
+ */
 async function readListening(file: string): Promise<ListenSocket[]> {
   let fh: fs.FileHandle
   try { fh = await fs.open(file, 'r') } catch { return [] }
   try {
-    let text = ''
+    const sockets: ListenSocket[] = []
+    let rest = ''
     const buf = Buffer.allocUnsafe(CHUNK)
     for (let read = 0; read < MAX_BYTES;) {
       const { bytesRead } = await fh.read(buf, 0, CHUNK, null)
-      if (bytesRead === 0) return parseProcNetTcp(text).sockets
+      if (bytesRead === 0) break
       read += bytesRead
-      text += buf.toString('latin1', 0, bytesRead)
-      const complete = text.slice(0, text.lastIndexOf('\n') + 1)
-      const parsed = parseProcNetTcp(complete)
-      if (parsed.done) return parsed.sockets
+      const text = rest + buf.toString('latin1', 0, bytesRead)
+      const cut = text.lastIndexOf('\n') + 1
+      rest = text.slice(cut)
+      const parsed = parseProcNetTcp(text.slice(0, cut))
+      sockets.push(...parsed.sockets)
+      if (parsed.done) return sockets
     }
-    return parseProcNetTcp(text.slice(0, text.lastIndexOf('\n') + 1)).sockets
+    if (rest !== '') sockets.push(...parseProcNetTcp(rest).sockets)
+    return sockets
   } finally {
     await fh.close()
   }
@@ -88,10 +97,24 @@ export async function acceptQueues(ports: readonly number[], files: readonly str
   return out
 }
 
+/**
+ * The sampler's share of one core at most. Each virtual user server listens on its own address, so
+ * at 10,000 pods /proc/net/tcp lists 10,000 listeners before the hub's and the proxy's are all
+ * seen: a reading then costs ~40 ms of CPU, and every 100 ms that was 40% of a core, counted as the
+ * generator's (issue #16: a generator at 86% with its users in child processes).
+ */
+export const SAMPLER_DUTY = 0.05
+
+/** The wait before the next reading: the asked interval, or longer so that readings costing `costMs` keep to SAMPLER_DUTY. */
+export function pacedDelayMs(costMs: number, intervalMs: number, duty = SAMPLER_DUTY): number {
+  return Math.max(intervalMs, Math.ceil(costMs * (1 / duty - 1)))
+}
+
 export interface AcceptQueueSummary {
   readonly port: number
-  /** Samples taken (one every intervalMs) while the socket was listening. */
+  /** Samples taken while the socket was listening. */
   readonly samples: number
+  /** The mean time between samples: the asked interval, or longer where readings were dear (SAMPLER_DUTY). */
   readonly intervalMs: number
   readonly max: number
   readonly p99: number
@@ -120,36 +143,42 @@ function percentile(sorted: readonly number[], p: number): number {
  */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads')
-const { module, tsx, ports, files, intervalMs } = workerData
+const { module, tsx, ports, files, intervalMs, duty } = workerData
 const load = tsx ? import(tsx).then(api => api.tsImport(module, module)) : import(module)
 load.then(m => {
-  let busy, timer
+  let busy, timer, stopped = false
   const tick = () => {
-    if (busy) return
     const at = performance.timeOrigin + performance.now()
     busy = m.acceptQueues(ports, files ?? undefined)
       .then(q => parentPort.postMessage({ at, q: [...q] }), err => parentPort.postMessage({ error: String(err) }))
-      .finally(() => { busy = undefined })
+      .finally(() => {
+        busy = undefined
+        // the reading's wall time stands for its cost: a thread's own CPU time is not readable on Node 20
+        // (process.cpuUsage counts the whole generator), and a reading is mostly the kernel's work
+        if (!stopped) timer = setTimeout(tick, m.pacedDelayMs(performance.timeOrigin + performance.now() - at, intervalMs, duty))
+      })
   }
   parentPort.on('message', async msg => {
     if (msg !== 'stop') return
-    clearInterval(timer)
+    stopped = true
+    clearTimeout(timer)
     await busy
     parentPort.postMessage({ stopped: true })
   })
   tick()
-  timer = setInterval(tick, intervalMs)
 }, err => parentPort.postMessage({ error: String(err) }))
 `
 
 /**
- * Samples the accept queues of named ports every `intervalMs` (default 100) until stopped, in a
+ * Samples the accept queues of named ports every `intervalMs` (default 100; longer where a reading
+ * is dear, SAMPLER_DUTY) until stopped, in a
  * worker thread (falling back to a timer on this thread if the worker cannot start). A reading
  * that takes longer than the interval makes the next one wait (never two reads at once).
  */
 export class AcceptQueueSampler {
   readonly #ports: ReadonlyMap<string, number>
   readonly #intervalMs: number
+  readonly #duty: number
   readonly #files: readonly string[] | undefined
   readonly #thread: boolean
   readonly #samples = new Map<string, Array<[number, number]>>()
@@ -163,9 +192,11 @@ export class AcceptQueueSampler {
   /** Why the worker thread was not used, if it was not. */
   fallback: string | undefined
 
-  constructor(ports: Readonly<Record<string, number | undefined>>, o: { intervalMs?: number; files?: readonly string[]; thread?: boolean } = {}) {
+  /** `duty`: the share of a core readings may take (default SAMPLER_DUTY; 1 = never spaced out). */
+  constructor(ports: Readonly<Record<string, number | undefined>>, o: { intervalMs?: number; files?: readonly string[]; thread?: boolean; duty?: number } = {}) {
     this.#ports = new Map(Object.entries(ports).filter((e): e is [string, number] => e[1] !== undefined))
     this.#intervalMs = o.intervalMs ?? 100
+    this.#duty = o.duty ?? SAMPLER_DUTY
     this.#files = o.files
     this.#thread = o.thread ?? true
     for (const name of this.#ports.keys()) this.#samples.set(name, [])
@@ -181,7 +212,7 @@ export class AcceptQueueSampler {
     if (!this.#thread) { this.#startTimer(); return first }
     try {
       const tsx = import.meta.url.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined
-      const worker = new Worker(WORKER_CODE, { eval: true, workerData: { module: import.meta.url, tsx, ports: [...this.#ports.values()], files: this.#files ?? null, intervalMs: this.#intervalMs } })
+      const worker = new Worker(WORKER_CODE, { eval: true, workerData: { module: import.meta.url, tsx, ports: [...this.#ports.values()], files: this.#files ?? null, intervalMs: this.#intervalMs, duty: this.#duty } })
       worker.unref()
       worker.on('message', (m: { at?: number; q?: Array<[number, number | undefined]>; error?: string }) => {
         if (m.error !== undefined) return this.#toTimer(m.error)
@@ -204,14 +235,20 @@ export class AcceptQueueSampler {
   }
 
   #startTimer(): void {
-    const tick = () => { this.#running ??= this.sample().finally(() => { this.#running = undefined }) }
+    const tick = () => {
+      const t0 = performance.now()
+      this.#running = this.sample().finally(() => {
+        this.#running = undefined
+        // the reading's wall time stands for its cost, as in the worker
+        if (!this.#stopped) this.#timer = setTimeout(tick, pacedDelayMs(performance.now() - t0, this.#intervalMs, this.#duty))
+      })
+    }
     tick()
-    this.#timer = setInterval(tick, this.#intervalMs)
   }
 
   async stop(): Promise<void> {
     this.#stopped = true
-    if (this.#timer) clearInterval(this.#timer)
+    if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
     const w = this.#worker
     this.#worker = undefined
@@ -256,7 +293,7 @@ export class AcceptQueueSampler {
       const perSecond = new Map<number, number>()
       for (const [t, q] of xs) { const s = Math.floor(t); perSecond.set(s, Math.max(perSecond.get(s) ?? 0, q)) }
       out[name] = {
-        port, samples: xs.length, intervalMs: this.#intervalMs, max: sorted[sorted.length - 1]!, p99: percentile(sorted, 99), p90: percentile(sorted, 90),
+        port, samples: xs.length, intervalMs: xs.length > 1 ? Math.round((xs[xs.length - 1]![0] - xs[0]![0]) / (xs.length - 1) * 1000) : this.#intervalMs, max: sorted[sorted.length - 1]!, p99: percentile(sorted, 99), p90: percentile(sorted, 90),
         mean: Math.round(sorted.reduce((a, b) => a + b, 0) / sorted.length * 100) / 100,
         nonEmpty: Math.round(sorted.filter(q => q > 0).length / sorted.length * 1000) / 1000,
         perSecondMax: [...perSecond].sort((a, b) => a[0] - b[0]),

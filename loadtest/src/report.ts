@@ -111,7 +111,7 @@ function stepMarkdown(s: StepResult): string {
     'fd limit: the root process\'s RLIMIT_NOFILE soft limit (/proc/<pid>/limits); for a process tree (postgres, user servers) fds max is the sum over the tree, so no share is given.', '',
     `Generator event-loop lag p99 (worst second): ${s.loopLagP99Max} ms. Postgres connections in use (max): ${fmt(s.pgConnectionsMax)}.`, '',
     ...capacityLine(s),
-    ...(s.acceptQueue ? [`Accept queue (every 100 ms): ${(['hub', 'proxy'] as const).map(k => { const q = s.acceptQueue![k]; return q ? `${k} port ${q.port}: max ${q.max}, p99 ${q.p99}, p90 ${q.p90}, mean ${q.mean}, non-empty in ${Math.round(q.nonEmpty * 1000) / 10}% of ${q.samples} samples` : `${k}: not seen listening` }).join('; ')}.`, ''] : []),
+    ...(s.acceptQueue ? [`Accept queue: ${(['hub', 'proxy'] as const).map(k => { const q = s.acceptQueue![k]; return q ? `${k} port ${q.port} (a sample every ${q.intervalMs} ms): max ${q.max}, p99 ${q.p99}, p90 ${q.p90}, mean ${q.mean}, non-empty in ${Math.round(q.nonEmpty * 1000) / 10}% of ${q.samples} samples` : `${k}: not seen listening` }).join('; ')}.`, ''] : []),
     'Outcomes: ' + Object.entries(s.counts).map(([k, n]) => `\`${k}\` ${n}`).join(', '), '')
   return lines.join('\n')
 }
@@ -138,7 +138,7 @@ export function renderMarkdown(r: RunResult): string {
     '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...r.steps.map(s => `| ${s.index} | ${s.users} | ${s.durationS} | ${s.slo.healthy ? 'yes' : `NO (${(s.slo.broken ?? []).join(', ')})`}${s.generatorLimited ? ' (generator saturated)' : ''}${s.servingStopped ? ' (serving stopped)' : ''} | ${s.tally.spawned} | ${s.tally.failed} | ${fmt(s.latencies['phase:login']?.p99)} | ${fmt(s.latencies['http:GET /hub/logout']?.p99)} | ${fmt(s.latencies['phase:spawn']?.p99)} | ${fmt(s.latencies['phase:first_page']?.p99)} | ${fmt(s.latencies['phase:ws_echo']?.p99)} | ${fmt(s.proxyAdded?.p99)} | ${queueCell(s.acceptQueue?.hub)} | ${queueCell(s.acceptQueue?.proxy)} | ${fmt(s.resources.hub?.cpuMean)}${s.resources['hub-workers'] ? ` (+ workers ${s.resources['hub-workers'].cpuMean})` : ''} | ${fmt(s.generator?.cpuMean ?? s.resources.generator?.cpuMean)}${(s.generator?.count ?? 1) > 1 ? ` (busiest of ${s.generator!.count})` : ''} |`),
     '',
-    ...(r.steps.some(s => s.acceptQueue) ? ['Accept queue: connections the kernel completed that the process had not accepted yet, on the hub port (with several workers, the cluster primary\'s socket) and the proxy\'s public port, read from /proc/net/tcp every 100 ms over the step (`ss -ltn` Recv-Q); max and nearest-rank p99 of the samples.', ''] : []),
+    ...(r.steps.some(s => s.acceptQueue) ? ['Accept queue: connections the kernel completed that the process had not accepted yet, on the hub port (with several workers, the cluster primary\'s socket) and the proxy\'s public port, read from /proc/net/tcp every 100 ms over the step (`ss -ltn` Recv-Q), or less often where thousands of user servers listen too and a reading costs more (the sampler keeps to 5% of a core); max and nearest-rank p99 of the samples.', ''] : []),
   ]
   return [...head, ...profileMarkdown(r), ...r.steps.map(stepMarkdown)].join('\n')
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
-import { AcceptQueueSampler, acceptQueues, parseProcNetTcp } from '../src/accept-queue.js'
+import { AcceptQueueSampler, acceptQueues, pacedDelayMs, parseProcNetTcp, SAMPLER_DUTY } from '../src/accept-queue.js'
 import { parseLoadtestConfig } from '../src/config.js'
 import { acceptQueueLine } from '../src/run.js'
 
@@ -56,8 +56,9 @@ t.test('a stopped listener: the sampler reads the queued connections, then none 
   const N = 7
   const l = await stoppedListener(t, '127.0.0.1')
   t.equal((await acceptQueues([l.port])).get(l.port), 0, 'listening, nothing waiting')
-  const sampler = new AcceptQueueSampler({ hub: l.port, proxy: undefined }, { intervalMs: 20 })
-  const onThisThread = new AcceptQueueSampler({ hub: l.port }, { intervalMs: 20, thread: false })
+  // never spaced out: this test is about what a reading sees (the next test is about the spacing)
+  const sampler = new AcceptQueueSampler({ hub: l.port, proxy: undefined }, { intervalMs: 20, duty: 1 })
+  const onThisThread = new AcceptQueueSampler({ hub: l.port }, { intervalMs: 20, thread: false, duty: 1 })
   await Promise.all([sampler.start(), onThisThread.start()])
   await connectAll(t, '127.0.0.1', l.port, N)
   // the clients' handshakes are complete (connect fired): the kernel has queued them all
@@ -121,4 +122,36 @@ t.test('--workers: the flag, else FLEETHUB_WORKERS, else 1; fleethub only', asyn
   t.equal(parseLoadtestConfig(['ramp', '--workers', '1'], { FLEETHUB_WORKERS: '3' }).workers, 1, 'the flag wins')
   t.throws(() => parseLoadtestConfig(['ramp', '--workers', '0'], {}), /--workers/)
   t.throws(() => parseLoadtestConfig(['ramp', '--workers', '2', '--target', 'jupyterhub'], {}), /--workers applies/)
+})
+
+t.test('readings that cost more are spaced out, so the sampler keeps to its share of a core', async t => {
+  t.equal(pacedDelayMs(0.5, 100), 100, 'a cheap reading: the asked interval')
+  t.equal(pacedDelayMs(40, 100, 1), 100, 'duty 1: never spaced out')
+  t.equal(pacedDelayMs(40, 100), 760, 'a 40 ms reading (10,000 listeners): 760 ms between, 5% of a core')
+  t.equal(SAMPLER_DUTY, 0.05)
+})
+
+t.test('with 3,000 other listeners the sampler still sees the queue, at a longer interval', { skip: !linux && 'needs /proc/net/tcp' }, async t => {
+  // as a load test's virtual user servers: each listens on its own loopback address
+  const others: net.Server[] = []
+  t.teardown(() => { for (const s of others) s.close() })
+  for (let i = 0; i < 3000; i++) {
+    const s = net.createServer()
+    await new Promise<void>(resolve => s.once('error', () => resolve()).listen(0, `127.97.${(i >> 8) & 255}.${(i & 255) || 255}`, () => resolve()))
+    others.push(s)
+  }
+  const l = await stoppedListener(t, '127.0.0.1')
+  // what one reading costs here (the median of 5): unpaced, readings would follow each other that fast
+  const costs: number[] = []
+  for (let i = 0; i < 5; i++) { const t0 = performance.now(); await acceptQueues([l.port]); costs.push(performance.now() - t0) }
+  const cost = costs.sort((a, b) => a - b)[2]!
+  const sampler = new AcceptQueueSampler({ hub: l.port }, { intervalMs: 1 })
+  await sampler.start()
+  await connectAll(t, '127.0.0.1', l.port, 4)
+  await new Promise(r => setTimeout(r, 1500))
+  await sampler.stop()
+  l.resume()
+  const s = sampler.summary().hub!
+  t.equal(s.max, 4, 'the queue was seen')
+  t.ok(s.intervalMs >= 5 * cost, `readings ${s.intervalMs} ms apart, a reading costing ${Math.round(cost * 10) / 10} ms (asked: 1 ms)`)
 })
