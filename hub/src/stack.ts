@@ -203,7 +203,7 @@ export async function startHub(o: StartHubOptions): Promise<HubStack> {
     const admission = new FleetAdmission({ db, bus: fleet.bus, hubId, log, concurrency: config.concurrentSpawnLimit, maxQueued: config.spawnQueueLimit,
       onPosition: (serverId, position) => relay.publishPosition(serverId, position) })
     await admission.start()
-    const spawns = new SpawnManager({ metrics, relay, admission, ownerLive: () => fleet.leases.holds('owner'),
+    const spawns = new SpawnManager({ metrics, relay, admission, ownerLive: () => fleet.leases.confirm('owner'),
       db, spawner: o.spawner, routes, log: log.child({ component: 'spawn' }), auth, replicaId: hubId,
       config: {
         hubApiUrl: `${hubConnectUrl}/hub/api`, concurrentSpawnLimit: config.concurrentSpawnLimit, spawnQueueLimit: config.spawnQueueLimit,

@@ -140,3 +140,30 @@ t.test('two hubs: each singleton runs on exactly one, and moves when its holder 
   await closing
   t.ok(closeMs >= 0 && closeMs < 5000, `A holds every singleton again ${closeMs} ms after B started closing`)
 })
+
+t.test('a held lease whose proof went stale (the event loop was busy) is proved again by confirm, not given up', async t => {
+  const { url } = await createTestDatabase(t)
+  // tick 1 s: trusted for 2 s after a proof, the session ended by Postgres after 3 s of silence
+  const make = (name: string) => {
+    const l = createLeases({ url, log, applicationName: `lease-confirm ${name}`, specs: SPECS, tickMs: 1000 })
+    t.teardown(() => l.close())
+    return l
+  }
+  const a = make('a')
+  await a.start()
+  const b = make('b')
+  await b.start()
+  t.ok(a.holds('x'), 'a holds x')
+  t.equal(await b.confirm('x'), false, 'b, which does not hold x, cannot confirm it')
+  // a busy event loop: no tick for 2.3 s, so the last proof is older than the trust window
+  const until = Date.now() + 2300
+  while (Date.now() < until) { /* busy */ }
+  t.notOk(a.holds('x'), 'the proof is stale: holds() says no')
+  const t0 = Date.now()
+  t.equal(await a.confirm('x'), true, 'confirm proves it again: the session and its lock were still there')
+  t.ok(Date.now() - t0 < 2000, `within the trust window (${Date.now() - t0} ms)`)
+  t.ok(a.holds('x'), 'and holds() agrees')
+  t.notOk(b.holds('x'), 'b never took it')
+  await a.close()
+  t.equal(await a.confirm('x'), false, 'a closed holder confirms nothing')
+})

@@ -52,6 +52,12 @@ export interface Leases {
   holds(name: string): boolean
   /** `holds`, counting a loop pass started under the lease (metrics; the loop runs only when true). */
   mayRun(name: string): boolean
+  /**
+   * `holds`, but a lease held with a proof gone stale (a busy event loop or database delayed the
+   * last tick) is proved again first: one tick now, waited for at most the trust window. False only
+   * when it is not held, or not provable in that time.
+   */
+  confirm(name: string): Promise<boolean>
   states(): LeaseState[]
   /** Take what is free now, then keep ticking. */
   start(): Promise<void>
@@ -153,6 +159,13 @@ export function createLeases(o: LeasesOptions): Leases {
       if (!holds(name)) return false
       counts.get(name)!.runs++
       return true
+    },
+    async confirm(name) {
+      if (holds(name)) return true
+      if (!held.has(name) || closed) return false
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([tick(), new Promise<void>(resolve => { timer = setTimeout(resolve, trustMs) })]).finally(() => clearTimeout(timer))
+      return holds(name)
     },
     states: () => o.specs.map(s => ({ name: s.name, held: holds(s.name), ...counts.get(s.name)! })),
     async start() {

@@ -83,11 +83,11 @@ export class SpawnManager {
   readonly #relay: ProgressRelay | undefined
   #sweeper: NodeJS.Timeout | undefined
   /** Whether this hub holds its owner lock now (fleet.ts): spawns it claims are then safe from the sweep. */
-  readonly #ownerLive: (() => boolean) | undefined
+  readonly #ownerLive: (() => boolean | Promise<boolean>) | undefined
   #sweeping = false
   #closing = false
 
-  constructor(o: { db: Db; spawner: Spawner; routes: ServerRoutes; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics; relay?: ProgressRelay; admission?: Admission; ownerLive?: () => boolean }) {
+  constructor(o: { db: Db; spawner: Spawner; routes: ServerRoutes; log: Logger; auth?: RequestAuth; config: SpawnConfig; replicaId: string; metrics?: HubMetrics; relay?: ProgressRelay; admission?: Admission; ownerLive?: () => boolean | Promise<boolean> }) {
     this.#relay = o.relay
     this.#ownerLive = o.ownerLive
     this.#metrics = o.metrics
@@ -123,7 +123,8 @@ export class SpawnManager {
   async spawn(user: { id?: string; name: string }, serverName: string, userOptions: Record<string, unknown> = {}): Promise<SpawnOutcome> {
     if (this.#closing) throw new HttpError('HUB_SHUTTING_DOWN')
     // A hub that cannot prove itself alive to the fleet would own spawns the others fail as orphans.
-    if (this.#ownerLive && !this.#ownerLive()) throw new HttpError('HUB_NOT_READY')
+    // A proof merely late (the machine busy) is renewed before refusing (leases.ts confirm).
+    if (this.#ownerLive && !await this.#ownerLive()) throw new HttpError('HUB_NOT_READY')
     let userId = user.id
     const idOf = async (): Promise<string> => {
       userId ??= (await findUserByName(this.#db, user.name))?.id
