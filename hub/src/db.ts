@@ -170,6 +170,11 @@ export async function runPrepared<R>(db: Db, q: Statement): Promise<R[]> {
 export function createDb(options: DbOptions): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, idleTimeoutMillis: 30_000 })
   pool.on('error', () => { /* an idle client died (database restart); the pool replaces it */ })
+  // A client checked out of the pool (a query in flight) has no pool listener: when the database
+  // goes away under it, pg emits 'error' on the client itself, and without a listener that ends the
+  // process (loadtest restart at 5,000 users: Postgres stopped mid-query killed the hub). The query
+  // fails with the error anyway, and the pool discards the client on release.
+  pool.on('connect', client => { client.on('error', () => { /* its query rejects; the pool drops it */ }) })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   pools.set(db, pool)
   return { db, pool }

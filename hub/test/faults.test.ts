@@ -71,3 +71,19 @@ t.test('a proxy that dies is restarted and gets every route back', async t => {
   const page = await browsers[0]!.go('/user/p1/')
   t.equal(page.status, 200, 'users reach their servers again')
 })
+
+t.test('a pooled connection killed while checked out fails its query, not the process', async t => {
+  const { createTestDatabase } = await import('../../test/helpers/db.js')
+  const { sql } = await import('kysely')
+  const { pool, db } = await createTestDatabase(t)
+  const client = await pool.connect()
+  const { rows: [me] } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
+  // the backend goes away between two queries of a checked-out client (Postgres stopped, a
+  // connection killed): pg emits 'error' on that client, which without a listener ends the process
+  await sql`select pg_terminate_backend(${me!.pid})`.execute(db)
+  await new Promise(r => setTimeout(r, 300))
+  await t.rejects(client.query('select 1'), 'the next query on it fails')
+  client.release(true)
+  const { rows } = await sql<{ one: number }>`select 1 as one`.execute(db)
+  t.equal(rows[0]!.one, 1, 'the pool goes on with a fresh connection, and this process is alive')
+})

@@ -95,6 +95,8 @@ export class RouteStore {
     this.#o = options
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 2, application_name: 'fleethub-proxy' })
     this.#pool.on('error', err => this.#o.log.warn({ err: String(err) }, 'route store pool connection failed'))
+    // a checked-out client's connection dying emits on the client (hub/src/db.ts createDb)
+    this.#pool.on('connect', client => { client.on('error', () => { /* its query rejects; the pool drops it */ }) })
   }
 
   get version(): number { return this.#version }
