@@ -57,3 +57,20 @@ t.test('a session identity is dropped by its session id (logout)', async t => {
   t.equal(await auth.fromToken(oauth), undefined, 'gone after logout invalidation')
   t.equal(auth.cachedIdentities, 1, 'the negative answer is cached; the dropped entry and its index are gone')
 })
+
+t.test('expired identities leave the cache as new ones arrive, not only at MAX_CACHE (issue #16)', async t => {
+  const { db } = await createTestDatabase(t)
+  const auth = new RequestAuth(db, { cacheTtlMs: 3000 })
+  const user = await db.insertInto('users').values({ name: 'dave' }).returning('id').executeTakeFirstOrThrow()
+  const tokens = await Promise.all(Array.from({ length: 20 }, async () => (await createToken(db, { kind: 'api', userId: user.id, scopes: ['inherit'] })).token))
+  for (const token of tokens) t.ok(await auth.fromToken(token))
+  t.equal(await auth.fromToken('no-such-token'), undefined)
+  t.equal(auth.cachedIdentities, 21, 'each token once, and the negative answer')
+  await new Promise(r => setTimeout(r, 3100))
+  // none of those keys is asked again (a quiet browser, a server token used every few minutes)
+  const late = (await createToken(db, { kind: 'api', userId: user.id, scopes: ['inherit'] })).token
+  t.ok(await auth.fromToken(late))
+  t.equal(auth.cachedIdentities, 1, 'only the live entry is left')
+  auth.invalidate({ userId: user.id })
+  t.equal(auth.cachedIdentities, 0, 'and its index entries were kept right: invalidation still finds it')
+})

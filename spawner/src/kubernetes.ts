@@ -32,6 +32,7 @@ import {
 import type { ProfileChoice } from './pod-spec.js'
 import { SpawnerError } from './spawner.js'
 import type { PollResult, Spawner, SpawnerState, SpawnSpec, StartOptions, StartResult } from './spawner.js'
+import { linkSignals } from './link-signals.js'
 
 export type { KubernetesSpawnerConfig, KubernetesSpawnerConfigInput, KubeProfile, KubePodOptions, KubeResources, KubePvcOptions } from './kube-config.js'
 export type { ProfileChoice } from './pod-spec.js'
@@ -140,11 +141,20 @@ class KubeSpawner implements KubernetesSpawner {
   }
 
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartResult> {
+    // not AbortSignal.any: it leaks into #closing's dependants on Node 20 (link-signals.ts)
+    const link = linkSignals([options.signal, this.#closing.signal])
+    try {
+      return await this.#start(spec, options, link.signal)
+    } finally {
+      link.unlink()
+    }
+  }
+
+  async #start(spec: SpawnSpec, options: StartOptions, signal: AbortSignal): Promise<StartResult> {
     const { profile, options: podOptions } = resolveProfile(this.config, spec.userOptions)
     const manifest = buildPodManifest(this.config, spec, podOptions, profile) as unknown as V1Pod
     const name = manifest.metadata!.name!
     const log = this.#log.child({ user: spec.user, serverName: spec.serverName, pod: name })
-    const signal = AbortSignal.any([options.signal, this.#closing.signal])
     await abortable(this.ready(), signal)
     options.saveState?.({ podName: name, namespace: this.config.namespace })
     const watcher = new StartWatcher(name, this.config.port, options.progress)

@@ -231,6 +231,22 @@ export class RequestAuth {
     return e.identity
   }
 
+  /**
+   * Drop the expired entries at the front of the cache. Every entry lives the same TTL and is
+   * (re)inserted last, so the Map's order is expiry order and the sweep stops at the first live
+   * one: amortised O(1) per store. Without it an entry left when its key was never asked again (a
+   * browser session gone quiet, a server token used every few minutes) stayed until MAX_CACHE,
+   * ~1.9 KB each: the cache held every user seen rather than the last TTL's (issue #16,
+   * bench-results/2026-12-02-hub-memory).
+   */
+  #sweepExpired(): void {
+    const now = Date.now()
+    for (const [k, e] of this.#cache) {
+      if (e.expires >= now) break
+      this.#delete(k)
+    }
+  }
+
   /** Whether a drop since `generation` (when the lookup began) touched this identity. */
   #raced(identity: Identity | null, generation: number): boolean {
     if (this.#allDroppedAt > generation) return true
@@ -240,6 +256,7 @@ export class RequestAuth {
 
   #store(key: string, identity: Identity | null, generation: number): void {
     if (!this.#cacheUsable() || this.#raced(identity, generation)) return
+    this.#sweepExpired()
     if (this.#cache.size >= MAX_CACHE) {
       // Evict the oldest tenth (Map iterates in insertion order): bounded memory, no per-request scan.
       let n = MAX_CACHE / 10

@@ -71,11 +71,28 @@ export class ActivityBuffer {
       return undefined
     }
     this.#targets.delete(name) // re-inserted last: the map's order is its age
+    this.#sweepExpired()
     if (this.#targets.size >= this.#maxTargets) this.#targets.delete(this.#targets.keys().next().value!)
     const entry = { ...found, expires: Date.now() + this.#targetTtlMs }
     this.#targets.set(name, entry)
     return entry
   }
+
+  /**
+   * Drop the expired targets at the front (the map's order is age, every entry has the same TTL):
+   * amortised O(1) per insert. Without it every user who ever reported stayed until maxTargets
+   * (issue #16, bench-results/2026-12-02-hub-memory).
+   */
+  #sweepExpired(): void {
+    const now = Date.now()
+    for (const [name, t] of this.#targets) {
+      if (t.expires > now) break
+      this.#targets.delete(name)
+    }
+  }
+
+  /** Number of cached targets (tests). */
+  get cachedTargets(): number { return this.#targets.size }
 
   /** Drop a cached target (the user was deleted or renamed, or one of their servers deleted). */
   forget(name: string): void {
