@@ -82,6 +82,13 @@ export interface ProxyConfig {
    * connect/close with 50 clients and 32 free sockets); the free-socket timeout bounds them instead.
    */
   readonly maxUpstreamSockets: number
+  /**
+   * fleethub: the public port's listen backlog (connections the kernel completes before the proxy
+   * accepts them; capped by net.core.somaxconn). Default 4096. Node's own 511 was full (512 seen
+   * in the accept queue) when a campus wave of 200 users arrived within a second at 5,000 users
+   * (issue #16): past it the kernel drops the handshake and the client waits a 1 s retransmit.
+   */
+  readonly listenBacklog: number
   readonly maxFreeUpstreamSockets: number
   readonly upstreamFreeSocketTimeoutMs: number
   /** fleethub: idle keep-alive sockets to the hub's route (`data.hub`) close after this. Default 60000. */
@@ -140,6 +147,7 @@ const OPTIONS = {
   'ready-file': { type: 'string' },
   'ws-idle-timeout': { type: 'string' },
   'max-upstream-sockets': { type: 'string' },
+  'listen-backlog': { type: 'string' },
   'max-free-upstream-sockets': { type: 'string' },
   'upstream-free-socket-timeout': { type: 'string' },
   'hub-free-socket-timeout': { type: 'string' },
@@ -194,6 +202,7 @@ fleethub extensions:
   --ready-file F              once listening, atomically write {"port","apiPort","pid","bootId"} to F
   --ws-idle-timeout MS        close websockets whose client sent nothing for MS (default 600000, 0 = never)
   --max-upstream-sockets N    per-upstream socket limit (default 256)
+  --listen-backlog N          the public port's listen backlog (default 4096, capped by net.core.somaxconn)
   --max-free-upstream-sockets N   idle keep-alive sockets kept per upstream (default 256)
   --upstream-free-socket-timeout MS  close idle upstream sockets after MS (default 4000)
   --hub-free-socket-timeout MS  the same for the hub's route (default 60000; keep it under the hub's
@@ -296,6 +305,7 @@ export function parseProxyConfig(argv: readonly string[], env: Readonly<Record<s
     readyFile: values['ready-file'],
     wsIdleTimeoutMs: num('ws-idle-timeout') ?? 600_000,
     maxUpstreamSockets: num('max-upstream-sockets', { min: 1 }) ?? 256,
+    listenBacklog: num('listen-backlog', { min: 1 }) ?? 4096,
     maxFreeUpstreamSockets: num('max-free-upstream-sockets') ?? 256,
     upstreamFreeSocketTimeoutMs: num('upstream-free-socket-timeout', { min: 1 }) ?? 4000,
     hubFreeSocketTimeoutMs: num('hub-free-socket-timeout', { min: 1 }) ?? 60_000,

@@ -116,7 +116,7 @@ export async function createProxy(config: ProxyConfig, deps: ProxyDeps = {}): Pr
   try {
     // the whole table before the first request: a proxy that starts never answers 404 for a running server
     await store?.start()
-    const port = await listen(publicServer, config.port, config.ip)
+    const port = await listen(publicServer, config.port, config.ip, config.listenBacklog)
     const apiPort = await listen(apiServer, config.apiPort, config.apiIp)
     if (config.redirectPort !== undefined) {
       const redirect = http.createServer((req, res) => redirectToHttps(req, res, config.redirectTo ?? port))
@@ -166,12 +166,12 @@ function readTls(tls: TlsFiles): https.ServerOptions {
   }
 }
 
-/** '' (CHP's default) = all interfaces. Resolves with the bound port. */
-function listen(server: Server, port: number, host: string): Promise<number> {
+/** '' (CHP's default) = all interfaces. Resolves with the bound port. `backlog`: Node's default (511) when not given. */
+function listen(server: Server, port: number, host: string, backlog?: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err)
     server.once('error', onError)
-    server.listen(port, host === '' ? undefined : host, () => {
+    server.listen({ port, host: host === '' ? undefined : host, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.removeListener('error', onError)
       resolve((server.address() as AddressInfo).port)
     })

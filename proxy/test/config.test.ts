@@ -60,3 +60,23 @@ t.test('--help', async t => {
   try { parseProxyConfig(['--help'], {}) } catch (err) { caught = err }
   t.ok(caught instanceof HelpRequested)
 })
+
+t.test('the public port listens with a deep backlog (a class arriving at once), capped by the kernel', async t => {
+  const { execFileSync } = await import('node:child_process')
+  const fs = await import('node:fs')
+  const { startTestProxy } = await import('./fixtures.js')
+  t.equal(parseProxyConfig([], {}).listenBacklog, 4096)
+  t.equal(parseProxyConfig(['--listen-backlog', '100'], {}).listenBacklog, 100)
+  t.throws(() => parseProxyConfig(['--listen-backlog', '0'], {}), ProxyError)
+  let ss = true
+  try { execFileSync('ss', ['-V'], { stdio: 'ignore' }) } catch { ss = false }
+  if (!ss || !fs.existsSync('/proc/sys/net/core/somaxconn')) { t.skip('needs ss and /proc/sys/net/core/somaxconn to read a listen backlog'); return }
+  const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim())
+  // ss shows a listening socket's backlog as its Send-Q
+  const backlogOf = (port: number) => Number(execFileSync('ss', ['-ltnH', `( sport = :${port} )`], { encoding: 'utf8' }).trim().split(/\s+/)[2])
+  for (const [flags, want] of [[[], Math.min(4096, somaxconn)], [['--listen-backlog', '100'], Math.min(100, somaxconn)]] as const) {
+    const proxy = await startTestProxy([...flags])
+    t.teardown(() => proxy.close())
+    t.equal(backlogOf(proxy.port), want, `${flags.join(' ') || 'default'}: backlog ${want} (somaxconn ${somaxconn})`)
+  }
+})
