@@ -12,6 +12,16 @@ import { requireLogin, sendHtml } from '../pages/page-response.js'
 
 /** Hops back to the proxy before giving up: a route being repaired appears within a few. */
 const MAX_HOPS = 5
+/**
+ * A bounce that came back (the route still missing) waits before the next: 250 ms, 500 ms, 1 s,
+ * 2 s, so the hops cover ~4 s of a route on its way (a proxy reloading its table, notifications
+ * late on a busy database) rather than a few milliseconds. JupyterHub sleeps min(2^n, 10) s here.
+ * At 5,000 users with two route-store proxies, a user went through all ten redirects a browser
+ * client allowed in well under a second, and failed (bench-results round 9, restart-5000).
+ */
+export function bounceDelayMs(hops: number): number {
+  return hops <= 0 ? 0 : Math.min(250 * 2 ** (hops - 1), 4000)
+}
 
 export function notRunningRouter(ctx: HubContext): Router {
   const r = Router()
@@ -35,6 +45,7 @@ export function notRunningRouter(ctx: HubContext): Router {
       // The route exists now (or is being repaired): bounce back, counting hops to break loops.
       const hops = Number(req.query.redirects ?? 0) || 0
       if (hops >= MAX_HOPS) throw new HttpError('HUB_ROUTE_MISSING')
+      if (hops > 0) await new Promise(resolve => setTimeout(resolve, bounceDelayMs(hops)))
       return res.redirect(302, `${serverPrefix(owner, '')}${rest}?redirects=${hops + 1}`)
     }
     const spawnUrl = `/hub/spawn/${encodeURIComponent(owner)}?next=${encodeURIComponent(selfUrl)}`
