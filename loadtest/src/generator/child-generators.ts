@@ -132,7 +132,9 @@ class ChildGenerator {
     if (this.#child.connected) this.#child.send(m)
   }
 
-  stop(): Promise<void> { return stopChild(this.#child) }
+  #stopping: Promise<void> | undefined
+  /** Once, however many of its users ask (the run's end closes every silent user: hundreds per child). */
+  stop(): Promise<void> { return (this.#stopping ??= stopChild(this.#child)) }
 
   #apply(b: Batch): void {
     const ctx = this.#ctx
