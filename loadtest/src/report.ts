@@ -131,7 +131,7 @@ export function renderMarkdown(r: RunResult): string {
     `Model: ${c.model ?? 'class'} — ${MODELS[c.model ?? 'class'].description}${c.overridden?.length ? `; overridden by flags: ${c.overridden.map(k => `--${k}`).join(', ')}` : ''}.${c.waveUsers ? ` Arrivals: waves of up to ${c.waveUsers} users.` : ' Arrivals: uniform.'}${c.keepGoing ? ' --keep-going: every step ran unless more than 5% of a step\'s users failed.' : ''}`,
     findScenario(r.scenario)?.judgeText ? `Verdict (this scenario's own, in place of the steady-state SLOs): ${findScenario(r.scenario)!.judgeText}.`
       : `SLOs: no failed user, no 5xx, no dropped websocket, hub p99 < ${c.slo.hubApiP99Ms} ms, proxy added p99 < ${c.slo.proxyAddedP99Ms} ms, websocket echo p99 < ${c.slo.wsEchoP99Ms} ms.`,
-    `Result: ${resultLine(r)}${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}`, '',
+    `Result: ${resultLine(r)}${r.flamegraph ? ` Flamegraph of the hub (the steps): [${r.flamegraph}](${r.flamegraph}).` : ''}${r.logs?.length ? ` Logs of its processes: ${r.logs.map(l => `[${l}](${l})`).join(', ')}.` : ''}`, '',
     ...summaryMarkdown(r),
     '## Steps', '',
     '| step | users | s | healthy | spawned | failed | login p99 ms | logout p99 ms | spawn p99 ms | first page p99 ms | echo p99 ms | proxy added p99 ms | hub accept queue max / p99 | proxy accept queue max / p99 | hub CPU % | generator CPU % |',

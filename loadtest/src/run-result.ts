@@ -49,6 +49,8 @@ export interface RunResult {
   reportDir?: string
   /** With --profile hub: the flamegraph's file name in the report folder. */
   flamegraph?: string
+  /** The processes' logs kept with the report (keep-logs.ts: a step unhealthy or the run failed), relative to it. */
+  logs?: string[]
   /** With --profile hub: the flamegraph, the raw profile and their figures; `missing` when the hub wrote none. */
   profile?: HubProfile | { readonly missing: string }
 }

@@ -29,6 +29,7 @@ import { REPO } from './targets/processes.js'
 import { startTarget } from './targets/start-target.js'
 import { TargetUnavailable, type Target } from './targets/target.js'
 import { fdLimitLines, fdLimitWarning, raiseOwnFdLimit, type FdLimitLine } from './fd-limits.js'
+import { keepLogs } from './keep-logs.js'
 
 export interface RunDeps {
   readonly log: Logger
@@ -316,6 +317,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   let sampler: ResourceSampler | undefined
   let result: RunResult | undefined
   let failure: unknown
+  let keptLogs: string[] = []
   try {
     starting = startTarget(config.target, config, profileDir, workDir, deps.log)
     target = await Promise.race([starting, signals?.interrupted.then(r => { throw new RunInterrupted(r) }) ?? new Promise<never>(() => undefined)])
@@ -353,6 +355,11 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
     // interrupted while the target was starting: it still comes up (its start is bounded), then goes
     target ??= await starting?.catch(() => undefined)
     await target?.close().catch(err => { failure ??= err })
+    // the logs of a run that went wrong stay with its report (keep-logs.ts)
+    if (failure !== undefined || steps.some(s => !s.slo.healthy)) {
+      keptLogs = await keepLogs(workDir, reportDir).catch(() => [])
+      if (keptLogs.length > 0) live.message(`logs kept: ${keptLogs.map(l => path.join(reportDir, l)).join(', ')}`)
+    }
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined)
   }
   if (!result || !target) {
@@ -370,7 +377,7 @@ export async function runLoadtest(config: LoadtestConfig, deps: RunDeps): Promis
   const leftovers = target.leftovers?.() ?? []
   if (leftovers.length > 0) live.message(`outlived their orderly stop, stopped by pid at the end: ${leftovers.map(p => `${p.name} ${p.pid}`).join(', ')}`)
   Object.assign(result, {
-    breakingStep: summary.breakingStep, summary, finishedAt: new Date().toISOString(), flamegraph, profile, reportDir, machine: { ...result.machine, loadavgAtEnd },
+    breakingStep: summary.breakingStep, summary, finishedAt: new Date().toISOString(), flamegraph, profile, reportDir, ...(keptLogs.length > 0 ? { logs: keptLogs } : {}), machine: { ...result.machine, loadavgAtEnd },
     processes: target.pids?.() ?? [], leftovers, ...(interrupted ? { interrupted } : {}),
   })
   await writeReport(result, reportDir, path.join(config.out, 'README.md'))

@@ -11,6 +11,7 @@ import { once } from 'node:events'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { gunzipSync } from 'node:zlib'
 import t from 'tap'
 import { createLogger } from '../../core/src/log.js'
 import { parseLoadtestConfig } from '../src/config.js'
@@ -69,6 +70,10 @@ t.test('a hub SIGKILLed mid-step: its proxy, user servers and Postgres are stopp
   await assertAllGone(t, recorded)
   t.comment(`outlived their orderly stop (stopped by pid): ${JSON.stringify(result.leftovers)}`)
   t.notOk(result.steps[0]!.slo.healthy, 'the step saw the outage')
+  // an unhealthy step keeps the processes' logs with the report (the work directory is gone)
+  t.ok(result.logs?.includes('logs/hub.log.gz'), `logs kept: ${JSON.stringify(result.logs)}`)
+  const hubLog = gunzipSync(await fs.readFile(path.join(result.reportDir!, 'logs', 'hub.log.gz'))).toString()
+  t.match(hubLog, /fleethub is running at/, "the hub's own log, as it wrote it")
 })
 
 t.test('a run that throws stops every process it started', async t => {
