@@ -116,7 +116,7 @@ export async function createSimServers(o: SimServersOptions = {}): Promise<SimSe
   const serverPort = o.serverPort ?? 8888
   const tokenHash = o.token === undefined ? undefined : hash(o.token)
   // a random start inside the range: two sim-servers on one machine (parallel tests) rarely collide
-  const ips = new IpAllocator(o.ipFirst ?? 128, 63, Math.floor(Math.random() * 200) * 254 * 256)
+  const ips = new IpAllocator(o.ipFirst ?? 128, 63, Math.floor(Math.random() * 40 * 256 * 254))
   const entries = new Map<string, Entry>()
   const users = new Set<string>()
   const counters = { started: 0, stopped: 0, failed: 0, addressesInUse: 0 }

@@ -16,6 +16,7 @@
  * This is the only file that loads `@kubernetes/client-node` at runtime (the others import its
  * types only), and it is loaded only when a hub is configured for Kubernetes (kube-load.ts).
  */
+import { setMaxListeners } from 'node:events'
 import { CoreV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node'
 import type { CoreV1Event, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
@@ -108,6 +109,9 @@ class KubeSpawner implements KubernetesSpawner {
 
   constructor(config: KubernetesSpawnerConfig, deps: KubernetesSpawnerDeps) {
     this.config = config
+    // every start in flight listens on it (linkSignals, removed when the start ends): a class start
+    // has a hundred at once, which is no leak, so Node's warning past 10 listeners is off here
+    setMaxListeners(0, this.#closing.signal)
     this.#log = deps.log.child({ component: 'kubernetes-spawner', namespace: config.namespace })
     const kc = loadKubeConfig(config, deps)
     this.#core = kc.makeApiClient(CoreV1Api)

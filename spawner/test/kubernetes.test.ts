@@ -258,8 +258,15 @@ t.test('200 concurrent starts: API calls grow with pods started, not with polls'
   await spawner.ready()
   const base = sim.requests().length
   const N = 200
+  // 200 starts in flight each listen on the spawner's lifetime signal: no "possible leak" warning
+  const warnings: string[] = []
+  const onWarning = (w: Error) => { if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
   const results = await Promise.all(Array.from({ length: N }, (_, i) => spawner.start(spec(`u${i}`), opts())))
   t.equal(results.length, N)
+  await new Promise(r => setImmediate(r))
+  t.same(warnings, [], 'no MaxListenersExceededWarning')
   const afterStart = sim.requests().slice(base)
   const nonWatch = afterStart.filter(r => r.verb !== 'watch')
   t.equal(nonWatch.filter(r => r.verb === 'create').length, N, 'one create per pod')
