@@ -7,8 +7,7 @@
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { siblingEntry } from '../../core/src/supervision.js'
 import type { Logger } from 'pino'
 import type { FromHost, HostOptions, ToHost } from './pod-host.js'
 import type { ContainerRuntime, ContainerSpec, RunningContainer } from './runtime.js'
@@ -47,18 +46,6 @@ export function podHostsFor(clusterPods: number, fdSoft: number | undefined): nu
   return Math.min(MAX_AUTO_POD_HOSTS, Math.max(1, Math.ceil(clusterPods / Math.max(1, podsPerHost(fdSoft)))))
 }
 
-/** The child's entry beside this file: pod-host.js in dist, pod-host.ts under tsx (which the child then needs too). */
-function hostEntry(): { file: string; execArgv: string[] } {
-  const self = fileURLToPath(import.meta.url)
-  const ext = path.extname(self)
-  return { file: path.join(path.dirname(self), `pod-host${ext}`), execArgv: ext === '.ts' ? ['--import', tsxLoader()] : [] }
-}
-
-/** tsx resolved from here, not from the working directory (a bare `--import tsx` would be). */
-function tsxLoader(): string {
-  try { return import.meta.resolve('tsx') } catch { return 'tsx' }
-}
-
 interface Pending { resolve(): void; reject(err: Error): void }
 
 /** One child process and what it runs. */
@@ -82,7 +69,8 @@ class Host {
     this.#onExit = onExit
     this.ready = new Promise<void>((resolve, reject) => { this.#onReady = resolve; this.#onEarlyExit = reject })
     this.ready.catch(() => { /* start() reports it */ })
-    const entry = hostEntry()
+    // pod-host.js beside this file in dist/, pod-host.ts under tsx
+    const entry = siblingEntry(import.meta.url, 'pod-host')
     this.child = fork(entry.file, [JSON.stringify(options)], { execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.child.on('message', (m: FromHost) => this.#message(m))
     this.child.on('error', err => this.#exit(`error: ${err.message}`))

@@ -8,8 +8,7 @@
  * closes, the runner stops them (stopGeneratorChildren), and this process kills any left when it exits.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { siblingEntry } from '../../../core/src/supervision.js'
 import type { VisitPlan } from '../scenarios/users.js'
 import type { UserState, UserTally } from '../simulated-user.js'
 import type { GeneratorChildReport, StepContext, UserHandle } from '../step.js'
@@ -21,11 +20,8 @@ const READY_TIMEOUT_MS = 60_000
 const KILL_GRACE_MS = 2000
 const STDERR_TAIL_CHARS = 2000
 
-// worker.js beside this file in dist/, worker.ts under tsx (the tests): the same extension as ours
-const HERE = fileURLToPath(import.meta.url)
-const EXT = path.extname(HERE)
-const ENTRY = path.join(path.dirname(HERE), `worker${EXT}`)
-const EXEC_ARGV = EXT === '.ts' ? ['--import', import.meta.resolve('tsx')] : []
+// worker.js beside this file in dist/, worker.ts under tsx (the tests)
+const ENTRY = siblingEntry(import.meta.url, 'worker')
 
 /** Every child generator not yet exited. */
 const LIVE = new Set<ChildProcess>()
@@ -94,7 +90,7 @@ class ChildGenerator {
 
   constructor(readonly number: number, readonly indices: number[], ctx: StepContext) {
     this.#ctx = ctx
-    const child = fork(ENTRY, [], { execArgv: EXEC_ARGV, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    const child = fork(ENTRY.file, [], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
     this.#child = child
     register(child)
     this.report = { pid: child.pid, users: indices.length, cpu: [], lagP99s: [] }
